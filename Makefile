@@ -1,0 +1,44 @@
+# tradingd — make demo (run the system), make test (everything the tests need, then the tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: help venv demo test test-deps lint bench clean
+
+help:
+	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
+	@echo "make test   - set up everything the tests need, then run them"
+	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
+	@echo "make lint   - ruff"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# promtool (Debian package prometheus) lints the metrics; installed when root and missing.
+test-deps:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool missing and not root: metric lint tests will be skipped"; fi; }
+
+test: venv test-deps
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check tradingd tests tools bench
+
+demo: venv
+	$(BIN)/tradingd-demo
+
+bench: venv
+	$(BIN)/python bench/bench_segment.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

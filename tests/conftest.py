@@ -1,0 +1,41 @@
+"""Fixtures shared by the whole suite: private segment names, cleanup, implementations.
+
+Every test gets its own segment name (``tdtest-<hex>``) and whatever it leaves in
+/dev/shm under that name is removed afterwards, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tradingd import fastpath, reader, shm, writer
+
+
+def new_segment_name(prefix: str = "tdtest") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def segment_name() -> Iterator[str]:
+    """A fresh segment name; /dev/shm/<name> is removed after the test."""
+    name = new_segment_name()
+    yield name
+    path = shm.segment_path(name)
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+@pytest.fixture(params=["c", "python"])
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test against the C fast path and against the pure-Python reference."""
+    if request.param == "c":
+        if fastpath.FAST is None:
+            pytest.skip("C fast path not built (tradingd._fastpath missing)")
+    else:
+        monkeypatch.setattr(writer, "FAST", None)
+        monkeypatch.setattr(reader, "FAST", None)
+    return request.param

@@ -1,0 +1,235 @@
+"""SegmentWriter and SegmentReader against real /dev/shm segments, in C and pure Python."""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from tradingd import layout as L
+from tradingd import shm
+from tradingd.errors import (
+    SegmentExists,
+    SegmentNotFound,
+    SegmentStopped,
+    TradingdError,
+)
+from tradingd.model import LatestValue, SymbolInfo
+from tradingd.reader import SegmentReader
+from tradingd.writer import SegmentWriter
+
+SYMBOLS = [SymbolInfo("AAPL", "stock"), SymbolInfo("BTC-USD", "crypto", price_decimals=2),
+           SymbolInfo("EURUSD", "forex", price_decimals=5)]
+
+
+def make(name: str, **kw: object) -> SegmentWriter:
+    kw.setdefault("ring_capacity", 1024)
+    return SegmentWriter.create(name, SYMBOLS, symbol_capacity=8, **kw)  # type: ignore[arg-type]
+
+
+def batch(first_sym: int, n: int, nsym: int = 3) -> np.ndarray:
+    recs = np.zeros(n, L.RECORD_DTYPE)
+    recs["symbol_id"] = (np.arange(n) + first_sym) % nsym
+    recs["event_ns"] = np.arange(n) * 1000
+    recs["close"] = np.arange(n) + 0.5
+    recs["volume"] = np.arange(n) * 2.0
+    return recs
+
+
+def test_create_is_exclusive_mode_0640_and_live(segment_name: str, impl: str) -> None:
+    with make(segment_name) as w:
+        st = os.stat(shm.segment_path(segment_name))
+        assert stat.S_IMODE(st.st_mode) == 0o640
+        assert st.st_size == w.geometry.total_size
+        with pytest.raises(SegmentExists):
+            make(segment_name)
+        with SegmentReader.attach(segment_name) as r:
+            h = r.header()
+            assert h["state"] == L.STATE_LIVE
+            assert h["generation"] == w.generation != 0
+            assert h["producer_pid"] == os.getpid()
+            assert h["layout_fingerprint"] == L.LAYOUT_FINGERPRINT
+            assert [s.name for s in r.symbols()] == ["AAPL", "BTC-USD", "EURUSD"]
+            assert r.symbols()[2].asset_class == "forex"
+    assert not os.path.exists(shm.segment_path(segment_name))
+
+
+def test_generation_is_new_for_each_creation(segment_name: str) -> None:
+    gens = set()
+    for _ in range(3):
+        with make(segment_name) as w:
+            gens.add(w.generation)
+    assert len(gens) == 3
+
+
+def test_create_does_not_follow_a_symlink(segment_name: str, tmp_path) -> None:
+    target = tmp_path / "victim"
+    target.write_bytes(b"keep me")
+    os.symlink(target, shm.segment_path(segment_name))
+    with pytest.raises(SegmentExists):
+        make(segment_name)
+    assert target.read_bytes() == b"keep me"
+
+
+def test_mode_and_group_are_applied(segment_name: str) -> None:
+    gid = os.getgid()
+    with make(segment_name, mode=0o600, group=grp.getgrgid(gid).gr_name):
+        st = os.stat(shm.segment_path(segment_name))
+        assert stat.S_IMODE(st.st_mode) == 0o600
+        assert st.st_gid == gid
+
+
+def test_failed_creation_leaves_nothing_behind(segment_name: str) -> None:
+    bad = [SymbolInfo("X" * 30)]
+    with pytest.raises(TradingdError, match="longer than 23"):
+        SegmentWriter.create(segment_name, bad, ring_capacity=64)
+    assert not os.path.lexists(shm.segment_path(segment_name))
+
+
+def test_publish_one_and_read_back(segment_name: str, impl: str) -> None:
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        sub = r.subscribe("oldest")
+        assert sub.poll_one() is None
+        for i in range(5):
+            assert w.publish(i % 3, 10 + i, 1.0, 2.0, 0.5, 1.5 + i, 1e10 + i) == i
+        got = [sub.poll_one() for _ in range(5)]
+        assert [g[0] for g in got] == [0, 1, 2, 3, 4]
+        assert got[4][1:3] == (1, 14) and got[4][7:] == (5.5, 1e10 + 4)
+        assert sub.poll_one() is None
+        latest = r.latest(1)
+        assert isinstance(latest, LatestValue)
+        assert (latest.seq, latest.price, latest.volume, latest.event_ns, latest.valid) == (
+            4, 5.5, 1e10 + 4, 14, 1)
+        assert r.latest(2).seq == 2
+        assert r.cursor == 5
+
+
+def test_latest_of_unwritten_symbol_is_none(segment_name: str, impl: str) -> None:
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        w.publish(0, 1, 1, 1, 1, 1, 1)
+        assert r.latest(1) is None
+        with pytest.raises(IndexError):
+            r.latest(8)
+
+
+def test_batch_publish_and_batch_read(segment_name: str, impl: str) -> None:
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        sub = r.subscribe("oldest")
+        recs = batch(0, 600)
+        assert w.publish_batch(recs) == 0
+        got = sub.poll_batch(10_000).copy()
+        assert len(got) == 600 and sub.position == 600 and sub.lost == 0
+        assert np.array_equal(got["seq_lo"], np.arange(600))
+        assert np.array_equal(got["close"], recs["close"])
+        assert (got["publish_ns"] > 0).all()
+        # latest slot of each symbol = its last record in the batch
+        for sym in range(3):
+            last = max(i for i in range(600) if i % 3 == sym)
+            v = r.latest(sym)
+            assert (v.seq, v.price, v.volume, v.event_ns) == (last, last + 0.5, last * 2.0,
+                                                              last * 1000)
+
+
+def test_batch_read_across_the_ring_wrap(segment_name: str, impl: str) -> None:
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        w.publish_batch(batch(0, 700))
+        sub = r.subscribe("latest")
+        w.publish_batch(batch(700, 500))  # slots 700..1023 then 0..175
+        got = sub.poll_batch(10_000)
+        assert len(got) == 500 and sub.lost == 0
+        assert np.array_equal(got["seq_lo"], np.arange(700, 1200))
+
+
+def test_lapping_is_counted_exactly_and_reader_resumes_at_oldest_intact(
+        segment_name: str, impl: str) -> None:
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        one, many = r.subscribe("oldest"), r.subscribe("oldest")
+        w.publish_batch(batch(0, 5000))
+        # capacity 1024, window 256: the 768 newest records are guaranteed intact
+        got = many.poll_batch(100_000)
+        assert many.lost == 5000 - 768 and len(got) == 768
+        assert got["seq_lo"][0] == 5000 - 768
+        first = one.poll_one()
+        assert first[0] == 5000 - 768 and one.lost == 5000 - 768
+        rest = list(one)
+        assert len(rest) == 767 and rest[-1][0] == 4999
+
+
+def test_wait_for_data_wakes_on_publish(segment_name: str, impl: str) -> None:
+    import threading
+    with make(segment_name, wake_readers=True) as w, SegmentReader.attach(segment_name) as r:
+        sub = r.subscribe("latest")
+        assert sub.wait_for_data(0.05) is False
+        t = threading.Timer(0.05, lambda: w.publish(0, 1, 1, 1, 1, 1, 1))
+        t.start()
+        assert sub.wait_for_data(5.0) is True
+        t.join()
+        assert sub.spin(0.01) is True
+
+
+def test_reader_is_read_only_and_never_resizes(segment_name: str) -> None:
+    with make(segment_name) as w:
+        size = os.stat(shm.segment_path(segment_name)).st_size
+        with SegmentReader.attach(segment_name) as r:
+            with pytest.raises(TypeError):
+                r._mm[0] = 0
+            assert os.stat(shm.segment_path(segment_name)).st_size == size
+            assert r.file_size == w.geometry.total_size
+
+
+def test_reader_reports_unlink_and_replacement(segment_name: str) -> None:
+    w = make(segment_name)
+    r = SegmentReader.attach(segment_name)
+    try:
+        assert r.name_status() == "same"
+        w.close()
+        assert r.name_status() == "gone"
+        assert r.state == L.STATE_STOPPED
+        with make(segment_name) as w2:
+            assert r.name_status() == "replaced"
+            with SegmentReader.attach(segment_name) as r2:
+                assert r2.generation == w2.generation != r.generation
+    finally:
+        r.close()
+
+
+def test_attach_missing_and_stopped(segment_name: str) -> None:
+    with pytest.raises(SegmentNotFound, match="does not exist"):
+        SegmentReader.attach(segment_name)
+    with make(segment_name) as w:
+        w.set_state(L.STATE_STOPPED)
+        with pytest.raises(SegmentStopped):
+            SegmentReader.attach(segment_name)
+        with SegmentReader.attach(segment_name, require_live=False) as r:
+            assert r.state == L.STATE_STOPPED
+
+
+def test_close_does_not_unlink_a_replacement(segment_name: str) -> None:
+    w = make(segment_name)
+    os.unlink(shm.segment_path(segment_name))  # an operator removed it...
+    with make(segment_name) as w2:              # ...and a new producer took the name
+        w.close()
+        assert os.path.exists(shm.segment_path(segment_name))
+        assert SegmentReader.attach(segment_name).generation == w2.generation
+
+
+def test_heartbeat_and_counters(segment_name: str) -> None:
+    with make(segment_name, heartbeat_interval_ns=50_000_000) as w, \
+            SegmentReader.attach(segment_name) as r:
+        before = r.header()["heartbeat_count"]
+        w.heartbeat(now_ns=123_456)
+        w.set_counter("replay_loops", 3)
+        w.set_record_count(0, 10538)
+        h = r.header()
+        assert h["heartbeat_ns"] == 123_456 and h["heartbeat_count"] == before + 1
+        assert h["heartbeat_interval_ns"] == 50_000_000 and h["replay_loops"] == 3
+        assert r.symbols()[0].record_count == 10538
+
+
+def test_invalid_names_are_refused() -> None:
+    for bad in ("", "a/b", "..", "x" * 201, "sp ace"):
+        with pytest.raises(TradingdError, match="invalid segment name"):
+            SegmentWriter.create(bad, SYMBOLS)

@@ -1,0 +1,32 @@
+"""Constants that more than one module needs: exit codes, default names and ports.
+
+One place for each of these facts, so the daemons, the units'
+``RestartPreventExitStatus=`` and the docs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Exit codes, from sysexits.h where one fits. The systemd units list the permanent ones
+# in RestartPreventExitStatus= so a bad config does not restart-loop.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected internal error (a bug): worth a restart
+EXIT_USAGE = 64  # EX_USAGE: bad command line
+EXIT_DATAERR = 65  # EX_DATAERR: bad rows in strict mode
+EXIT_NOINPUT = 66  # EX_NOINPUT: a data file is missing or unreadable
+EXIT_SEGMENT_OWNED = 73  # EX_CANTCREAT: another live producer owns the segment
+EXIT_PROTOCOL = 76  # EX_PROTOCOL: segment of another layout/version, or foreign
+EXIT_NOPERM = 77  # EX_NOPERM: not allowed to create/open the segment
+EXIT_CONFIG = 78  # EX_CONFIG: invalid configuration
+
+#: Exit codes that a restart cannot fix (listed in the units' RestartPreventExitStatus=).
+PERMANENT_EXIT_CODES = (EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SEGMENT_OWNED,
+                        EXIT_PROTOCOL, EXIT_NOPERM, EXIT_CONFIG)
+
+DEFAULT_SEGMENT_NAME = "tradingd"
+SHM_DIR = "/dev/shm"
+DEFAULT_CONFIG_PATH = "/etc/tradingd/tradingd.yaml"
+DEFAULT_PRODUCER_METRICS_PORT = 9101
+DEFAULT_CONSUMER_METRICS_PORT = 9102
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
