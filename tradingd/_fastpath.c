@@ -18,6 +18,7 @@
 #include <structmember.h>
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -260,7 +261,19 @@ static PyObject *Segment_latest(Segment *self, PyObject *arg) {
         return NULL;
     }
     tradingd_latest *lt = &self->latest[sym];
-    for (int tries = 0; tries < 1000000; tries++) {
+    uint64_t deadline = 0;
+    for (unsigned tries = 1;; tries++) {
+        if ((tries & 127) == 0) { /* contended: yield to a descheduled writer, 1 s budget */
+            uint64_t now = mono_ns();
+            if (!deadline) {
+                deadline = now + 1000000000ull;
+            } else if (now > deadline) {
+                break;
+            }
+            Py_BEGIN_ALLOW_THREADS
+            sched_yield();
+            Py_END_ALLOW_THREADS
+        }
         uint64_t a = LOAD_ACQ(&lt->lock);
         if (a == 0) Py_RETURN_NONE;
         if (a & 1) {
@@ -283,7 +296,8 @@ static PyObject *Segment_latest(Segment *self, PyObject *arg) {
             return t;
         }
     }
-    PyErr_Format(PyExc_RuntimeError, "latest slot %llu never stable (writer stuck?)", sym);
+    PyErr_Format(PyExc_RuntimeError,
+                 "latest slot %llu not stable for 1 s: the writer died mid-update?", sym);
     return NULL;
 }
 

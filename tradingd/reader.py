@@ -40,7 +40,9 @@ _RECORD_UNPACK = L.RECORD.struct_format(L.RECORD.dtype.names).unpack_from
 _LATEST_UNPACK = L.LATEST.struct_format(
     ("price", "volume", "event_ns", "publish_ns", "valid")).unpack_from
 _MASK32 = 0xFFFFFFFF
-_SEQLOCK_RETRIES = 10_000
+#: A seqlock held odd this long means the writer died mid-update (it may also just be
+#: descheduled for a few ms on a busy machine: readers yield the CPU while they wait).
+_SEQLOCK_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -260,17 +262,25 @@ class SegmentReader:
             raise IndexError(f"symbol id {symbol_id} outside the symbol table")
         words, mm = self._words, self._mm
         w = self._latest_word0 + symbol_id * 8
-        for _ in range(_SEQLOCK_RETRIES):
-            a = words[w]
-            if a == 0:
-                return None
-            if a & 1:
-                continue
-            t = _LATEST_UNPACK(mm, w * 8 + 8)
-            if words[w] == a:
-                return ((a - 2) >> 1, *t)
-        raise SegmentError(self.where, f"latest slot {symbol_id} never stable after "
-                                       f"{_SEQLOCK_RETRIES} tries (writer stuck mid-update?)")
+        deadline = 0.0
+        while True:
+            for _ in range(100):
+                a = words[w]
+                if a == 0:
+                    return None
+                if a & 1:
+                    continue
+                t = _LATEST_UNPACK(mm, w * 8 + 8)
+                if words[w] == a:
+                    return ((a - 2) >> 1, *t)
+            now = time.monotonic()  # contended: yield to the writer, within a time budget
+            if not deadline:
+                deadline = now + _SEQLOCK_TIMEOUT_S
+            elif now > deadline:
+                raise SegmentError(self.where, f"latest slot {symbol_id} (offset "
+                                               f"{w * 8}) not stable for {_SEQLOCK_TIMEOUT_S} s:"
+                                               f" the writer died mid-update?")
+            time.sleep(0)
 
     def latest_all(self) -> list[LatestValue | None]:
         """Snapshots of every symbol's slot (each consistent on its own)."""
