@@ -1,0 +1,133 @@
+"""The command line every daemon and tool shares, and how a command ends.
+
+``--config PATH`` is looked for, when not given, in this order:
+
+1. ``$TRADINGD_CONFIG`` if set (and not empty);
+2. ``/etc/tradingd/tradingd.yaml`` if it exists (an installed system);
+3. ``./config/tradingd.yaml`` (a checkout: the bundled config).
+
+``--segment NAME`` overrides ``segment.name`` (several instances and tests side by side);
+``--log-level`` overrides ``logging.level``.
+
+:func:`run_main` is the one place a command ends: an expected failure (a
+:class:`~tradingd.errors.TradingdError`) prints ``prog: message`` and exits with the
+error's code, without a traceback; Ctrl-C exits 130; anything else is a bug and shows its
+traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from tradingd import __version__
+from tradingd import constants as C
+from tradingd.config import Config, check_segment_name, load_config
+from tradingd.daemon.logs import LEVELS, is_journal_stream
+from tradingd.errors import TradingdError
+
+#: The bundled config, relative to the working directory (last in the search order).
+LOCAL_CONFIG_PATH = "config/tradingd.yaml"
+CONFIG_ENV = "TRADINGD_CONFIG"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout went away (``tool | head``)
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> str:
+    """The config file used without ``--config`` (search order in the module docstring)."""
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        return env[CONFIG_ENV]
+    if Path(C.DEFAULT_CONFIG_PATH).is_file():
+        return C.DEFAULT_CONFIG_PATH
+    return LOCAL_CONFIG_PATH
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, exiting with EX_USAGE (64) on a bad command line instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(C.EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _segment_name(value: str) -> str:
+    problem = check_segment_name(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"invalid segment name {value!r}: {problem}")
+    return value
+
+
+def common_parser(prog: str, description: str) -> ArgumentParser:
+    """A parser with ``--config``, ``--segment``, ``--log-level`` and ``--version``."""
+    parser = ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--config", metavar="PATH", default=None,
+        help=(f"configuration file (default: ${CONFIG_ENV}, else {C.DEFAULT_CONFIG_PATH} "
+              f"if it exists, else ./{LOCAL_CONFIG_PATH}; now: {default_config_path()})"))
+    parser.add_argument(
+        "--segment", metavar="NAME", type=_segment_name, default=None,
+        help="shared-memory segment name, overriding segment.name in the config")
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default=None, type=str.lower,
+        help="log level, overriding logging.level in the config")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Load the config the parsed ``--config``/``--segment`` name (raises ConfigError)."""
+    path = args.config if args.config else default_config_path()
+    return load_config(path, segment_override=args.segment)
+
+
+def log_level(args: argparse.Namespace, config: Config) -> str:
+    """``--log-level`` if given, else the config's ``logging.level``."""
+    return args.log_level or config.logging.level
+
+
+def _print_error(prog: str, message: str) -> None:
+    # Under systemd stderr is the journal: file the line at priority err (3).
+    prefix = "<3>" if is_journal_stream(sys.stderr) else ""
+    for line in f"{prog}: {message}".split("\n"):
+        sys.stderr.write(f"{prefix}{line}\n")
+    sys.stderr.flush()
+
+
+def run_main(fn: Callable[[], int | None], prog: str) -> NoReturn:
+    """Run a command's body and exit with the right code; never returns.
+
+    ``fn`` returns the exit code (None means 0). A ``TradingdError`` prints
+    ``prog: message`` (no traceback) and exits with its ``exit_code``; KeyboardInterrupt
+    exits 130; a closed stdout exits 141 quietly; any other exception is a bug: its
+    traceback is logged (priority-prefixed under journald) and the exit code is 1.
+    """
+    try:
+        code = fn()
+    except TradingdError as exc:
+        _print_error(prog, str(exc))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    except SystemExit:
+        raise
+    except BaseException:
+        if logging.getLogger().handlers:
+            logging.getLogger(prog).critical("internal error (a bug, please report it)",
+                                             exc_info=True)
+        else:
+            traceback.print_exc()
+        code = C.EXIT_FAILURE
+    sys.exit(C.EXIT_OK if code is None else code)
