@@ -4,15 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo test test-deps lint bench clean
+.PHONY: help venv demo test test-deps lint bench c-header docs clean
 
 help:
 	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
 	@echo "make test   - set up everything the tests need, then run them"
 	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
 	@echo "make lint   - ruff"
+	@echo "make install / make uninstall - as root: /opt/tradingd, units, users, /etc/tradingd"
+	@echo "make c-header - regenerate tools/c/tradingd_segment.h from tradingd/layout.py"
 
-$(STAMP): pyproject.toml
+# The C fast path (tradingd/_fastpath.c) is compiled by this install; it is rebuilt when
+# its source or the generated layout header changes.
+$(STAMP): pyproject.toml setup.py tradingd/_fastpath.c tools/c/tradingd_segment.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
@@ -40,5 +44,14 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/bench_segment.py
 
+c-header: venv
+	$(BIN)/python -m tradingd.cheader > tools/c/tradingd_segment.h
+
+docs: venv
+	$(BIN)/python -m tradingd.layout_doc > docs/segment-layout.md
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# make install / make uninstall (systemd units, users, /opt/tradingd): see systemd/install.mk
+-include systemd/install.mk

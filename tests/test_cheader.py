@@ -72,3 +72,18 @@ def test_c_reader_refuses_missing_and_foreign(segment_name: str, c_reader: Path)
     Path(f"/dev/shm/{segment_name}").write_bytes(b"x" * 4096)
     out = subprocess.run([str(c_reader), segment_name], capture_output=True, text=True)
     assert out.returncode == 76 and "not a tradingd segment" in out.stderr
+
+
+def test_checked_in_layout_doc_is_generated_from_the_layout() -> None:
+    from tradingd import layout_doc
+    checked_in = (ROOT / "docs" / "segment-layout.md").read_text()
+    assert checked_in == layout_doc.generate(), (
+        "docs/segment-layout.md is stale: run `make docs` and commit it")
+
+
+def test_c_fast_path_is_built_where_a_compiler_exists() -> None:
+    """The extension is optional at install time; `make test` must not silently lose it."""
+    from tradingd import fastpath
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the pure-Python path is in use")
+    assert fastpath.FAST is not None, "tradingd._fastpath did not build: see pip's output"
