@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_geometry_regions_are_aligned_and_disjoint() -> None:
     regions = geo.regions()
     for _, off, _, _, _ in regions:
         assert off % L.CACHE_LINE == 0
-    for (_, a_off, a_size, _, _), (_, b_off, _, _, _) in zip(regions, regions[1:], strict=False):
+    for (_, a_off, a_size, _, _), (_, b_off, _, _, _) in itertools.pairwise(regions):
         assert a_off + a_size <= b_off
     assert geo.total_size == regions[-1][1] + regions[-1][2]
 

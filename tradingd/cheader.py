@@ -40,8 +40,8 @@ def _struct(s: L.Struct) -> list[str]:
 def generate() -> str:
     """The complete header text (deterministic: same layout, same bytes)."""
     out = [
-        "/* tradingd segment layout v{}.{} -- GENERATED from tradingd/layout.py by".format(
-            L.LAYOUT_MAJOR, L.LAYOUT_MINOR),
+        f"/* tradingd segment layout v{L.LAYOUT_MAJOR}.{L.LAYOUT_MINOR} -- GENERATED from "
+        "tradingd/layout.py by",
         " * tradingd/cheader.py (`tradingd-inspect layout --c-header`). Do not edit by hand:",
         " * change tradingd/layout.py and run `make c-header`.",
         " *",

@@ -12,6 +12,7 @@ any the writer may have been overwriting meanwhile (counted as lost, never retur
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -189,10 +190,8 @@ class SegmentReader:
             self._fast = None
         self._u8 = self._ring_u8 = None  # type: ignore[assignment]
         self._words.release()
-        try:
+        with contextlib.suppress(BufferError):  # a caller still holds a numpy view of the mapping
             self._mm.close()
-        except BufferError:  # a caller still holds a numpy view of the mapping
-            pass
         os.close(self._fd)
 
     def __enter__(self) -> SegmentReader:
@@ -257,7 +256,10 @@ class SegmentReader:
         return None if t is None else LatestValue._make(t)
 
     def latest_tuple(self, symbol_id: int) -> tuple[int, float, float, int, int, int] | None:
-        """The fast path of :meth:`latest`: ``(seq, price, volume, event_ns, publish_ns, valid)``."""
+        """:meth:`latest` as a plain tuple (the fast path; C when built).
+
+        ``(seq, price, volume, event_ns, publish_ns, valid)``.
+        """
         if not 0 <= symbol_id < self.geometry.symtab_capacity:
             raise IndexError(f"symbol id {symbol_id} outside the symbol table")
         words, mm = self._words, self._mm
@@ -289,7 +291,7 @@ class SegmentReader:
 
     # ------------------------------------------------------------------ ring
     def subscribe(self, start: str = "oldest") -> RingSubscription:
-        """A reading position in the ring: ``"oldest"`` intact record, or ``"latest"`` (new only)."""
+        """A reading position: the ``"oldest"`` intact record, or ``"latest"`` (new ones only)."""
         return RingSubscription(self, start)
 
     def wait(self, expected_wake: int, timeout_s: float) -> None:

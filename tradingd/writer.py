@@ -13,6 +13,7 @@ target first, so a reader can catch a transient 0 (facts.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -176,10 +177,8 @@ class SegmentWriter:
             self._fast = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
         self._words.release()
-        try:
+        with contextlib.suppress(BufferError):  # a caller still holds a view; the OS unmaps at exit
             self._mm.close()
-        except BufferError:  # a caller still holds a view; the OS unmaps at exit
-            pass
         os.close(self._fd)
 
     def close(self, *, unlink: bool = True) -> None:
