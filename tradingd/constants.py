@@ -6,8 +6,6 @@ One place for each of these facts, so the daemons, the units'
 
 from __future__ import annotations
 
-import os
-
 # Exit codes, from sysexits.h where one fits. The systemd units list the permanent ones
 # in RestartPreventExitStatus= so a bad config does not restart-loop.
 EXIT_OK = 0
@@ -15,6 +13,8 @@ EXIT_FAILURE = 1  # unexpected internal error (a bug): worth a restart
 EXIT_USAGE = 64  # EX_USAGE: bad command line
 EXIT_DATAERR = 65  # EX_DATAERR: bad rows in strict mode
 EXIT_NOINPUT = 66  # EX_NOINPUT: a data file is missing or unreadable
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the metrics address/port cannot be bound (retry)
+EXIT_SEGMENT_PROBLEM = 2  # tradingd-inspect: segment missing/initialising/damaged (shown)
 EXIT_SEGMENT_OWNED = 73  # EX_CANTCREAT: another live producer owns the segment
 EXIT_PROTOCOL = 76  # EX_PROTOCOL: segment of another layout/version, or foreign
 EXIT_NOPERM = 77  # EX_NOPERM: not allowed to create/open the segment

@@ -135,3 +135,14 @@ class UnsupportedPlatform(TradingdError):
     On other CPUs (ARM, POWER) Python stores may be reordered and a reader could accept a
     torn record. tradingd refuses to run there unless TRADINGD_ALLOW_WEAK_MEMORY=1.
     """
+
+
+class MetricsUnavailable(TradingdError):
+    """The metrics endpoint could not be served: its address/port cannot be bound.
+
+    Another process holds the port (an old daemon still stopping, or another program):
+    free it, or change ``*.metrics.port`` in the config (0 picks a free port). A restart
+    may succeed once the port is free, so this is not a permanent exit code (69).
+    """
+
+    exit_code = C.EXIT_UNAVAILABLE

@@ -24,7 +24,7 @@ def _load() -> ModuleType | None:
         from tradingd import _fastpath
     except ImportError:
         return None
-    if _fastpath.LAYOUT_FINGERPRINT_HEX != f"{L.LAYOUT_FINGERPRINT:016x}":
+    if f"{L.LAYOUT_FINGERPRINT:016x}" != _fastpath.LAYOUT_FINGERPRINT_HEX:
         log.warning("C fast path built for layout %s, not %016x: rebuild it (pip install -e .);"
                     " using pure Python", _fastpath.LAYOUT_FINGERPRINT_HEX, L.LAYOUT_FINGERPRINT)
         return None

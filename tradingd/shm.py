@@ -11,6 +11,7 @@ garbage collection.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import grp
@@ -140,10 +141,8 @@ def _mode_text(path: str) -> str:
 
 def unlink(name: str) -> None:
     """Remove the name (mapped segments stay valid for whoever has them mapped)."""
-    try:
+    with contextlib.suppress(posix_ipc.ExistentialError):
         posix_ipc.unlink_shared_memory("/" + name)
-    except posix_ipc.ExistentialError:
-        pass
 
 
 def resolve_group(group: str | int | None) -> int:
