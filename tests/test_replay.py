@@ -297,3 +297,23 @@ def test_replay_into_a_real_segment(segment_name: str) -> None:
             while not rp.step().finished:
                 pass
             assert r.state == L.STATE_FINISHED
+
+
+def test_align_start_makes_every_symbol_begin_together() -> None:
+    from tradingd.replay import build_timeline
+    day = 86_400 * 10**9
+    a = np.zeros(3, dtype=[("event_ns", "<i8"), ("open", "<f8"), ("high", "<f8"),
+                           ("low", "<f8"), ("close", "<f8"), ("volume", "<f8")])
+    b = a.copy()
+    a["event_ns"] = [0, day, 2 * day]
+    b["event_ns"] = [100 * day, 100 * day + 3600 * 10**9, 101 * day]
+    b["close"] = [7, 8, 9]
+    real = build_timeline([a, b])
+    assert real.records["symbol_id"].tolist() == [0, 0, 0, 1, 1, 1]
+    aligned = build_timeline([a, b], align="start")
+    recs = aligned.records
+    assert recs["symbol_id"].tolist() == [0, 1, 1, 0, 1, 0]
+    assert recs["event_ns"][recs["symbol_id"] == 1].tolist() == [0, 3600 * 10**9, day]
+    assert recs["close"][recs["symbol_id"] == 1].tolist() == [7, 8, 9]
+    with pytest.raises(ValueError, match="align"):
+        build_timeline([a], align="end")

@@ -117,7 +117,7 @@ def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
         infos.append(SymbolInfo(name=sym.name, asset_class=sym.asset_class,
                                 currency=sym.currency, price_decimals=sym.price_decimals,
                                 bar_interval_ns=interval, record_count=len(bars)))
-    timeline = build_timeline(all_bars)
+    timeline = build_timeline(all_bars, align=config.producer.replay.align)
     del all_bars
     return MarketData(infos, timeline, rejected)
 

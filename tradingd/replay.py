@@ -84,16 +84,27 @@ def bar_interval_ns(event_ns: np.ndarray) -> int:
     return int(np.median(gaps)) if len(gaps) else 0
 
 
-def build_timeline(bars: Sequence[np.ndarray]) -> Timeline:
+ALIGNS = ("none", "start")
+
+
+def build_timeline(bars: Sequence[np.ndarray], align: str = "none") -> Timeline:
     """Merge per-symbol bars (``event_ns open high low close volume`` fields) by event time.
 
     ``bars[i]`` becomes symbol id ``i``. Equal timestamps keep configuration order, then
     file order (stable sort of the concatenation). Memory: one ``RECORD_DTYPE`` array
     (64 bytes a record) plus a transient index array.
+
+    ``align="start"`` shifts each symbol's timestamps by a constant so every symbol's first
+    bar falls on the earliest first bar: all symbols tick from the start of the replay
+    (the bundled files cover different decades). ``"none"`` keeps the real history.
     """
+    if align not in ALIGNS:
+        raise ValueError(f"replay align must be one of {ALIGNS}, not {align!r}")
     counts = tuple(len(b) for b in bars)
     total = sum(counts)
     merged = np.zeros(total, L.RECORD_DTYPE)
+    firsts = [int(b["event_ns"][0]) for b in bars if len(b)]
+    origin = min(firsts) if firsts else 0
     pos = 0
     for symbol_id, b in enumerate(bars):
         n = len(b)
@@ -101,6 +112,8 @@ def build_timeline(bars: Sequence[np.ndarray]) -> Timeline:
         part["symbol_id"] = symbol_id
         for name in ("event_ns", "open", "high", "low", "close", "volume"):
             part[name] = b[name]
+        if align == "start" and n:
+            part["event_ns"] += origin - int(b["event_ns"][0])
         pos += n
     order = np.argsort(merged["event_ns"], kind="stable")
     records = merged[order]
