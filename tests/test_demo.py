@@ -1,0 +1,85 @@
+"""tradingd-demo's pieces without processes: the config it writes, parsing, the table.
+
+The demo run end to end (real daemons, Ctrl-C, nothing left behind) is in
+tests/test_consumer_e2e.py.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import yaml
+from prometheus_client import generate_latest
+
+from tradingd.analytics import SymbolStats
+from tradingd.config import load_config, parse_config
+from tradingd.consumer_metrics import ConsumerSnapshot, make_registry
+from tradingd.demo import demo_config, free_port, parse_metrics, render
+from tradingd.latency import LatencyHistogram
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def stats(name: str, i: int, vwap: float) -> SymbolStats:
+    return SymbolStats(
+        symbol_id=i, name=name, records=10 + i, last_price=102.0, previous_price=101.0,
+        first_price=100.0, change=1.0, change_pct=0.99, change_since_first=2.0,
+        change_since_first_pct=2.0, vwap=vwap, return_mean=0.001, return_std=0.02,
+        high=103.0, low=99.0, last_volume=5.0, window_volume=50.0, total_volume=60.0,
+        window_records=10, tick_rate=3.5, last_event_ns=1_600_000_000 * 10**9,
+        last_publish_ns=5)
+
+
+def snapshot() -> ConsumerSnapshot:
+    h = LatencyHistogram()
+    return ConsumerSnapshot(
+        segment="tradingd", wait_strategy="block", implementation="c", attached=True,
+        generation=0x7F3A1C2B00000001, producer_up=True, producer_state="live",
+        heartbeat_timestamp=1.7e9, last_data_timestamp=1.7e9, consumed=1000, lost=0,
+        skipped=0, rejected=0, lag=0, generation_changes=0, attaches=1,
+        latency_buckets=h.cumulative(), latency_sum=0.0,
+        symbols=[stats("AAPL", 0, 101.5), stats("EURUSD", 1, float("nan"))],
+        symbol_records={"AAPL": 10, "EURUSD": 11, "OLD": 4})
+
+
+def test_demo_config_overrides_only_what_it_must(tmp_path: Path) -> None:
+    base = load_config(REPO / "config" / "tradingd.yaml")
+    data = demo_config(base, "tddemo-x", 40001, 40002, 3.0e7)
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = parse_config(path.read_text(), path)  # valid, and relative paths no longer matter
+    assert cfg.segment.name == "tddemo-x"
+    assert cfg.producer.data_dir == base.producer.data_dir
+    assert (cfg.producer.metrics.port, cfg.consumer.metrics.port) == (40001, 40002)
+    assert (cfg.producer.replay.mode, cfg.producer.replay.speed) == ("paced", 3.0e7)
+    assert cfg.producer.symbols == base.producer.symbols
+    assert cfg.consumer.wait == base.consumer.wait
+    unchanged = demo_config(base, "tddemo-y", 40001, 40002, 0)
+    assert unchanged["producer"].get("replay", {}) == yaml.safe_load(
+        base.source_path.read_text())["producer"].get("replay", {})
+
+
+def test_free_port_is_bindable() -> None:
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_parse_and_render_the_consumers_metrics() -> None:
+    text = generate_latest(make_registry(snapshot, process=False)).decode()
+    view = parse_metrics(text)
+    assert view.generation == "7f3a1c2b00000001" and view.state == "live"
+    assert view.scalars["records_consumed_total"] == 1000
+    aapl = view.symbols["AAPL"]
+    assert (aapl.price, aapl.previous, aapl.first, aapl.rate) == (102.0, 101.0, 100.0, 3.5)
+    lines = render(view, {"AAPL": 2, "EURUSD": 5}, ["AAPL", "TSLA", "EURUSD"], 12.0, 250.0)
+    assert lines[0].startswith("tradingd demo")
+    assert "producer up" in lines[0] and "consumed 1,000 (250/s)" in lines[0]
+    assert "SYMBOL" in lines[1] and "VWAP" in lines[1]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert list(rows) == ["AAPL", "TSLA", "EURUSD", "OLD"]  # config order, then the rest
+    assert "2020-09-13 12:26" in rows["AAPL"] and "102.00" in rows["AAPL"]
+    assert "+1.00 (+0.99%)" in rows["AAPL"] and "+2.00%" in rows["AAPL"]
+    assert rows["TSLA"].split()[1:3] == ["-", "-"]  # configured, no data yet
+    assert "102.00000" in rows["EURUSD"]  # its own decimals; NaN VWAP shown as -
