@@ -233,3 +233,16 @@ def test_invalid_names_are_refused() -> None:
     for bad in ("", "a/b", "..", "x" * 201, "sp ace"):
         with pytest.raises(TradingdError, match="invalid segment name"):
             SegmentWriter.create(bad, SYMBOLS)
+
+
+def test_next_spins_for_the_next_record(segment_name: str, impl: str) -> None:
+    import threading
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        sub = r.subscribe("latest")
+        assert sub.next(0.01) is None
+        t = threading.Timer(0.05, lambda: w.publish(2, 7, 1, 1, 1, 3.5, 9))
+        t.start()
+        rec = sub.next(5.0)
+        t.join()
+        assert rec is not None and rec[:3] == (0, 2, 7) and rec[7:] == (3.5, 9.0)
+        assert sub.position == 1 and sub.next(0.0) is None

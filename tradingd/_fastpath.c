@@ -379,67 +379,84 @@ static void Cursor_dealloc(Cursor *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* poll_one() -> (seq, symbol_id, event_ns, publish_ns, open, high, low, close, volume) | None */
-static PyObject *Cursor_poll_one(Cursor *self, PyObject *Py_UNUSED(ignored)) {
+/* One step of the ring protocol. Returns 1 and fills *out/*seq with the next intact
+ * record, 0 if there is none yet. Updates position, lost and rejected. */
+static int cursor_take(Cursor *self, tradingd_record *out, uint64_t *seq) {
     Segment *seg = self->seg;
-    if (check_open(seg) < 0) return NULL;
     tradingd_header *h = seg->hdr;
     uint64_t p = self->position;
     for (;;) {
         uint64_t c1 = LOAD_ACQ(&h->ring_cursor);
         if (p >= c1) {
             self->position = p;
-            Py_RETURN_NONE;
+            return 0;
         }
         int64_t oldest = (int64_t)c1 + seg->margin;
         if ((int64_t)p < oldest) {
             self->lost += (uint64_t)(oldest - (int64_t)p);
             p = (uint64_t)oldest;
         }
-        const tradingd_record *src = &seg->ring[p & seg->mask];
+        const uint64_t *sw = (const uint64_t *)&seg->ring[p & seg->mask];
         uint64_t w[8];
-        const uint64_t *sw = (const uint64_t *)src;
         for (int i = 0; i < 8; i++) w[i] = LOAD_RLX(&sw[i]);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         uint64_t c2 = LOAD_RLX(&h->ring_cursor);
-        if ((int64_t)p < (int64_t)c2 + seg->margin) { /* overwritten while we copied */
+        p += 1;
+        if ((int64_t)p - 1 < (int64_t)c2 + seg->margin) { /* overwritten while we copied */
             self->lost += 1;
-            p += 1;
             continue;
         }
-        tradingd_record rec;
-        memcpy(&rec, w, sizeof rec);
-        p += 1;
-        if (rec.seq_lo != (uint32_t)(p - 1)) {
+        memcpy(out, w, sizeof *out);
+        if (out->seq_lo != (uint32_t)(p - 1)) {
             self->rejected += 1;
             continue;
         }
         self->position = p;
-        PyObject *t = PyTuple_New(9);
-        if (!t) return NULL;
-        PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLongLong(p - 1));
-        PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(rec.symbol_id));
-        PyTuple_SET_ITEM(t, 2, PyLong_FromLongLong(rec.event_ns));
-        PyTuple_SET_ITEM(t, 3, PyLong_FromUnsignedLongLong(rec.publish_ns));
-        PyTuple_SET_ITEM(t, 4, PyFloat_FromDouble(rec.open));
-        PyTuple_SET_ITEM(t, 5, PyFloat_FromDouble(rec.high));
-        PyTuple_SET_ITEM(t, 6, PyFloat_FromDouble(rec.low));
-        PyTuple_SET_ITEM(t, 7, PyFloat_FromDouble(rec.close));
-        PyTuple_SET_ITEM(t, 8, PyFloat_FromDouble(rec.volume));
-        return t;
+        *seq = p - 1;
+        return 1;
     }
 }
 
-/* spin(timeout_s) -> bool: busy-wait (GIL released) until a record beyond our position
- * exists or the timeout passes. The spin wait strategy: lowest latency, one core busy. */
-static PyObject *Cursor_spin(Cursor *self, PyObject *arg) {
-    Segment *seg = self->seg;
-    if (check_open(seg) < 0) return NULL;
-    double timeout = PyFloat_AsDouble(arg);
-    if (PyErr_Occurred()) return NULL;
-    uint64_t deadline = mono_ns() + (uint64_t)(timeout > 0 ? timeout * 1e9 : 0);
+static PyObject *record_tuple(const tradingd_record *rec, uint64_t seq) {
+    PyObject *t = PyTuple_New(9);
+    if (!t) return NULL;
+    PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLongLong(seq));
+    PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(rec->symbol_id));
+    PyTuple_SET_ITEM(t, 2, PyLong_FromLongLong(rec->event_ns));
+    PyTuple_SET_ITEM(t, 3, PyLong_FromUnsignedLongLong(rec->publish_ns));
+    PyTuple_SET_ITEM(t, 4, PyFloat_FromDouble(rec->open));
+    PyTuple_SET_ITEM(t, 5, PyFloat_FromDouble(rec->high));
+    PyTuple_SET_ITEM(t, 6, PyFloat_FromDouble(rec->low));
+    PyTuple_SET_ITEM(t, 7, PyFloat_FromDouble(rec->close));
+    PyTuple_SET_ITEM(t, 8, PyFloat_FromDouble(rec->volume));
+    return t;
+}
+
+/* poll_one() -> (seq, symbol_id, event_ns, publish_ns, open, high, low, close, volume) | None */
+static PyObject *Cursor_poll_one(Cursor *self, PyObject *Py_UNUSED(ignored)) {
+    if (check_open(self->seg) < 0) return NULL;
+    tradingd_record rec;
+    uint64_t seq;
+    if (!cursor_take(self, &rec, &seq)) Py_RETURN_NONE;
+    return record_tuple(&rec, seq);
+}
+
+/* Spin until the cursor passes `pos` or `deadline` (monotonic ns). The first
+ * SPIN_HOLD_NS are spun holding the GIL (a GIL hand-off costs more than a short wait);
+ * after that the GIL is released so other threads (the metrics server) run. */
+#define SPIN_HOLD_NS 50000ull
+static int spin_until(Segment *seg, uint64_t pos, uint64_t deadline) {
     const uint64_t *cursor = &seg->hdr->ring_cursor;
-    uint64_t pos = self->position;
+    uint64_t hold_until = mono_ns() + SPIN_HOLD_NS;
+    for (unsigned n = 0;; n++) {
+        if (LOAD_ACQ(cursor) > pos) return 1;
+        if ((n & 255) == 255) {
+            uint64_t now = mono_ns();
+            if (now >= deadline) return 0;
+            if (now >= hold_until) break;
+        }
+        cpu_relax();
+    }
     int found = 0;
     Py_BEGIN_ALLOW_THREADS
     for (unsigned n = 0;; n++) {
@@ -451,12 +468,41 @@ static PyObject *Cursor_spin(Cursor *self, PyObject *arg) {
         cpu_relax();
     }
     Py_END_ALLOW_THREADS
-    return PyBool_FromLong(found);
+    return found;
+}
+
+/* next(timeout_s) -> record tuple | None: spin for the next record and return it, in one
+ * call (the spin wait strategy's lowest-latency path). */
+static PyObject *Cursor_next(Cursor *self, PyObject *arg) {
+    Segment *seg = self->seg;
+    if (check_open(seg) < 0) return NULL;
+    double timeout = PyFloat_AsDouble(arg);
+    if (PyErr_Occurred()) return NULL;
+    uint64_t deadline = mono_ns() + (uint64_t)(timeout > 0 ? timeout * 1e9 : 0);
+    tradingd_record rec;
+    uint64_t seq;
+    for (;;) {
+        if (cursor_take(self, &rec, &seq)) return record_tuple(&rec, seq);
+        if (!spin_until(seg, self->position, deadline)) Py_RETURN_NONE;
+    }
+}
+
+/* spin(timeout_s) -> bool: busy-wait until a record beyond our position exists or the
+ * timeout passes. The spin wait strategy: lowest latency, one core busy. */
+static PyObject *Cursor_spin(Cursor *self, PyObject *arg) {
+    Segment *seg = self->seg;
+    if (check_open(seg) < 0) return NULL;
+    double timeout = PyFloat_AsDouble(arg);
+    if (PyErr_Occurred()) return NULL;
+    uint64_t deadline = mono_ns() + (uint64_t)(timeout > 0 ? timeout * 1e9 : 0);
+    return PyBool_FromLong(spin_until(seg, self->position, deadline));
 }
 
 static PyMethodDef Cursor_methods[] = {
     {"poll_one", (PyCFunction)Cursor_poll_one, METH_NOARGS,
      "the next record as a tuple (Record order), or None"},
+    {"next", (PyCFunction)Cursor_next, METH_O,
+     "next(timeout_s) -> the next record (spinning for it), or None on timeout"},
     {"spin", (PyCFunction)Cursor_spin, METH_O,
      "spin(timeout_s) -> True when records beyond the position exist"},
     {NULL, NULL, 0, NULL},
