@@ -176,7 +176,7 @@ SCHEMA = Map({
             "speed": Number(86400.0, minimum=0.0, exclusive_minimum=True,
                             unit="data seconds per second"),
             "at_end": Str("loop", choices=("loop", "stop")),
-            "align": Str("none", choices=("none", "start")),
+            "align": Str("start", choices=("none", "start")),
             "batch_size": Int(256, minimum=1, maximum=65536),
         }),
         "metrics": _metrics(9101),

@@ -6,8 +6,9 @@ Starts the real daemons as child processes on a private segment name
 seed's data viewer showed -- per symbol: price, change, volume, VWAP, tick rate -- as the
 consumer computes it (read from the consumer's metrics endpoint, so the view is the
 consumer's, not a second computation), refreshed until Ctrl-C or ``--duration`` seconds.
-The replay runs at a year of data per second (``--speed``) and loops, so every bundled
-symbol appears within a minute and keeps moving.
+The replay runs at a week of data per second (``--speed``), every symbol's history
+aligned to start together (``producer.replay.align: start``), and loops, so all four
+bundled symbols move from the first second.
 
 On a terminal the table is redrawn in place; when stdout is not a terminal (a pipe, a
 log, CI) it prints plain lines, one block per refresh. The daemons' own logs go to a
@@ -53,10 +54,9 @@ PROG = "tradingd-demo"
 STOP_GRACE = 10.0
 #: Seconds to wait for the consumer's metrics endpoint to answer at start.
 START_TIMEOUT = 30.0
-#: Replay speed of the demo: a year of market data per second. The bundled data spans
-#: 1980-2024 (AAPL from 1980, TSLA 2010, EURUSD 2017, BTC-USD 2019): at the config's one
-#: day a second only AAPL would move for hours.
-DEFAULT_SPEED = 365 * 86400.0
+#: Replay speed of the demo: a week of market data per second (stocks ~5 bars/s, BTC-USD 7,
+#: EURUSD's hourly bars ~120/s), with every symbol aligned to start together.
+DEFAULT_SPEED = 7 * 86400.0
 _PREFIX = "tradingd_consumer_"
 
 
@@ -99,7 +99,8 @@ def demo_config(base: Config, segment: str, producer_port: int, consumer_port: i
     producer.setdefault("metrics", {}).update(enabled=True, address="127.0.0.1",
                                               port=producer_port)
     if speed:
-        producer.setdefault("replay", {}).update(mode="paced", speed=speed, at_end="loop")
+        producer.setdefault("replay", {}).update(mode="paced", speed=speed, at_end="loop",
+                                                 align="start")
     consumer = data.setdefault("consumer", {})
     consumer.setdefault("metrics", {}).update(enabled=True, address="127.0.0.1",
                                               port=consumer_port)
@@ -349,8 +350,8 @@ def _parser() -> ArgumentParser:
                    help="seconds between screen refreshes (default 1)")
     p.add_argument("--speed", type=float, default=DEFAULT_SPEED, metavar="FACTOR",
                    help=f"replay paced at this many data seconds per second (default "
-                        f"{DEFAULT_SPEED:.0f}: a year of data a second, so every bundled "
-                        f"symbol shows up within a minute); 0: the config's producer.replay")
+                        f"{DEFAULT_SPEED:.0f}: a week of data a second); 0: the config's "
+                        f"producer.replay")
     return p
 
 
