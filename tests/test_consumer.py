@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import ThreadStop
 
 from tradingd.config import Config, load_config
 from tradingd.consumer import ConsumerService
@@ -19,17 +20,6 @@ from tradingd.waiting import STRATEGIES
 from tradingd.writer import SegmentWriter
 
 SYMBOLS = [SymbolInfo("AAA"), SymbolInfo("BBB")]
-
-
-class Stop:
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.event.wait(timeout)
 
 
 def config(tmp_path: Path, segment: str, strategy: str = "block") -> Config:
@@ -50,7 +40,7 @@ def publish(w: SegmentWriter, n: int, base: float = 10.0) -> None:
 
 
 def test_waiting_snapshot_and_status(tmp_path: Path, segment_name: str) -> None:
-    svc = ConsumerService(config(tmp_path, segment_name), stop=Stop())
+    svc = ConsumerService(config(tmp_path, segment_name), stop=ThreadStop())
     svc.follower.tick()
     assert svc.status_text() == f"waiting for segment /dev/shm/{segment_name}; consumed 0, lost 0"
     s = svc.snapshot()
@@ -62,7 +52,7 @@ def test_waiting_snapshot_and_status(tmp_path: Path, segment_name: str) -> None:
 
 def test_attached_snapshot_backlog_and_generations(tmp_path: Path, segment_name: str,
                                                    impl: str) -> None:
-    svc = ConsumerService(config(tmp_path, segment_name), stop=Stop())
+    svc = ConsumerService(config(tmp_path, segment_name), stop=ThreadStop())
     w1 = SegmentWriter.create(segment_name, SYMBOLS, ring_capacity=256)
     try:
         publish(w1, 6)  # already there at attach: analysed, not timed
@@ -103,7 +93,7 @@ def test_attached_snapshot_backlog_and_generations(tmp_path: Path, segment_name:
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_run_reads_what_is_published_until_stopped(tmp_path: Path, segment_name: str,
                                                    strategy: str) -> None:
-    stop = Stop()
+    stop = ThreadStop()
     svc = ConsumerService(config(tmp_path, segment_name, strategy), stop=stop)
     w = SegmentWriter.create(segment_name, SYMBOLS, ring_capacity=1024)
     done = threading.Event()
@@ -140,7 +130,7 @@ def test_run_reads_what_is_published_until_stopped(tmp_path: Path, segment_name:
 def test_report_logs_throughput_health_and_symbols(tmp_path: Path, segment_name: str,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    svc = ConsumerService(config(tmp_path, segment_name), stop=Stop())
+    svc = ConsumerService(config(tmp_path, segment_name), stop=ThreadStop())
     with SegmentWriter.create(segment_name, SYMBOLS, ring_capacity=256) as w:
         svc.follower.tick()
         publish(w, 20)

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from support import promtool_lint
 
 from tradingd import layout as L
 from tradingd import shm
@@ -44,7 +45,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 MARKET_DATA = REPO / "market_data"
 BIN = Path(sys.executable).parent
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 START_TIMEOUT = 20.0  # generous for a loaded box
 WINDOW = 100  # consumer.analysis.window in these tests
 HEARTBEAT = 0.05  # segment.heartbeat_interval: timeout = max(5 x 0.05, 0.5 floor) = 0.5 s
@@ -237,15 +237,6 @@ def wait_metrics(url: str, predicate: Callable[[Scrape], bool], timeout: float,
                          f"consumer log:\n{daemon.log}")
 
 
-def promtool_check(text: str) -> None:
-    if not os.path.exists(PROMTOOL):
-        pytest.skip("promtool not installed (Debian package prometheus)")
-    res = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
-                         capture_output=True, timeout=30)
-    out = (res.stdout + res.stderr).decode()
-    assert res.returncode == 0 and out.strip() == "", out
-
-
 # ------------------------------------------------------------------ independent figures
 def csv_figures(path: Path, window: int) -> dict[str, float]:
     """Figures of one CSV file computed the obvious way (the bundled files are clean)."""
@@ -318,7 +309,7 @@ def test_figures_match_the_csv_data_and_metrics_lint(
         for key, expected in want.items():
             got = value(m, f"symbol_{key}", symbol=symbol)
             assert got == pytest.approx(expected, rel=1e-9), (symbol, key)
-    promtool_check(scrape_text(url))
+    promtool_lint(scrape_text(url))
     assert consumer.stop() == 0
     assert producer.stop() == 0
     assert "Traceback" not in consumer.log
@@ -404,7 +395,7 @@ def test_consumer_started_first_waits_then_attaches(
     url = consumer.metrics_url()
     m = scrape(url)
     assert value(m, "attached") == 0 and value(m, "producer_up") == 0
-    promtool_check(scrape_text(url))  # also clean with nothing attached
+    promtool_lint(scrape_text(url))  # also clean with nothing attached
     time.sleep(0.3)  # several retries: logged once
     assert consumer.log.count("waiting for segment") == 1, consumer.log
     start("producer", cfg)

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import subprocess
 import urllib.request
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from support import promtool_lint
 
 from tradingd.analytics import SymbolStats
 from tradingd.consumer_metrics import ConsumerSnapshot, MetricsServer, make_registry
 from tradingd.errors import MetricsUnavailable
 from tradingd.latency import LatencyHistogram
-
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def stats(name: str, i: int, vwap: float = 101.5) -> SymbolStats:
@@ -48,15 +44,6 @@ def snapshot(**kw: object) -> ConsumerSnapshot:
 def samples(text: str) -> dict[tuple[str, tuple], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(text) for s in f.samples}
-
-
-def lint(text: str) -> None:
-    if not os.path.exists(PROMTOOL):
-        pytest.skip("promtool not installed (Debian package prometheus)")
-    res = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
-                         capture_output=True, timeout=30)
-    out = (res.stdout + res.stderr).decode()
-    assert res.returncode == 0 and out.strip() == "", out
 
 
 def test_values_from_the_snapshot() -> None:
@@ -100,7 +87,7 @@ def test_promtool_is_silent_with_process_collectors() -> None:
     registry = make_registry(snapshot)
     text = generate_latest(registry).decode()
     assert "process_cpu_seconds_total" in text and "tradingd_consumer_build_info" in text
-    lint(text)
+    promtool_lint(text)
 
 
 def test_server_binds_port_zero_and_releases_it() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import promtool_lint
 
 from tradingd import constants as C
 from tradingd import layout as L
@@ -281,12 +282,7 @@ def test_producer_lifecycle(workdir: Path, start: Callable[..., ProducerProcess]
     assert "tradingd_producer_publish_batch_duration_seconds_bucket" in text
     assert re.search(r"^process_resident_memory_bytes ", text, re.M)
     assert re.search(r"^python_info\{", text, re.M)
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package prometheus): metrics not linted")
-    lint = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                          timeout=30)
-    assert lint.returncode == 0 and lint.stdout == b"" and lint.stderr == b"", lint
+    promtool_lint(body)
 
     p.proc.send_signal(signal.SIGTERM)
     assert p.wait_exit() == 0

@@ -6,22 +6,12 @@ import threading
 import time
 
 import pytest
+from support import ThreadStop
 
 from tradingd.model import SymbolInfo
 from tradingd.reader import SegmentReader
 from tradingd.waiting import STRATEGIES, BlockWait, PollWait, SpinWait, make_strategy
 from tradingd.writer import SegmentWriter
-
-
-class Stop:
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.event.wait(timeout)
 
 
 @pytest.fixture
@@ -38,7 +28,7 @@ def test_returns_at_once_when_data_is_there(segment, name: str) -> None:
     w, sub = segment
     w.publish(0, 1, 1.0, 1.0, 1.0, 1.0, 1.0)
     t0 = time.monotonic()
-    assert make_strategy(name, Stop(), 0.5).wait(sub, 5.0)
+    assert make_strategy(name, ThreadStop(), 0.5).wait(sub, 5.0)
     assert time.monotonic() - t0 < 0.5
 
 
@@ -46,7 +36,7 @@ def test_returns_at_once_when_data_is_there(segment, name: str) -> None:
 def test_times_out_without_data(segment, name: str) -> None:
     _, sub = segment
     t0 = time.monotonic()
-    assert not make_strategy(name, Stop(), 0.01).wait(sub, 0.1)
+    assert not make_strategy(name, ThreadStop(), 0.01).wait(sub, 0.1)
     assert 0.09 <= time.monotonic() - t0 < 1.0
 
 
@@ -57,7 +47,7 @@ def test_wakes_when_the_writer_publishes(segment, name: str) -> None:
     timer.start()
     t0 = time.monotonic()
     try:
-        assert make_strategy(name, Stop(), 0.005).wait(sub, 5.0)
+        assert make_strategy(name, ThreadStop(), 0.005).wait(sub, 5.0)
     finally:
         timer.join()
     assert time.monotonic() - t0 < 1.0
@@ -65,7 +55,7 @@ def test_wakes_when_the_writer_publishes(segment, name: str) -> None:
 
 def test_spin_sees_a_stop_request(segment) -> None:
     _, sub = segment
-    stop = Stop()
+    stop = ThreadStop()
     threading.Timer(0.05, stop.event.set).start()
     t0 = time.monotonic()
     assert not SpinWait(stop).wait(sub, 10.0)
@@ -75,7 +65,7 @@ def test_spin_sees_a_stop_request(segment) -> None:
 def test_poll_sleeps_its_interval(segment) -> None:
     _, sub = segment
     slept: list[float] = []
-    p = PollWait(Stop(), 0.002, sleep=lambda s: (slept.append(s), time.sleep(s)))
+    p = PollWait(ThreadStop(), 0.002, sleep=lambda s: (slept.append(s), time.sleep(s)))
     assert not p.wait(sub, 0.02)
     assert 3 <= len(slept) <= 10
     assert max(slept) == 0.002
@@ -84,7 +74,7 @@ def test_poll_sleeps_its_interval(segment) -> None:
 
 def test_block_returns_when_stopped(segment) -> None:
     _, sub = segment
-    stop = Stop()
+    stop = ThreadStop()
     stop.event.set()
     t0 = time.monotonic()
     assert not BlockWait(stop).wait(sub, 5.0)
@@ -93,4 +83,4 @@ def test_block_returns_when_stopped(segment) -> None:
 
 def test_unknown_strategy() -> None:
     with pytest.raises(ValueError, match="spin, poll, block"):
-        make_strategy("sleepy", Stop())
+        make_strategy("sleepy", ThreadStop())
