@@ -41,8 +41,13 @@ lint: venv
 demo: venv
 	$(BIN)/tradingd-demo
 
+# Benchmarks print tradingd's figures beside the peers measured in the same run
+# (pandas for the loader, if installed: pip install '.[bench]').
 bench: venv
 	$(BIN)/python bench/bench_segment.py
+	$(BIN)/python bench/bench_loader.py
+	$(BIN)/python bench/bench_producer.py
+	$(BIN)/python bench/bench_consumer.py
 
 c-header: venv
 	$(BIN)/python -m tradingd.cheader > tools/c/tradingd_segment.h
