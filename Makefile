@@ -38,8 +38,9 @@ test: venv test-deps
 lint: venv
 	$(BIN)/ruff check tradingd tests tools bench
 
+# Ctrl-C stops it; DURATION=N stops it after N seconds.
 demo: venv
-	$(BIN)/tradingd-demo
+	$(BIN)/tradingd-demo $(if $(DURATION),--duration $(DURATION))
 
 # Benchmarks print tradingd's figures beside the peers measured in the same run
 # (pandas for the loader, if installed: pip install '.[bench]').
