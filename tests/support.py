@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from tradingd.analytics import SymbolStats
+
 
 def promtool_lint(text: str | bytes) -> None:
     """``promtool check metrics`` must print nothing on a scrape (skip without promtool)."""
@@ -37,3 +39,14 @@ class ThreadStop:
 
     def set(self) -> None:
         self.event.set()
+
+
+def symbol_stats(name: str, i: int, vwap: float = 101.5) -> SymbolStats:
+    """A plausible SymbolStats for rendering and metrics tests."""
+    return SymbolStats(
+        symbol_id=i, name=name, records=10 + i, last_price=102.0, previous_price=101.0,
+        first_price=100.0, change=1.0, change_pct=0.99, change_since_first=2.0,
+        change_since_first_pct=2.0, vwap=vwap, return_mean=0.001, return_std=0.02,
+        high=103.0, low=99.0, last_volume=5.0, window_volume=50.0, total_volume=60.0,
+        window_records=10, tick_rate=3.5, last_event_ns=1_600_000_000 * 10**9,
+        last_publish_ns=5)

@@ -8,22 +8,11 @@ import urllib.request
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from support import promtool_lint
+from support import promtool_lint, symbol_stats
 
-from tradingd.analytics import SymbolStats
 from tradingd.consumer_metrics import ConsumerSnapshot, MetricsServer, make_registry
 from tradingd.errors import MetricsUnavailable
 from tradingd.latency import LatencyHistogram
-
-
-def stats(name: str, i: int, vwap: float = 101.5) -> SymbolStats:
-    return SymbolStats(
-        symbol_id=i, name=name, records=10 + i, last_price=102.0, previous_price=101.0,
-        first_price=100.0, change=1.0, change_pct=0.99, change_since_first=2.0,
-        change_since_first_pct=2.0, vwap=vwap, return_mean=0.001, return_std=0.02,
-        high=103.0, low=99.0, last_volume=5.0, window_volume=50.0, total_volume=60.0,
-        window_records=10, tick_rate=3.5, last_event_ns=1_600_000_000 * 10**9,
-        last_publish_ns=5)
 
 
 def snapshot(**kw: object) -> ConsumerSnapshot:
@@ -35,7 +24,7 @@ def snapshot(**kw: object) -> ConsumerSnapshot:
         heartbeat_timestamp=1.7e9, last_data_timestamp=1.7e9 + 0.5, consumed=1000, lost=7,
         skipped=3, rejected=0, lag=2, generation_changes=1, attaches=2,
         latency_buckets=h.cumulative(), latency_sum=h.sum_seconds,
-        symbols=[stats("AAPL", 0), stats("EURUSD", 1, vwap=math.nan)],
+        symbols=[symbol_stats("AAPL", 0), symbol_stats("EURUSD", 1, vwap=math.nan)],
         symbol_records={"AAPL": 10, "EURUSD": 11, "OLD": 4})
     base.update(kw)
     return ConsumerSnapshot(**base)

@@ -11,24 +11,14 @@ from pathlib import Path
 
 import yaml
 from prometheus_client import generate_latest
+from support import symbol_stats
 
-from tradingd.analytics import SymbolStats
 from tradingd.config import load_config, parse_config
 from tradingd.consumer_metrics import ConsumerSnapshot, make_registry
 from tradingd.demo import demo_config, free_port, parse_metrics, render
 from tradingd.latency import LatencyHistogram
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def stats(name: str, i: int, vwap: float) -> SymbolStats:
-    return SymbolStats(
-        symbol_id=i, name=name, records=10 + i, last_price=102.0, previous_price=101.0,
-        first_price=100.0, change=1.0, change_pct=0.99, change_since_first=2.0,
-        change_since_first_pct=2.0, vwap=vwap, return_mean=0.001, return_std=0.02,
-        high=103.0, low=99.0, last_volume=5.0, window_volume=50.0, total_volume=60.0,
-        window_records=10, tick_rate=3.5, last_event_ns=1_600_000_000 * 10**9,
-        last_publish_ns=5)
 
 
 def snapshot() -> ConsumerSnapshot:
@@ -39,7 +29,7 @@ def snapshot() -> ConsumerSnapshot:
         heartbeat_timestamp=1.7e9, last_data_timestamp=1.7e9, consumed=1000, lost=0,
         skipped=0, rejected=0, lag=0, generation_changes=0, attaches=1,
         latency_buckets=h.cumulative(), latency_sum=0.0,
-        symbols=[stats("AAPL", 0, 101.5), stats("EURUSD", 1, float("nan"))],
+        symbols=[symbol_stats("AAPL", 0, 101.5), symbol_stats("EURUSD", 1, float("nan"))],
         symbol_records={"AAPL": 10, "EURUSD": 11, "OLD": 4})
 
 

@@ -305,6 +305,24 @@ def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
         return _problem_exit(opened)
 
 
+def _report(args: argparse.Namespace, opened: Opened, key: str, rows: list[dict[str, object]],
+            notes: list[str], render: Callable[[list[dict[str, object]]], str],
+            empty: str) -> int:
+    """Print decoded rows (a table, or --json) with the view's notes; exit by the problem."""
+    view = opened.view
+    if args.json:
+        emit_json({"segment": opened.probe.source.where, key: rows, "notes": notes,
+                   "problem": opened.problem.as_dict() if opened.problem else None})
+    else:
+        if rows:
+            print(render(rows))
+        elif view is not None and view.geometry is not None:
+            print(empty)
+        for n in notes:
+            print(f"note: {n}")
+    return _problem_exit(opened)
+
+
 def cmd_latest(args: argparse.Namespace, clock: Clock) -> int:
     opened, _config = _open(args)
     with opened:
@@ -312,17 +330,8 @@ def cmd_latest(args: argparse.Namespace, clock: Clock) -> int:
         rows = (latest_rows(view.symbols(), view.latest_all(), clock.monotonic_ns())
                 if view is not None and view.geometry is not None else [])
         notes = list(view.notes) if view is not None else []
-        if args.json:
-            emit_json({"segment": opened.probe.source.where, "symbols": rows, "notes": notes,
-                       "problem": opened.problem.as_dict() if opened.problem else None})
-        else:
-            if rows:
-                print(render_latest(rows))
-            elif view is not None and view.geometry is not None:
-                print("(no symbols in the segment)")
-            for n in notes:
-                print(f"note: {n}")
-        return _problem_exit(opened)
+        return _report(args, opened, "symbols", rows, notes, render_latest,
+                       "(no symbols in the segment)")
 
 
 def cmd_tail(args: argparse.Namespace, clock: Clock) -> int:
@@ -348,17 +357,8 @@ def cmd_tail(args: argparse.Namespace, clock: Clock) -> int:
         if view is not None and view.geometry is not None:
             rows, notes = last_records(view, args.lines, view.symbols(), clock)
             notes = [*view.notes, *notes]
-        if args.json:
-            emit_json({"segment": opened.probe.source.where, "records": rows, "notes": notes,
-                       "problem": opened.problem.as_dict() if opened.problem else None})
-        else:
-            if rows:
-                print(render_tail(rows))
-            elif view is not None and view.geometry is not None:
-                print("(no records in the ring)")
-            for n in notes:
-                print(f"note: {n}")
-        return _problem_exit(opened)
+        return _report(args, opened, "records", rows, notes, render_tail,
+                       "(no records in the ring)")
 
 
 def cmd_dump(args: argparse.Namespace, clock: Clock) -> int:
