@@ -19,10 +19,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from daemons import START_TIMEOUT, DaemonProcess, command
 from prometheus_client.parser import text_string_to_metric_families
 from support import promtool_lint
 
@@ -44,8 +43,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 MARKET_DATA = REPO / "market_data"
-BIN = Path(sys.executable).parent
-START_TIMEOUT = 20.0  # generous for a loaded box
 WINDOW = 100  # consumer.analysis.window in these tests
 HEARTBEAT = 0.05  # segment.heartbeat_interval: timeout = max(5 x 0.05, 0.5 floor) = 0.5 s
 HEARTBEAT_TIMEOUT = 0.5
@@ -56,100 +53,6 @@ BUNDLED = {  # symbol -> CSV file under market_data/
 
 
 # ------------------------------------------------------------------ processes
-def command(name: str) -> list[str]:
-    script = BIN / f"tradingd-{name}"
-    return [str(script)] if script.exists() else [sys.executable, "-m", f"tradingd.{name}"]
-
-
-class Notify:
-    """A bound AF_UNIX datagram socket standing in for systemd's notify socket."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tdn-")  # short: sun_path is 108 bytes
-        self.path = os.path.join(self.dir, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.setblocking(False)
-        self.messages: list[dict[str, str]] = []
-
-    def drain(self) -> list[dict[str, str]]:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                return self.messages
-            self.messages.append(dict(line.split("=", 1) for line in
-                                      data.decode().splitlines() if "=" in line))
-
-    def close(self) -> None:
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Daemon:
-    """One real daemon process: stderr in a file, its own notify socket."""
-
-    def __init__(self, kind: str, config: Path, workdir: Path,
-                 env: dict[str, str] | None = None) -> None:
-        self.kind = kind
-        self.notify = Notify()
-        n = len(list(workdir.glob(f"{kind}-*.log")))
-        self.log_path = workdir / f"{kind}-{n}.log"
-        full_env = {k: v for k, v in os.environ.items()
-                    if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-                                 "JOURNAL_STREAM", "TRADINGD_CONFIG")}
-        full_env["NOTIFY_SOCKET"] = self.notify.path
-        full_env.update(env or {})
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in cleanup)
-        self.proc = subprocess.Popen([*command(kind), "--config", str(config)],
-                                     stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, cwd=workdir, env=full_env)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_for_notify(self, key: str, value: str = "1", timeout: float = START_TIMEOUT,
-                        match: Callable[[str], bool] | None = None) -> dict[str, str]:
-        """The first message (received already or within ``timeout``) setting ``key``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in self.notify.drain():
-                if key in m and (match(m[key]) if match else m[key] == value):
-                    return m
-            assert self.alive(), f"{self.kind} exited {self.proc.poll()}:\n{self.log}"
-            time.sleep(0.01)
-        raise AssertionError(f"no {key}={value} from {self.kind}; log:\n{self.log}")
-
-    def metrics_url(self, timeout: float = START_TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", self.log)
-            if m:
-                return m.group(1)
-            assert self.alive(), f"{self.kind} exited {self.proc.poll()}:\n{self.log}"
-            time.sleep(0.02)
-        raise AssertionError(f"no metrics line in the {self.kind} log:\n{self.log}")
-
-    def stop(self, timeout: float = 10.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def cleanup(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self._log.close()
-        self.notify.close()
-
-
 @pytest.fixture
 def workdir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="tdc-"))
@@ -158,12 +61,12 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def start(workdir: Path) -> Iterator[Callable[..., Daemon]]:
+def start(workdir: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start daemons; each is killed by PID afterwards (segments: see segment_name)."""
-    started: list[Daemon] = []
+    started: list[DaemonProcess] = []
 
-    def _start(kind: str, config: Path, env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(kind, config, workdir, env)
+    def _start(kind: str, config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+        d = DaemonProcess(kind, config, workdir, env=env)
         started.append(d)
         return d
 
@@ -223,7 +126,7 @@ def value(m: Scrape, name: str, **labels: str) -> float:
 
 
 def wait_metrics(url: str, predicate: Callable[[Scrape], bool], timeout: float,
-                 what: str, daemon: Daemon) -> Scrape:
+                 what: str, daemon: DaemonProcess) -> Scrape:
     deadline = time.monotonic() + timeout
     m: Scrape = {}
     while time.monotonic() < deadline:
@@ -284,7 +187,7 @@ def wait_finished(segment: str, timeout: float = START_TIMEOUT) -> int:
 
 # ------------------------------------------------------------------ tests
 def test_figures_match_the_csv_data_and_metrics_lint(
-        workdir: Path, segment_name: str, start: Callable[..., Daemon]) -> None:
+        workdir: Path, segment_name: str, start: Callable[..., DaemonProcess]) -> None:
     cfg = write_config(workdir, segment_name)
     producer = start("producer", cfg)
     consumer = start("consumer", cfg)
@@ -321,7 +224,7 @@ def producer_generation(segment: str) -> int:
 
 
 def test_producer_killed_then_restarted(workdir: Path, segment_name: str,
-                                        start: Callable[..., Daemon]) -> None:
+                                        start: Callable[..., DaemonProcess]) -> None:
     # paced and looping: data and heartbeats keep coming until the kill
     cfg = write_config(workdir, segment_name,
                        replay={"mode": "paced", "speed": 365 * 86400.0, "at_end": "loop"})
@@ -383,7 +286,7 @@ def test_producer_killed_then_restarted(workdir: Path, segment_name: str,
 
 
 def test_consumer_started_first_waits_then_attaches(
-        workdir: Path, segment_name: str, start: Callable[..., Daemon]) -> None:
+        workdir: Path, segment_name: str, start: Callable[..., DaemonProcess]) -> None:
     cfg = write_config(workdir, segment_name)
     consumer = start("consumer", cfg, env={"WATCHDOG_USEC": "200000"})
     ready = consumer.wait_for_notify("READY")  # started although there is no producer
@@ -413,7 +316,7 @@ def test_consumer_started_first_waits_then_attaches(
 
 
 def test_slow_consumer_counts_lapping_exactly_then_catches_up(
-        workdir: Path, segment_name: str, start: Callable[..., Daemon]) -> None:
+        workdir: Path, segment_name: str, start: Callable[..., DaemonProcess]) -> None:
     # A 256-record ring, a replay of the 44 years of data in about 1.5 s (the dense
     # 2017-2024 stretch in bursts of thousands of records), and a consumer sleeping 20 ms
     # after each batch (at most ~200 records): it is lapped many times over.
@@ -439,7 +342,7 @@ def test_slow_consumer_counts_lapping_exactly_then_catches_up(
 
 
 def test_sigterm_while_waiting_exits_cleanly(workdir: Path, segment_name: str,
-                                             start: Callable[..., Daemon]) -> None:
+                                             start: Callable[..., DaemonProcess]) -> None:
     cfg = write_config(workdir, segment_name)
     consumer = start("consumer", cfg)
     consumer.wait_for_notify("READY")

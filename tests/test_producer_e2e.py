@@ -14,8 +14,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from daemons import DaemonProcess
 from support import promtool_lint
 
 from tradingd import constants as C
@@ -37,121 +36,16 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 MARKET_DATA = REPO / "market_data"
-CONSOLE_SCRIPT = Path(sys.executable).parent / "tradingd-producer"
 BUNDLED_SYMBOLS = ["AAPL", "TSLA", "BTC-USD", "EURUSD"]
-START_TIMEOUT = 15.0  # generous: a loaded CI box; the benchmark measures the real figure
 
 
-def producer_command() -> list[str]:
-    if CONSOLE_SCRIPT.exists():
-        return [str(CONSOLE_SCRIPT)]
-    return [sys.executable, "-m", "tradingd.producer"]
-
-
-class NotifyListener:
-    """A bound AF_UNIX datagram socket standing in for systemd's notify socket."""
-
-    def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="tdn-")  # short: sun_path is 108 bytes
-        self.path = os.path.join(self._dir, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.messages: list[dict[str, str]] = []
-
-    def receive(self, timeout: float) -> dict[str, str] | None:
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            data = self.sock.recv(4096)
-        except TimeoutError:
-            return None
-        fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-        self.messages.append(fields)
-        return fields
-
-    def count(self, key: str) -> int:
-        """Messages received so far that set ``key=1``."""
-        return sum(m.get(key) == "1" for m in self.messages)
-
-    def wait_for(self, predicate: Callable[[dict[str, str]], bool], timeout: float,
-                 alive: Callable[[], bool] = lambda: True) -> dict[str, str]:
-        """The first message (already received or new) that matches, else fail."""
-        for m in self.messages:
-            if predicate(m):
-                return m
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = self.receive(min(0.2, deadline - time.monotonic()))
-            if m is not None and predicate(m):
-                return m
-            if m is None and not alive():
-                break
-        raise AssertionError(f"no matching notify message in {timeout} s; got "
-                             f"{self.messages}")
-
-    def close(self) -> None:
-        self.sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-class ProducerProcess:
-    """One real producer process, its stderr in a file, its notify socket."""
+class ProducerProcess(DaemonProcess):
+    """One real producer process on its own segment name."""
 
     def __init__(self, config: Path, segment: str, workdir: Path,
                  env: dict[str, str] | None = None) -> None:
+        super().__init__("producer", config, workdir, segment=segment, env=env)
         self.segment = segment
-        self.notify = NotifyListener()
-        self.stderr_path = workdir / f"producer-{len(list(workdir.iterdir()))}.log"
-        extra_env = env
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-                            "JOURNAL_STREAM", "TRADINGD_CONFIG")}
-        env["NOTIFY_SOCKET"] = self.notify.path
-        env.update(extra_env or {})
-        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 (closed in cleanup)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [*producer_command(), "--config", str(config), "--segment", segment],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            cwd=workdir, env=env)
-        self.ready_after: float | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def log(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> dict[str, str]:
-        try:
-            msg = self.notify.wait_for(lambda m: m.get("READY") == "1", timeout, self.alive)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nexit code {self.proc.poll()}; log:\n{self.log}") \
-                from None
-        self.ready_after = time.monotonic() - self.started
-        return msg
-
-    def wait_exit(self, timeout: float = START_TIMEOUT) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"producer did not exit; log:\n{self.log}") from None
-
-    def metrics_port(self) -> int:
-        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", self.log)
-        assert m, f"no metrics line in the log:\n{self.log}"
-        return int(m.group(1))
-
-    def cleanup(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self._stderr.close()
-        self.notify.close()
 
 
 @pytest.fixture
