@@ -7,8 +7,11 @@ Every test gets its own segment name (``tdtest-<hex>``) and whatever it leaves i
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +30,14 @@ def segment_name() -> Iterator[str]:
     path = shm.segment_path(name)
     if os.path.lexists(path):
         os.unlink(path)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short-named scratch directory for a daemon's config and logs, removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="tdw-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(params=["c", "python"])

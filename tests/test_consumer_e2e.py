@@ -17,11 +17,9 @@ import itertools
 import math
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -53,13 +51,6 @@ BUNDLED = {  # symbol -> CSV file under market_data/
 
 
 # ------------------------------------------------------------------ processes
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="tdc-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.fixture
 def start(workdir: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start daemons; each is killed by PID afterwards (segments: see segment_name)."""

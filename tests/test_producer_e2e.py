@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -46,13 +44,6 @@ class ProducerProcess(DaemonProcess):
                  env: dict[str, str] | None = None) -> None:
         super().__init__("producer", config, workdir, segment=segment, env=env)
         self.segment = segment
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="tdp-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import numpy as np
 
 from tradingd import layout as L
 from tradingd.model import SymbolInfo
-from tradingd.reader import SegmentReader
+from tradingd.reader import RingSubscription, SegmentReader
 from tradingd.writer import SegmentWriter
 
 NSYM = 5
@@ -70,11 +70,16 @@ def done(r: SegmentReader, position: int) -> bool:
     return r.state != L.STATE_LIVE and position >= r.cursor
 
 
-def reader_single(name: str) -> dict:
+def attach_oldest(name: str) -> tuple[SegmentReader, RingSubscription, int]:
+    """Attach, subscribe at the oldest intact record, tell the parent we are ready."""
     r = SegmentReader.attach(name)
     sub = r.subscribe("oldest")
-    start = sub.position
     print("ready", flush=True)
+    return r, sub, sub.position
+
+
+def reader_single(name: str) -> dict:
+    r, sub, start = attach_oldest(name)
     good = torn = 0
     last = -1
     poll = sub.poll_one
@@ -94,10 +99,7 @@ def reader_single(name: str) -> dict:
 
 
 def reader_batch(name: str) -> dict:
-    r = SegmentReader.attach(name)
-    sub = r.subscribe("oldest")
-    start = sub.position
-    print("ready", flush=True)
+    r, sub, start = attach_oldest(name)
     good = torn = 0
     last = -1
     while True:

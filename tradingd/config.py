@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tradingd import constants as C
 from tradingd.daemon.logs import LEVELS
 from tradingd.daemon.schema import (
     INVALID,
@@ -94,7 +95,7 @@ def _timestamp_format_check(fmt: str) -> str | None:
 
 _METRICS_FIELDS = {
     "enabled": Bool(True, doc="serve Prometheus metrics over HTTP"),
-    "address": IPAddress("127.0.0.1", doc="address to bind (an IP, not a host name)"),
+    "address": IPAddress(C.DEFAULT_METRICS_ADDRESS, doc="address to bind (an IP, not a host name)"),
     "port": Int(REQUIRED, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one"),
 }
 
@@ -149,7 +150,7 @@ _DEFAULT_SYMBOLS = [
 
 SCHEMA = Map({
     "segment": Map({
-        "name": Str("tradingd", pattern=SEGMENT_NAME_RE.pattern,
+        "name": Str(C.DEFAULT_SEGMENT_NAME, pattern=SEGMENT_NAME_RE.pattern,
                     expected=SEGMENT_NAME_EXPECTED, check=_segment_name_check,
                     doc="/dev/shm/NAME; --segment overrides it"),
         "mode": FileMode("0640", allowed=0o666, required=0o600,
@@ -179,7 +180,7 @@ SCHEMA = Map({
             "align": Str("start", choices=("none", "start")),
             "batch_size": Int(256, minimum=1, maximum=65536),
         }),
-        "metrics": _metrics(9101),
+        "metrics": _metrics(C.DEFAULT_PRODUCER_METRICS_PORT),
     }),
     "consumer": Map({
         "wait": Map({
@@ -196,7 +197,7 @@ SCHEMA = Map({
         }),
         "report_interval": Number(10.0, minimum=0.0, exclusive_minimum=True,
                                   unit="seconds"),
-        "metrics": _metrics(9102),
+        "metrics": _metrics(C.DEFAULT_CONSUMER_METRICS_PORT),
     }),
 })
 

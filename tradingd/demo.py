@@ -65,7 +65,7 @@ class DemoError(TradingdError):
 
 
 # ------------------------------------------------------------------ processes
-def free_port(address: str = "127.0.0.1") -> int:
+def free_port(address: str = C.DEFAULT_METRICS_ADDRESS) -> int:
     """A TCP port nobody listens on right now (bind to port 0, read it, release it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((address, 0))
@@ -96,13 +96,13 @@ def demo_config(base: Config, segment: str, producer_port: int, consumer_port: i
     data.setdefault("segment", {})["name"] = segment
     producer = data.setdefault("producer", {})
     producer["data_dir"] = str(base.producer.data_dir)  # absolute: the copy lives elsewhere
-    producer.setdefault("metrics", {}).update(enabled=True, address="127.0.0.1",
+    producer.setdefault("metrics", {}).update(enabled=True, address=C.DEFAULT_METRICS_ADDRESS,
                                               port=producer_port)
     if speed:
         producer.setdefault("replay", {}).update(mode="paced", speed=speed, at_end="loop",
                                                  align="start")
     consumer = data.setdefault("consumer", {})
-    consumer.setdefault("metrics", {}).update(enabled=True, address="127.0.0.1",
+    consumer.setdefault("metrics", {}).update(enabled=True, address=C.DEFAULT_METRICS_ADDRESS,
                                               port=consumer_port)
     return data
 
