@@ -12,7 +12,8 @@ setup(
             "tradingd._fastpath",
             ["tradingd/_fastpath.c"],
             include_dirs=["tools/c"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
+                                "-Wno-missing-field-initializers"],
             optional=True,
         )
     ]

@@ -231,8 +231,14 @@ def test_removal_only_if_the_name_still_points_at_the_judged_file(
     assert os.path.exists(shm.segment_path(segment_name))
 
 
-def test_two_producers_racing_for_a_stale_segment_one_wins(segment_name: str) -> None:
-    """Both find the same stale segment; O_EXCL decides; the loser re-checks and refuses."""
+@pytest.mark.parametrize("attempt", range(5))  # a race: a few tries catch an unlucky order
+def test_two_producers_racing_for_a_stale_segment_one_wins(segment_name: str,
+                                                           attempt: int) -> None:
+    """Both find the same stale segment; O_EXCL decides; the loser re-checks and refuses.
+
+    The loser may look at the winner's segment while it is being created: it must see
+    "initialising" (no magic yet), never a foreign or corrupt file.
+    """
     orphan(segment_name)
     go_r, go_w = os.pipe()
     done_r, done_w = os.pipe()

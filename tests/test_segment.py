@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pickle
 import stat
 
 import numpy as np
@@ -17,7 +18,7 @@ from tradingd.errors import (
     SegmentStopped,
     TradingdError,
 )
-from tradingd.model import LatestValue, SymbolInfo
+from tradingd.model import LatestValue, Record, SymbolInfo
 from tradingd.reader import SegmentReader
 from tradingd.writer import SegmentWriter
 
@@ -246,3 +247,100 @@ def test_next_spins_for_the_next_record(segment_name: str, impl: str) -> None:
         t.join()
         assert rec is not None and rec[:3] == (0, 2, 7) and rec[7:] == (3.5, 9.0)
         assert sub.position == 1 and sub.next(0.0) is None
+
+
+# ---------------------------------------------------------------- stamp-first reads (v1.1)
+# The writer stores a record's stamp (seq_lo) after its body; the C reader may then take it
+# before the cursor moves. These tests put the ring in the states a racing writer leaves it
+# in, by writing slots and header words the way the writer does, one step at a time.
+
+def _fill_and_follow(w: SegmentWriter, r: SegmentReader) -> object:
+    """Publish one full lap (stamp-first reads start once every slot was written)."""
+    w.publish_batch(batch(0, w.geometry.ring_capacity))
+    return r.subscribe("latest")
+
+
+def _body_and_stamp(w: SegmentWriter, seq: int, stamp: int | None = None) -> None:
+    """What publish() has done when it is preempted just before storing the cursor."""
+    slot = seq & (w.geometry.ring_capacity - 1)
+    rec = batch(0, 1)
+    rec["symbol_id"], rec["event_ns"], rec["close"] = 1, 77, 7.5
+    body_at = L.RECORD.offset("symbol_id")
+    w._ring_u8[slot, body_at:] = rec.view(np.uint8)[body_at:]
+    w._ring["seq_lo"][slot] = (seq if stamp is None else stamp) & 0xFFFFFFFF
+
+
+def test_a_stamped_record_is_taken_before_the_cursor_moves(segment_name: str,
+                                                           impl: str) -> None:
+    with make(segment_name, ring_capacity=64) as w, SegmentReader.attach(segment_name) as r:
+        sub = _fill_and_follow(w, r)
+        s = w.cursor
+        _body_and_stamp(w, s)
+        if impl == "c":  # stamp-first: the record is there
+            rec = sub.poll_one()
+            assert rec is not None and (rec.seq, rec.symbol_id, rec.event_ns, rec.close) == (
+                s, 1, 77, 7.5)
+            assert sub.stamp_reads == 1 and sub.position == s + 1
+            assert sub.available == 0  # position is past the cursor for a moment: not -1
+        else:  # the reference reader waits for the cursor
+            assert sub.poll_one() is None and sub.stamp_reads == 0
+        w._words[L.HEADER.word("ring_cursor")] = s + 1  # the writer's last store
+        if impl == "python":
+            assert sub.poll_one()[0] == s
+        assert sub.poll_one() is None and sub.position == s + 1  # read once, either way
+
+
+def test_stamps_are_not_trusted_before_the_ring_has_wrapped(segment_name: str) -> None:
+    """A never-written slot's zero stamp matches seq 0: the first lap goes by the cursor."""
+    with make(segment_name, ring_capacity=64) as w, SegmentReader.attach(segment_name) as r:
+        sub = r.subscribe("latest")
+        assert sub.poll_one() is None and sub.next(0.0) is None  # slot 0: stamp 0 == seq 0
+        _body_and_stamp(w, 1)
+        sub.position = 1
+        assert sub.poll_one() is None  # stamped, but seq 1 < capacity: wait for the cursor
+        assert sub.stamp_reads == 0
+
+
+def test_a_v1_0_segment_is_read_by_the_cursor_only(segment_name: str) -> None:
+    """Writers before v1.1 stored the stamp first: their stamps do not mean 'complete'."""
+    with make(segment_name, ring_capacity=64) as w:
+        w._header[0]["layout_minor"] = 0
+        with SegmentReader.attach(segment_name) as r:
+            assert r.header()["layout_minor"] == 0
+            sub = _fill_and_follow(w, r)
+            _body_and_stamp(w, w.cursor)
+            assert sub.poll_one() is None and sub.next(0.0) is None and sub.stamp_reads == 0
+
+
+def test_a_stamp_matching_only_modulo_2_32_is_not_taken(segment_name: str, impl: str) -> None:
+    """A reader lapped by 2^32 records finds its stamp again: the cursor check catches it."""
+    with make(segment_name, ring_capacity=64) as w, SegmentReader.attach(segment_name) as r:
+        sub = _fill_and_follow(w, r)
+        p = sub.position
+        far = p + (1 << 32)  # the writer went on for 2^32 records while we slept
+        for seq in range(far - 63, far + 1):  # the last lap it wrote
+            _body_and_stamp(w, seq)
+        w._words[L.HEADER.word("ring_cursor")] = far + 1
+        oldest_intact = far + 1 + w.geometry.ring_window - 64
+        rec = sub.poll_one()
+        assert rec is not None and rec[0] == oldest_intact  # not p: the lapping is seen
+        assert sub.lost == oldest_intact - p
+
+
+def test_records_read_like_tuples_and_by_name(segment_name: str, impl: str) -> None:
+    """poll_one's Record: a tuple in Record order and named fields, in C and in Python."""
+    with make(segment_name) as w, SegmentReader.attach(segment_name) as r:
+        sub = r.subscribe("oldest")
+        w.publish(2, 1_700_000_000_000_000_000, 1.0, 2.0, 0.5, 1.5, 3e10)
+        rec = sub.poll_one()
+        fields = (0, 2, 1_700_000_000_000_000_000, rec.publish_ns, 1.0, 2.0, 0.5, 1.5, 3e10)
+        assert rec == fields and tuple(rec) == fields and len(rec) == 9
+        assert hash(rec) == hash(fields)
+        assert rec[-1] == 3e10 and rec[1:3] == (2, 1_700_000_000_000_000_000)
+        seq, sym, *_, volume = rec
+        assert (seq, sym, volume) == (0, 2, 3e10)
+        assert {name: getattr(rec, name) for name in Record._fields} == Record(*fields)._asdict()
+        assert repr(rec).startswith("Record(seq=0, symbol_id=2, event_ns=1700000000000000000")
+        assert pickle.loads(pickle.dumps(rec)) == fields
+        with pytest.raises(IndexError):
+            rec[9]

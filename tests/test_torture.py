@@ -1,8 +1,11 @@
-"""Torture: a writer at full speed laps a small ring many times over while three reader
-processes read concurrently (single-record path, batch path, latest-slot snapshots).
+"""Torture: a writer at full speed laps a small ring many times over while four reader
+processes read concurrently (single-record poll, spinning ``next``, batch path,
+latest-slot snapshots).
 
 Zero torn records may be accepted; lapping is counted, and every sequence number a reader
-passed over is accounted for as read, lost or rejected.
+passed over is accounted for as read, lost or rejected. Run with the C fast path, pure
+Python, and a pure-Python writer under C readers (the C readers' stamp-first reads rely on
+every writer storing a record's stamp after its body).
 """
 
 from __future__ import annotations
@@ -23,17 +26,19 @@ def spawn(role: str, name: str, env: dict[str, str], *extra: str) -> subprocess.
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize(("impl", "seconds"), [("c", 4.0), ("python", 2.5)])
+@pytest.mark.parametrize(("impl", "seconds"), [("c", 4.0), ("python", 2.5),
+                                               ("python-writer", 2.5)])
 def test_no_torn_record_is_ever_accepted(segment_name: str, impl: str, seconds: float) -> None:
-    env = dict(os.environ)
-    if impl == "python":
-        env["TRADINGD_PURE_PYTHON"] = "1"
+    env, writer_env = dict(os.environ), dict(os.environ)
+    writer_env["TRADINGD_PURE_PYTHON"] = "1" if impl != "c" else "0"
+    env["TRADINGD_PURE_PYTHON"] = "1" if impl == "python" else "0"
     procs: list[subprocess.Popen] = []
     try:
-        writer = spawn("writer", segment_name, env, str(seconds))
+        writer = spawn("writer", segment_name, writer_env, str(seconds))
         procs.append(writer)
         assert writer.stdout.readline().strip() == "ready"
-        readers = {role: spawn(role, segment_name, env) for role in ("single", "batch", "latest")}
+        readers = {role: spawn(role, segment_name, env)
+                   for role in ("single", "next", "batch", "latest")}
         procs += readers.values()
         for p in readers.values():
             assert p.stdout.readline().strip() == "ready"
@@ -54,11 +59,13 @@ def test_no_torn_record_is_ever_accepted(segment_name: str, impl: str, seconds: 
         print(f"[{impl}] {role:6s} {r}")
         assert r["torn_accepted"] == 0, (role, r)
         assert r["read"] > 0
-    for role in ("single", "batch"):
+    for role in ("single", "next", "batch"):
         r = results[role]
         # every sequence number passed over is read, lost to lapping, or rejected
         assert r["read"] + r["lost"] + r["rejected"] == r["span"], (role, r)
         assert r["rejected"] == 0
+    for role in ("single", "next"):  # the C readers took records by their stamps too
+        assert (results[role]["stamp_reads"] > 0) == (impl != "python"), (role, results[role])
     assert wstats["published"] == wstats["singles"] + wstats["batched"]
     assert wstats["published"] > 50 * 4096  # the ring was overwritten many times over
     assert results["single"]["lost"] > 0  # the slow path was lapped, and it was counted

@@ -95,7 +95,28 @@ def reader_single(name: str) -> dict:
             torn += 1
         last = rec[0]
     return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start}
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads}
+
+
+def reader_next(name: str) -> dict:
+    """The spin strategy's path: ``next`` waits for each record (stamp-first in C)."""
+    r, sub, start = attach_oldest(name)
+    good = torn = 0
+    last = -1
+    nxt = sub.next
+    while True:
+        rec = nxt(0.01)
+        if rec is None:
+            if done(r, sub.position):
+                break
+            continue
+        if check_tuple(rec) and rec[0] > last:
+            good += 1
+        else:
+            torn += 1
+        last = rec[0]
+    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads}
 
 
 def reader_batch(name: str) -> dict:
@@ -117,7 +138,7 @@ def reader_batch(name: str) -> dict:
         torn += int(len(b) - ok.sum())
         last = int(s[-1])
     return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start}
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads}
 
 
 def reader_latest(name: str) -> dict:
@@ -144,5 +165,6 @@ if __name__ == "__main__":
     if role == "writer":
         writer(seg, float(sys.argv[3]))
     else:
-        fn = {"single": reader_single, "batch": reader_batch, "latest": reader_latest}[role]
+        fn = {"single": reader_single, "next": reader_next, "batch": reader_batch,
+              "latest": reader_latest}[role]
         print(json.dumps(fn(seg)), flush=True)

@@ -17,15 +17,26 @@ Segment map (every region starts on a 64-byte boundary)::
 Concurrency protocol (single writer, any number of readers, no locks):
 
 * ``header.state`` is the ready word: the writer fills every region, then stores
-  ``STATE_LIVE`` last (as Aeron writes its version word last).
+  ``STATE_LIVE`` last (as Aeron writes its version word last). While creating, it stores
+  ``state = initialising`` first and ``magic`` after every other header field, so a file
+  with no magic yet and state empty/initialising is being created, not foreign.
 * Latest slots are seqlocks: the writer stores ``lock = 2*seq+1`` (odd: writing), the
   payload, then ``lock = 2*seq+2`` (even: stable). A reader copies the payload between two
   reads of ``lock`` and accepts it only if both are equal and even.
 * The ring: record ``seq`` lives in slot ``seq & (capacity-1)``. The writer writes the
-  records of a batch (at most ``ring_window`` records), then stores ``ring_cursor`` = number
-  of records published. A reader copies records below the cursor, then reads the cursor
-  again (``c2``): any slot the writer may have been overwriting meanwhile holds a record
-  with ``seq < c2 + ring_window - capacity``; those are discarded and counted as lost.
+  records of a batch (at most ``ring_window`` records), each record's body before its stamp
+  ``seq_lo`` (since v1.1), then stores ``ring_cursor`` = number of records published. A
+  reader copies records below the cursor, then reads the cursor again (``c2``): any slot the
+  writer may have been overwriting meanwhile holds a record with
+  ``seq < c2 + ring_window - capacity``; those are discarded and counted as lost. A record
+  whose stamp does not equal its sequence number's low 32 bits is rejected.
+* Stamp-first reads (v1.1, the C fast path's ``poll_one``/``next``): once every slot has been
+  written (``position >= capacity``), a reader may take record ``position`` as soon as its
+  slot's stamp equals ``position``'s low 32 bits, before the cursor moves: the stamp is
+  stored after the body, so the body is whole. The ``c2`` check after the copy stays (it
+  catches an overwrite during the copy and a stamp that matches only modulo 2^32). A reader
+  waiting for the next record watches one cache line, the slot, instead of two (the cursor,
+  then the slot): one cross-core transfer instead of two, ~100 ns less latency here.
 * Every polled word (state, heartbeat, locks, cursor) is an aligned 8-byte field written
   with one 8-byte store (see ``tradingd.writer``); x86-64 (TSO) keeps stores and loads in
   program order, which is what makes the protocol correct from plain Python.
@@ -42,7 +53,12 @@ import numpy as np
 
 MAGIC = int.from_bytes(b"TRADINGD", "little")
 LAYOUT_MAJOR = 1
-LAYOUT_MINOR = 0
+# Minor versions add guarantees a reader may rely on; the bytes stay where they were.
+#   1.0  the first format
+#   1.1  the writer stores each ring record's stamp (seq_lo) after the rest of the record,
+#        so a reader may take a record as soon as its stamp appears (STAMP_LAST_MINOR)
+LAYOUT_MINOR = 1
+STAMP_LAST_MINOR = 1
 CACHE_LINE = 64
 
 # header.state values. Zero means the file is fresh from ftruncate: nothing written yet.
@@ -232,7 +248,8 @@ class Struct:
 HEADER = Struct("header", "Segment header: identity, liveness, region table, counters.", (
     Field("magic", "u64", "\"TRADINGD\" as a little-endian u64: this is a tradingd segment"),
     Field("layout_major", "u32", "layout major version; readers refuse another major"),
-    Field("layout_minor", "u32", "layout minor version (informative)"),
+    Field("layout_minor", "u32",
+          "layout minor version: guarantees added since x.0 (1: ring stamps stored last)"),
     Field("layout_fingerprint", "u64", "hash of this field table; readers refuse a mismatch"),
     Field("header_size", "u64", "size of this header in bytes"),
     Field("total_size", "u64", "size of the whole segment in bytes"),
@@ -286,7 +303,8 @@ LATEST = Struct("latest", "Latest-value slot of one symbol, guarded by a seqlock
 ), exact_size=64)
 
 RECORD = Struct("record", "Ring record: one tick or bar.", (
-    Field("seq_lo", "u32", "low 32 bits of the sequence number (stamp checked by readers)"),
+    Field("seq_lo", "u32",
+          "low 32 bits of the sequence number: the stamp, stored after the rest of the record"),
     Field("symbol_id", "u32", "index into the symbol table"),
     Field("event_ns", "i64", "event time (ns since epoch, UTC)"),
     Field("publish_ns", "u64", "CLOCK_MONOTONIC ns when published (for latency)"),

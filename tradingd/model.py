@@ -38,7 +38,11 @@ class LatestValue(NamedTuple):
 
 
 class Record(NamedTuple):
-    """One ring record, decoded (the single-record read path returns plain tuples in this order)."""
+    """One ring record, decoded: what ``RingSubscription.poll_one`` and ``next`` return.
+
+    The C fast path returns ``tradingd._fastpath.Record`` instead (one allocation rather
+    than ten), which reads the same way: indexed like this tuple, or by field name.
+    """
 
     seq: int
     symbol_id: int

@@ -31,7 +31,7 @@ from tradingd.errors import (
     SegmentVersionMismatch,
 )
 from tradingd.fastpath import FAST
-from tradingd.model import LatestValue, SymbolInfo
+from tradingd.model import LatestValue, Record, SymbolInfo
 
 _W_STATE = L.HEADER.word("state")
 _W_HB = L.HEADER.word("heartbeat_ns")
@@ -41,6 +41,7 @@ _RECORD_UNPACK = L.RECORD.struct_format(L.RECORD.dtype.names).unpack_from
 _LATEST_UNPACK = L.LATEST.struct_format(
     ("price", "volume", "event_ns", "publish_ns", "valid")).unpack_from
 _MASK32 = 0xFFFFFFFF
+_new_record = tuple.__new__  # a Record without NamedTuple.__new__'s argument parsing
 #: A seqlock held odd this long means the writer died mid-update (it may also just be
 #: descheduled for a few ms on a busy machine: readers yield the CPU while they wait).
 _SEQLOCK_TIMEOUT_S = 1.0
@@ -162,7 +163,10 @@ class SegmentReader:
         self._ring_u8 = self._ring_u8.reshape(geo.ring_capacity, L.RECORD.size)
         self._latest_word0 = geo.latest_offset // 8
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
-        self._fast = FAST.Segment(self._mm, False) if FAST is not None else None
+        # stamp-first reads need a writer that stores each record's stamp last (v1.1+)
+        stamp_last = v.header["layout_minor"] >= L.STAMP_LAST_MINOR
+        self._fast = (FAST.Segment(self._mm, False, stamp_last=stamp_last)
+                      if FAST is not None else None)
         if self._fast is not None:
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
         self._closed = False
@@ -377,6 +381,11 @@ class RingSubscription:
         return self._st.lost
 
     @property
+    def stamp_reads(self) -> int:
+        """Records taken by their stamp before the cursor (C fast path, layout v1.1+)."""
+        return getattr(self._st, "stamp_reads", 0)
+
+    @property
     def rejected(self) -> int:
         """Records dropped because their seq stamp did not match (a protocol violation)."""
         return self._st.rejected
@@ -384,7 +393,8 @@ class RingSubscription:
     @property
     def available(self) -> int:
         """Records published but not yet read (may include records already lapped)."""
-        return self._words[_W_CURSOR] - self.position
+        # the C reader may take a record by its stamp just before the cursor moves past it
+        return max(0, self._words[_W_CURSOR] - self.position)
 
     def poll_batch(self, max_records: int = 4096) -> np.ndarray:
         """Copy up to ``max_records`` new records; return them as a ``RECORD_DTYPE`` array.
@@ -425,8 +435,12 @@ class RingSubscription:
         st.position = p + n
         return got
 
-    def poll_one(self) -> tuple | None:
-        """The next record as a tuple (Record order), or None if there is none yet."""
+    def poll_one(self) -> Record | None:
+        """The next record, or None if there is none yet.
+
+        A :class:`tradingd.model.Record` here; the C fast path returns its own Record type,
+        which reads the same way: like a tuple in that order, and by field name.
+        """
         words, st = self._words, self._st
         while True:
             c1 = words[_W_CURSOR]
@@ -445,9 +459,9 @@ class RingSubscription:
             if t[0] != p & _MASK32:
                 st.rejected += 1
                 continue
-            return (p, *t[1:])
+            return _new_record(Record, (p, *t[1:]))
 
-    def next(self, timeout_s: float) -> tuple | None:
+    def next(self, timeout_s: float) -> Record | None:
         """Spin for the next record and return it (Record order), or None after ``timeout_s``.
 
         The spin strategy's lowest-latency path: one call waits and reads (in C, holding
@@ -466,7 +480,7 @@ class RingSubscription:
                 return False
         return True
 
-    def __iter__(self) -> Iterator[tuple]:
+    def __iter__(self) -> Iterator[Record]:
         """Records available now, one at a time (stops when caught up)."""
         while (rec := self.poll_one()) is not None:
             yield rec

@@ -29,16 +29,21 @@ from tradingd.fastpath import FAST
 from tradingd.liveness import process_start_ticks
 from tradingd.model import SymbolInfo
 
+_W_MAGIC = L.HEADER.word("magic")
 _W_STATE = L.HEADER.word("state")
 _W_HB = L.HEADER.word("heartbeat_ns")
 _W_HB_COUNT = L.HEADER.word("heartbeat_count")
 _W_CURSOR = L.HEADER.word("ring_cursor")
 _W_WAKE = L.HEADER.word("wake_seq")
 _W_SYMBOL_COUNT = L.HEADER.word("symbol_count")
-_RECORD_PACK = L.RECORD.struct_format(L.RECORD.dtype.names)
+# Everything after the stamp: the stamp (seq_lo) is stored last, on its own (layout v1.1).
+_RECORD_BODY = L.RECORD.dtype.names[1:]
+_RECORD_BODY_PACK = L.RECORD.struct_format(_RECORD_BODY)
+_RECORD_BODY_AT = L.RECORD[_RECORD_BODY[0]].offset
 _LATEST_PAYLOAD = ("price", "volume", "event_ns", "publish_ns", "valid")
 _LATEST_PACK = L.LATEST.struct_format(_LATEST_PAYLOAD)
 _MASK32 = 0xFFFFFFFF
+_STAMP_STRIDE = L.RECORD.size // 4
 
 
 class SegmentWriter:
@@ -114,6 +119,9 @@ class SegmentWriter:
         self._ring = np.frombuffer(self._mm, L.RECORD_DTYPE, geo.ring_capacity,
                                    geo.ring_offset)
         self._ring_u8 = self._u8[geo.ring_offset:].reshape(geo.ring_capacity, L.RECORD.size)
+        self._ring_offset = geo.ring_offset
+        # seq_lo of slot i is u32 word i * _STAMP_STRIDE of this view: one aligned 4-byte store
+        self._stamps = memoryview(self._mm)[geo.ring_offset:].cast("I")
         self._mask = geo.ring_capacity - 1
         self._window = geo.ring_window
         self._latest_word0 = geo.latest_offset // 8
@@ -133,7 +141,7 @@ class SegmentWriter:
             generation = secrets.randbits(64)
         self.generation = generation
         for key, value in {
-            "magic": L.MAGIC, "layout_major": L.LAYOUT_MAJOR, "layout_minor": L.LAYOUT_MINOR,
+            "layout_major": L.LAYOUT_MAJOR, "layout_minor": L.LAYOUT_MINOR,
             "layout_fingerprint": L.LAYOUT_FINGERPRINT, "header_size": L.HEADER.size,
             "total_size": geo.total_size, "generation": generation,
             "producer_pid": os.getpid(), "producer_start_ns": self._clock.wall_ns(),
@@ -146,6 +154,10 @@ class SegmentWriter:
             "ring_window": geo.ring_window,
         }.items():
             h[key] = value
+        # magic after every other header field, in one 8-byte store: a racing producer or an
+        # inspector that sees no magic yet knows the file is being created, not foreign or
+        # of another version (ownership.classify, reader.validate_header)
+        words[_W_MAGIC] = L.MAGIC
         self.set_symbols(symbols)
         self.heartbeat()
 
@@ -176,6 +188,7 @@ class SegmentWriter:
             self._fast.release()
             self._fast = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
+        self._stamps.release()
         self._words.release()
         with contextlib.suppress(BufferError):  # a caller still holds a view; the OS unmaps at exit
             self._mm.close()
@@ -236,15 +249,16 @@ class SegmentWriter:
                 close: float, volume: float) -> int:
         """Publish one record; update its symbol's latest slot; return its sequence number.
 
-        The order is the protocol: ring slot, latest-slot seqlock, then the cursor store
-        that makes the record visible.
+        The order is the protocol: the record's body, its stamp (``seq_lo``: a reader may
+        take the record from here on), the latest-slot seqlock, then the cursor store.
         """
         words = self._words
         s = words[_W_CURSOR]
         now = time.monotonic_ns()
-        _RECORD_PACK.pack_into(self._mm, self.geometry.ring_offset + (s & self._mask) * 64,
-                               s & _MASK32, symbol_id, event_ns, now, open_, high, low, close,
-                               volume)
+        slot = s & self._mask
+        _RECORD_BODY_PACK.pack_into(self._mm, self._ring_offset + slot * 64 + _RECORD_BODY_AT,
+                                    symbol_id, event_ns, now, open_, high, low, close, volume)
+        self._stamps[slot * _STAMP_STRIDE] = s & _MASK32  # one 4-byte store, after the body
         w = self._latest_word0 + symbol_id * 8
         words[w] = 2 * s + 1
         _LATEST_PACK.pack_into(self._mm, w * 8 + 8, close, volume, event_ns, now, 1)
@@ -282,14 +296,15 @@ class SegmentWriter:
         i0 = s & self._mask
         head = min(k, cap - i0)
         ring, ring_u8 = self._ring, self._ring_u8
-        ring_u8[i0:i0 + head] = src[:head]
         seqs = np.arange(s, s + k, dtype=np.uint64)
-        ring["seq_lo"][i0:i0 + head] = seqs[:head]
-        ring["publish_ns"][i0:i0 + head] = now
-        if head < k:
-            ring_u8[:k - head] = src[head:]
-            ring["seq_lo"][:k - head] = seqs[head:]
-            ring["publish_ns"][:k - head] = now
+        parts = [(slice(i0, i0 + head), slice(0, head))]
+        if head < k:  # the chunk wraps around the end of the ring
+            parts.append((slice(0, k - head), slice(head, k)))
+        for dst, part in parts:
+            ring_u8[dst, _RECORD_BODY_AT:] = src[part, _RECORD_BODY_AT:]
+            ring["publish_ns"][dst] = now
+        for dst, part in parts:  # stamps last: a slot keeps its old stamp until its body is whole
+            ring["seq_lo"][dst] = seqs[part]
         self._update_latest_from(recs, s, now)
         words[_W_CURSOR] = s + k
         if self._wake:

@@ -72,7 +72,7 @@ CASES: list[tuple[str, Callable[[bytes], bytes], str, str]] = [
     ("fingerprint", lambda d: with_field(d, layout_fingerprint=0x1234), "version_mismatch",
      f"layout fingerprint 0x0000000000001234 != 0x{L.LAYOUT_FINGERPRINT:016x} expected"),
     ("major", lambda d: with_field(d, layout_major=2), "version_mismatch",
-     f"layout version 2.0 (offset {L.HEADER.offset('layout_major')})"),
+     f"layout version 2.{L.LAYOUT_MINOR} (offset {L.HEADER.offset('layout_major')})"),
     ("truncated-header", lambda d: d[:100], "truncated",
      f"the file is 100 bytes, smaller than the {L.HEADER.size}-byte header"),
     ("truncated-ring", lambda d: d[:geometry(d).ring_offset + 3 * 64 + 10], "truncated",

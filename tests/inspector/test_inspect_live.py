@@ -76,7 +76,8 @@ def test_status_text_and_json(live: Producer) -> None:
     assert r.code == 0, r.err
     first = r.out.splitlines()[0]
     assert re.fullmatch(
-        rf"tradingd v1\.0 segment /dev/shm/{live.segment}, generation [0-9a-f]{{8}}…, "
+        rf"tradingd v1\.{L.LAYOUT_MINOR} segment /dev/shm/{live.segment}, "
+        r"generation [0-9a-f]{8}…, "
         rf"pid {live.pid} \(alive\), state live, heartbeat \d+ [µm]?s ago, "
         r"[\d.]+[kMG]? records, ring 16384 x 64 B", first), first
     assert re.search(r"^\s+64\s+state\s+2 \(live\)\s+live$", r.out, re.M)
@@ -228,7 +229,7 @@ def test_dump_matches_hexdump(copy: Path, args: list[str]) -> None:
 def test_dump_annotations_name_the_fields(copy: Path, live: Producer) -> None:
     lines = inspect("dump", "header", "--file", str(copy), "-v").out.splitlines()
     by_offset = {int(ln[:8], 16): ln for ln in lines if ln[:8].strip() and "|" in ln}
-    assert 'magic="TRADINGD" layout_major=1 layout_minor=0' in by_offset[0]
+    assert f'magic="TRADINGD" layout_major=1 layout_minor={L.LAYOUT_MINOR}' in by_offset[0]
     line = by_offset[L.HEADER.offset("ring_cursor") // 16 * 16]
     assert re.search(r"header: ring_cursor=\d+", line)
     line = by_offset[L.HEADER.offset("producer_pid") // 16 * 16]
