@@ -42,9 +42,10 @@ lint: venv
 demo: venv
 	$(BIN)/tradingd-demo $(if $(DURATION),--duration $(DURATION))
 
-# Benchmarks print tradingd's figures beside the peers measured in the same run
-# (pandas for the loader, if installed: pip install '.[bench]').
+# Benchmarks print tradingd's figures beside the peers measured in the same run; the
+# peers' packages (pandas, iceoryx2) come with the bench extra.
 bench: venv
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/bench_segment.py
 	$(BIN)/python bench/bench_loader.py
 	$(BIN)/python bench/bench_producer.py

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import peers
 import yaml
 
 from tradingd import layout as L
@@ -318,8 +319,14 @@ def _segment_echo(name_a: str, name_b: str, n: int, strategy: str, go: Any) -> N
             publish(0, rec[2], 1.0, 1.0, 1.0, 1.0, 1.0)
 
 
+#: Round trips before the timed ones: one lap of the ping-pong rings (4096 records), so the
+#: timed ones run in steady state, stamp-first reads included (they start after one lap).
+WARMUP = 1 << 12
+
+
 def segment_pingpong(n: int, strategy: str) -> list[float]:
     """Ping-pong through two segments (round trip / 2), as facts.md measures the peers."""
+    n += WARMUP
     ctx = mp.get_context("fork")
     name_a, name_b = _name(), _name()
     rtt = []
@@ -342,6 +349,7 @@ def segment_pingpong(n: int, strategy: str) -> list[float]:
                         while nxt(1.0) is None:
                             pass
                         rtt.append((clock() - t) / 2)
+                    del rtt[:WARMUP]
                 else:
                     for i in range(n):
                         t = clock()
@@ -350,6 +358,7 @@ def segment_pingpong(n: int, strategy: str) -> list[float]:
                             pass
                         sub.poll_one()
                         rtt.append((clock() - t) / 2)
+                    del rtt[:WARMUP]
         finally:
             _unpin()
             p.join(10)
@@ -413,6 +422,12 @@ def pipe_oneway(rate: float, seconds: float) -> list[float]:
     return [*_pct(lat), len(lat)]
 
 
+def _c_paced(rate: float, seconds: float) -> list[float] | None:
+    """The same one-way measurement in C (bench/c/pingpong.c): the floor of this VM."""
+    res = peers.c_paced(rate, seconds)
+    return None if res is None else [*res, int(rate * seconds)]
+
+
 # ------------------------------------------------------------------ report
 def _us(ns: float) -> str:
     return f"{ns / 1e3:8.2f} us"
@@ -458,26 +473,44 @@ def main() -> None:
         *[(f"{s:5s} daemon path (poll_batch/one + analytics)", (latency_daemon, s))
           for s in STRATEGIES],
         ("pipe  one-way, reader blocked in read()", (pipe_oneway, None)),
+        ("peer: C, spinning reader (floor)", (_c_paced, None)),
     ]
     for _ in range(rounds):
         for label, (fn, strategy) in runs:
             res = fn(args.rate, secs) if strategy is None else fn(strategy, args.rate, secs)
-            rows.setdefault(label, []).append(res)
+            if res is not None:  # a peer that cannot run here says why on stderr
+                rows.setdefault(label, []).append(res)
     for label, results in rows.items():
         p50, p99, n = np.median(np.array(results), axis=0)
         print(f"  {label:44s} {_us(p50)} {_us(p99)}  ({int(n)} samples/run)")
 
     n_pp = 2000 if args.quick else 20000
-    print(f"\nPing-pong (round trip / 2, {n_pp} round trips), {pin}")
+    print(f"\nPing-pong (round trip / 2, {n_pp} round trips), {pin} "
+          f"(p50 / p99; median of {rounds} runs, taken in turn)")
+    spinning: list[tuple[str, Any]] = [  # busy-polling, like the spin strategy
+        ("spin  tradingd, two segments (next + publish)", lambda n: segment_pingpong(n, "spin")),
+        ("peer: C, two counters (hardware floor)", peers.c_floor),
+        ("peer: plain Python, two counters (loop floor)", peers.python_counter),
+        ("peer: plain Python, struct records on a ring", peers.python_struct_ring),
+        ("peer: iceoryx2 0.10 Python, pub/sub (zero-copy)", peers.iceoryx2_pubsub),
+    ]
+    blocking: list[tuple[str, Any]] = [  # woken by the kernel
+        ("block tradingd, two segments (futex)", lambda n: segment_pingpong(n, "block")),
+        ("peer: os.pipe, 64-byte messages", pipe_pingpong),
+    ]
     pp: dict[str, list[list[float]]] = {}
     for _ in range(rounds):
-        pp.setdefault("spin  through two segments", []).append(segment_pingpong(n_pp, "spin"))
-        pp.setdefault("block through two segments (futex)", []).append(
-            segment_pingpong(n_pp // 4, "block"))
-        pp.setdefault("pipe  64-byte messages", []).append(pipe_pingpong(n_pp // 4))
-    for label, results in pp.items():
-        p50, p99 = np.median(np.array(results), axis=0)
-        print(f"  {label:44s} {_us(p50)} {_us(p99)}")
+        for runs, n in ((spinning, n_pp), (blocking, n_pp // 4)):
+            for label, fn in runs:
+                res = fn(n)
+                if res is not None:  # a peer that cannot run here (not installed) says why
+                    pp.setdefault(label, []).append(res)
+    for label, _fn in [*spinning, *blocking]:
+        if label not in pp:
+            print(f"  {label:48s}        -           -  (not available here)")
+            continue
+        p50, p99 = np.median(np.array(pp[label]), axis=0)
+        print(f"  {label:48s} {_us(p50)} {_us(p99)}")
 
     print("\nCPU of an idle consumer (attached, no data), daemon loop")
     for strategy in STRATEGIES:

@@ -344,3 +344,25 @@ def test_records_read_like_tuples_and_by_name(segment_name: str, impl: str) -> N
         assert pickle.loads(pickle.dumps(rec)) == fields
         with pytest.raises(IndexError):
             rec[9]
+
+
+def _mapped_kib(path: str) -> list[int]:
+    """Resident KiB of each mapping of ``path`` in this process (/proc/self/smaps)."""
+    sizes, inside = [], False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split()[0]
+            if "-" in first and not first.endswith(":"):  # a mapping's header line
+                inside = line.rstrip().endswith(path)
+            elif inside and first == "Rss:":
+                sizes.append(int(line.split()[1]))
+    return sizes
+
+
+def test_pages_are_faulted_in_at_creation_and_attach(segment_name: str) -> None:
+    """No page fault on the first lap of the ring: writer pre-touches, readers populate."""
+    with make(segment_name, ring_capacity=1 << 14) as w:
+        kib = w.geometry.total_size // 1024
+        assert _mapped_kib(w.path) == [pytest.approx(kib, abs=4)]  # the writer's mapping
+        with SegmentReader.attach(segment_name):
+            assert _mapped_kib(w.path) == [pytest.approx(kib, abs=4)] * 2

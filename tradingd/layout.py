@@ -38,8 +38,9 @@ Concurrency protocol (single writer, any number of readers, no locks):
   waiting for the next record watches one cache line, the slot, instead of two (the cursor,
   then the slot): one cross-core transfer instead of two, ~100 ns less latency here.
 * Every polled word (state, heartbeat, locks, cursor) is an aligned 8-byte field written
-  with one 8-byte store (see ``tradingd.writer``); x86-64 (TSO) keeps stores and loads in
-  program order, which is what makes the protocol correct from plain Python.
+  with one 8-byte store, and a ring stamp one aligned 4-byte store (see
+  ``tradingd.writer``); x86-64 (TSO) keeps stores and loads in program order, which is what
+  makes the protocol correct from plain Python.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def generate() -> str:
     ]
     for region, off, size, struct, count in geo.regions():
         out.append(f"| {region} | {off} | {size} | {struct.name} ({struct.size} B) | {count} |")
-    out += ["", f"Total: {geo.total_size} bytes.", ""]
+    out += ["", f"Total: {geo.total_size} bytes.", "", "## Concurrency protocol", "",
+            _protocol_text(), ""]
     for s in L.STRUCTS:
         out += [f"## {s.name} ({s.size} bytes)", "", s.doc, "",
                 "| offset | size | type | field | meaning |", "|---:|---:|---|---|---|"]
@@ -41,6 +42,14 @@ def generate() -> str:
         gaps = ", ".join(f"{o}..{o + n - 1}" for o, n in s.gaps())
         out += ["", f"Padding (zero): {gaps or 'none'}.", ""]
     return "\n".join(out)
+
+
+def _protocol_text() -> str:
+    """The protocol bullets of :mod:`tradingd.layout`'s docstring, its one written home."""
+    doc = L.__doc__ or ""
+    start = doc.index("Concurrency protocol")
+    body = doc[doc.index("\n", start) + 1:]
+    return body.strip().replace("``", "`")
 
 
 def main() -> None:

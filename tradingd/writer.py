@@ -40,6 +40,10 @@ _W_SYMBOL_COUNT = L.HEADER.word("symbol_count")
 _RECORD_BODY = L.RECORD.dtype.names[1:]
 _RECORD_BODY_PACK = L.RECORD.struct_format(_RECORD_BODY)
 _RECORD_BODY_AT = L.RECORD[_RECORD_BODY[0]].offset
+# A record's body as one opaque field: numpy copies it with one memcpy per record (2x
+# faster than a strided byte copy), leaving the stamp alone.
+_BODY_DTYPE = np.dtype({"names": ["body"], "formats": [f"V{L.RECORD.size - _RECORD_BODY_AT}"],
+                        "offsets": [_RECORD_BODY_AT], "itemsize": L.RECORD.size})
 _LATEST_PAYLOAD = ("price", "volume", "event_ns", "publish_ns", "valid")
 _LATEST_PACK = L.LATEST.struct_format(_LATEST_PAYLOAD)
 _MASK32 = 0xFFFFFFFF
@@ -112,6 +116,7 @@ class SegmentWriter:
         self._clock = clock
         self._mm = shm.map_fd(fd, geo.total_size, writable=True)
         self._u8 = np.frombuffer(self._mm, dtype=np.uint8)
+        shm.prefault(self._u8)
         self._words = memoryview(self._mm).cast("Q")
         self._header = np.frombuffer(self._mm, L.HEADER_DTYPE, count=1)
         self._symtab = np.frombuffer(self._mm, L.SYMBOL_DTYPE, geo.symtab_capacity,
@@ -120,6 +125,7 @@ class SegmentWriter:
                                    geo.ring_offset)
         self._ring_u8 = self._u8[geo.ring_offset:].reshape(geo.ring_capacity, L.RECORD.size)
         self._ring_offset = geo.ring_offset
+        self._ring_body = self._ring.view(_BODY_DTYPE)["body"]
         # seq_lo of slot i is u32 word i * _STAMP_STRIDE of this view: one aligned 4-byte store
         self._stamps = memoryview(self._mm)[geo.ring_offset:].cast("I")
         self._mask = geo.ring_capacity - 1
@@ -188,6 +194,7 @@ class SegmentWriter:
             self._fast.release()
             self._fast = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
+        self._ring_body = None  # type: ignore[assignment]
         self._stamps.release()
         self._words.release()
         with contextlib.suppress(BufferError):  # a caller still holds a view; the OS unmaps at exit
@@ -280,12 +287,12 @@ class SegmentWriter:
             return self._fast.publish_records(np.ascontiguousarray(records))
         first = self._words[_W_CURSOR]
         n = len(records)
-        src = np.ascontiguousarray(records).view(np.uint8).reshape(n, L.RECORD.size)
+        src = np.ascontiguousarray(records).view(_BODY_DTYPE)["body"]
         for pos in range(0, n, self._window):
             self._publish_chunk(records[pos:pos + self._window], src[pos:pos + self._window])
         return first
 
-    def _publish_chunk(self, recs: np.ndarray, src: np.ndarray) -> None:
+    def _publish_chunk(self, recs: np.ndarray, bodies: np.ndarray) -> None:
         words = self._words
         k = len(recs)
         if k == 0:
@@ -295,13 +302,13 @@ class SegmentWriter:
         cap = self.geometry.ring_capacity
         i0 = s & self._mask
         head = min(k, cap - i0)
-        ring, ring_u8 = self._ring, self._ring_u8
+        ring = self._ring
         seqs = np.arange(s, s + k, dtype=np.uint64)
         parts = [(slice(i0, i0 + head), slice(0, head))]
         if head < k:  # the chunk wraps around the end of the ring
             parts.append((slice(0, k - head), slice(head, k)))
         for dst, part in parts:
-            ring_u8[dst, _RECORD_BODY_AT:] = src[part, _RECORD_BODY_AT:]
+            self._ring_body[dst] = bodies[part]
             ring["publish_ns"][dst] = now
         for dst, part in parts:  # stamps last: a slot keeps its old stamp until its body is whole
             ring["seq_lo"][dst] = seqs[part]

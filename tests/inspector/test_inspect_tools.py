@@ -93,7 +93,7 @@ def test_strace_lifecycle_of_a_producer(start_producer: Callable[..., Producer])
     assert create < size < mapped < opened_up < removed < unmapped
     # the producer's own reader attaches read-only, never resizing the segment
     find(rf'openat\(AT_FDCWD[^,]*, "{q}", O_RDONLY\|O_NOFOLLOW\|O_CLOEXEC\)')
-    find(rf"mmap\(NULL, {total}, PROT_READ, MAP_SHARED, \d+<{q}>, 0\)")
+    find(rf"mmap\(NULL, {total}, PROT_READ, MAP_SHARED\|MAP_POPULATE, \d+<{q}>, 0\)")
     assert not os.path.exists(path)
 
 
