@@ -78,13 +78,15 @@ def attach_oldest(name: str) -> tuple[SegmentReader, RingSubscription, int]:
     return r, sub, sub.position
 
 
-def reader_single(name: str) -> dict:
+def _read_singly(name: str, how: str) -> dict:
+    """Read record by record with ``poll_one`` or ``next`` (the spin path, stamp-first in
+    C), checking each; stop when the writer is done and everything was read."""
     r, sub, start = attach_oldest(name)
     good = torn = 0
     last = -1
-    poll = sub.poll_one
+    read = sub.poll_one if how == "poll_one" else lambda: sub.next(0.01)
     while True:
-        rec = poll()
+        rec = read()
         if rec is None:
             if done(r, sub.position):
                 break
@@ -96,27 +98,14 @@ def reader_single(name: str) -> dict:
         last = rec[0]
     return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
             "span": sub.position - start, "stamp_reads": sub.stamp_reads}
+
+
+def reader_single(name: str) -> dict:
+    return _read_singly(name, "poll_one")
 
 
 def reader_next(name: str) -> dict:
-    """The spin strategy's path: ``next`` waits for each record (stamp-first in C)."""
-    r, sub, start = attach_oldest(name)
-    good = torn = 0
-    last = -1
-    nxt = sub.next
-    while True:
-        rec = nxt(0.01)
-        if rec is None:
-            if done(r, sub.position):
-                break
-            continue
-        if check_tuple(rec) and rec[0] > last:
-            good += 1
-        else:
-            torn += 1
-        last = rec[0]
-    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start, "stamp_reads": sub.stamp_reads}
+    return _read_singly(name, "next")
 
 
 def reader_batch(name: str) -> dict:
