@@ -304,13 +304,31 @@ def c_paced(rate: float, seconds: float) -> list[float] | None:
 
 
 # ------------------------------------------------------------------ 2. Python counters
-def python_counter(n: int) -> list[float] | None:
-    """Plain Python both sides, two 8-byte counters, no payload: the Python loop floor."""
-    _check(n)
-    buf = mmap.mmap(-1, 8192)  # anonymous, MAP_SHARED: the fork shares it
+@contextlib.contextmanager
+def _shared_counters(size: int) -> Iterator[tuple[mmap.mmap, memoryview, memoryview]]:
+    """An anonymous MAP_SHARED mapping (the fork shares it) with the ping and pong counters
+    as one-word ``memoryview.cast('Q')`` views (single 8-byte stores); released after."""
+    buf = mmap.mmap(-1, size)
     mv = memoryview(buf)
     ca = mv[PING_WORD:PING_WORD + 8].cast("Q")
     cb = mv[PONG_WORD:PONG_WORD + 8].cast("Q")
+    try:
+        yield buf, ca, cb
+    finally:
+        ca.release()
+        cb.release()
+        mv.release()
+        buf.close()
+
+
+def python_counter(n: int) -> list[float] | None:
+    """Plain Python both sides, two 8-byte counters, no payload: the Python loop floor."""
+    _check(n)
+    with _shared_counters(8192) as (_buf, ca, cb):
+        return _counter_pingpong(n, ca, cb)
+
+
+def _counter_pingpong(n: int, ca: memoryview, cb: memoryview) -> list[float] | None:
     rtt: list[float] = []
 
     def echo(ready: Callable[[], None]) -> None:
@@ -337,11 +355,6 @@ def python_counter(n: int) -> list[float] | None:
     except (PeerError, OSError) as e:
         _fail("python_counter", e)
         return None
-    finally:
-        ca.release()
-        cb.release()
-        mv.release()
-        buf.close()
     return _pct(rtt)
 
 
@@ -352,11 +365,13 @@ def python_struct_ring(n: int) -> list[float] | None:
     size = RECORD.size
     ring_a = 256  # ping ring: RING_SLOTS records; the pong ring follows it
     ring_b = ring_a + RING_SLOTS * size
-    mask = RING_SLOTS - 1
-    buf = mmap.mmap(-1, ring_b + RING_SLOTS * size)
-    mv = memoryview(buf)
-    ca = mv[PING_WORD:PING_WORD + 8].cast("Q")  # ping cursor: records published
-    cb = mv[PONG_WORD:PONG_WORD + 8].cast("Q")  # pong cursor
+    with _shared_counters(ring_b + RING_SLOTS * size) as (buf, ca, cb):  # the cursors
+        return _ring_pingpong(n, buf, ca, cb, ring_a, ring_b)
+
+
+def _ring_pingpong(n: int, buf: mmap.mmap, ca: memoryview, cb: memoryview, ring_a: int,
+                   ring_b: int) -> list[float] | None:
+    size, mask = RECORD.size, RING_SLOTS - 1
     pack, unpack = RECORD.pack_into, RECORD.unpack_from
     rtt: list[float] = []
 
@@ -389,11 +404,6 @@ def python_struct_ring(n: int) -> list[float] | None:
     except (PeerError, OSError) as e:
         _fail("python_struct_ring", e)
         return None
-    finally:
-        ca.release()
-        cb.release()
-        mv.release()
-        buf.close()
     return _pct(rtt)
 
 
