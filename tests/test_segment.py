@@ -6,6 +6,7 @@ import grp
 import os
 import pickle
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -249,10 +250,11 @@ def test_next_spins_for_the_next_record(segment_name: str, impl: str) -> None:
         assert sub.position == 1 and sub.next(0.0) is None
 
 
-# ---------------------------------------------------------------- stamp-first reads (v1.1)
-# The writer stores a record's stamp (seq_lo) after its body; the C reader may then take it
-# before the cursor moves. These tests put the ring in the states a racing writer leaves it
-# in, by writing slots and header words the way the writer does, one step at a time.
+# ------------------------------------------------------- stamp-first reads (v1.1, v1.2)
+# The writer marks a record's stamp (seq_lo) before its body and stores it after; the C
+# reader may then take it before the cursor moves, and in steady state without reading the
+# cursor at all. These tests put the ring in the states a racing writer leaves it in, by
+# writing slots and header words the way the writer does, one step at a time.
 
 def _fill_and_follow(w: SegmentWriter, r: SegmentReader) -> object:
     """Publish one full lap (stamp-first reads start once every slot was written)."""
@@ -260,11 +262,13 @@ def _fill_and_follow(w: SegmentWriter, r: SegmentReader) -> object:
     return r.subscribe("latest")
 
 
-def _body_and_stamp(w: SegmentWriter, seq: int, stamp: int | None = None) -> None:
+def _body_and_stamp(w: SegmentWriter, seq: int, stamp: int | None = None,
+                    publish_ns: int | None = None) -> None:
     """What publish() has done when it is preempted just before storing the cursor."""
     slot = seq & (w.geometry.ring_capacity - 1)
     rec = batch(0, 1)
     rec["symbol_id"], rec["event_ns"], rec["close"] = 1, 77, 7.5
+    rec["publish_ns"] = time.monotonic_ns() if publish_ns is None else publish_ns
     body_at = L.RECORD.offset("symbol_id")
     w._ring_u8[slot, body_at:] = rec.view(np.uint8)[body_at:]
     w._ring["seq_lo"][slot] = (seq if stamp is None else stamp) & 0xFFFFFFFF
@@ -325,6 +329,59 @@ def test_a_stamp_matching_only_modulo_2_32_is_not_taken(segment_name: str, impl:
         rec = sub.poll_one()
         assert rec is not None and rec[0] == oldest_intact  # not p: the lapping is seen
         assert sub.lost == oldest_intact - p
+
+
+def test_after_2_32_records_a_trusted_chain_goes_back_to_the_cursor(
+        segment_name: str, impl: str) -> None:
+    """A reader that took its last record intact, then slept while the writer published
+    2^32 more, finds a matching stamp again. That record was published far later (no writer
+    publishes 2^32 records in STAMP_TRUST_NS), so the cursor is asked and the lapping seen."""
+    with make(segment_name, ring_capacity=64) as w, SegmentReader.attach(segment_name) as r:
+        sub = _fill_and_follow(w, r)
+        w.publish(0, 1, 1, 1, 1, 1, 1)
+        assert sub.poll_one() is not None  # taken intact: the chain starts here
+        p = sub.position
+        far = p + (1 << 32)
+        later = time.monotonic_ns() + 2 * L.STAMP_TRUST_NS
+        for seq in range(far - 63, far + 1):
+            _body_and_stamp(w, seq, publish_ns=later)
+        w._words[L.HEADER.word("ring_cursor")] = far + 1
+        oldest_intact = far + 1 + w.geometry.ring_window - 64
+        rec = sub.poll_one()
+        assert rec is not None and rec[0] == oldest_intact and sub.lost == oldest_intact - p
+        assert sub.trusted_reads == 0
+
+
+def test_marked_stamps_spare_the_cursor_read_while_records_follow_closely(
+        segment_name: str) -> None:
+    """v1.2: a record whose stamp held across the copy, published within STAMP_TRUST_NS of
+    its intact predecessor, is taken without reading the cursor; the first record, and one
+    after a longer pause, are checked against the cursor."""
+    with make(segment_name, ring_capacity=64) as w, SegmentReader.attach(segment_name) as r:
+        sub = _fill_and_follow(w, r)
+        s, t0 = w.cursor, time.monotonic_ns()
+        for k, pub in enumerate((t0, t0 + 1000, t0 + 1000 + L.STAMP_TRUST_NS + 1)):
+            _body_and_stamp(w, s + k, stamp=~(s + k))  # marked: being written
+            assert sub.poll_one() is None
+            _body_and_stamp(w, s + k, publish_ns=pub)
+            rec = sub.poll_one()
+            assert rec is not None and (rec.seq, rec.publish_ns) == (s + k, pub)
+            w._words[L.HEADER.word("ring_cursor")] = s + k + 1
+        assert (sub.stamp_reads, sub.trusted_reads) == (3, 1)  # only the second was trusted
+
+
+def test_a_v1_1_segment_is_read_by_stamp_with_the_cursor_check(segment_name: str) -> None:
+    """v1.1 writers did not mark stamps: every stamp read is followed by a cursor read."""
+    with make(segment_name, ring_capacity=64) as w:
+        w._header[0]["layout_minor"] = L.STAMP_LAST_MINOR
+        with SegmentReader.attach(segment_name) as r:
+            sub = _fill_and_follow(w, r)
+            for _ in range(3):
+                s = w.cursor
+                _body_and_stamp(w, s)
+                assert sub.poll_one().seq == s
+                w._words[L.HEADER.word("ring_cursor")] = s + 1
+            assert (sub.stamp_reads, sub.trusted_reads) == (3, 0)
 
 
 def test_records_read_like_tuples_and_by_name(segment_name: str, impl: str) -> None:

@@ -36,9 +36,9 @@ def records_for(first: int, n: int) -> np.ndarray:
     return recs
 
 
-def writer(name: str, seconds: float) -> dict:
+def writer(name: str, seconds: float, ring: int = RING) -> dict:
     w = SegmentWriter.create(name, [SymbolInfo(f"S{i}") for i in range(NSYM)],
-                             symbol_capacity=NSYM, ring_capacity=RING, wake_readers=False)
+                             symbol_capacity=NSYM, ring_capacity=ring, wake_readers=False)
     print("ready", flush=True)
     sys.stdin.readline()  # "go": the readers are attached
     publish = w.publish
@@ -97,7 +97,8 @@ def _read_singly(name: str, how: str) -> dict:
             torn += 1
         last = rec[0]
     return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start, "stamp_reads": sub.stamp_reads}
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
+            "trusted_reads": sub.trusted_reads}
 
 
 def reader_single(name: str) -> dict:
@@ -127,7 +128,8 @@ def reader_batch(name: str) -> dict:
         torn += int(len(b) - ok.sum())
         last = int(s[-1])
     return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start, "stamp_reads": sub.stamp_reads}
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
+            "trusted_reads": sub.trusted_reads}
 
 
 def reader_latest(name: str) -> dict:
@@ -152,7 +154,7 @@ def reader_latest(name: str) -> dict:
 if __name__ == "__main__":
     role, seg = sys.argv[1], sys.argv[2]
     if role == "writer":
-        writer(seg, float(sys.argv[3]))
+        writer(seg, float(sys.argv[3]), *map(int, sys.argv[4:5]))
     else:
         fn = {"single": reader_single, "next": reader_next, "batch": reader_batch,
               "latest": reader_latest}[role]

@@ -54,13 +54,19 @@ static inline double load_f64(const double *p) {
 /* Segment: a mapped segment (writable for the writer, read-only for readers).          */
 /* ----------------------------------------------------------------------------------- */
 
+/* What a reader may conclude from a ring slot's stamp (seq_lo), by layout minor version:
+ * nothing (v1.0: stamp stored first); that the body is whole (v1.1: stored last); and that
+ * it was not overwritten during a copy made between two equal reads of it (v1.2: its
+ * complement is stored before the body). See the protocol in tradingd/layout.py. */
+enum { STAMP_NONE = 0, STAMP_LAST = 1, STAMP_MARKED = 2 };
+
 typedef struct {
     PyObject_HEAD
     Py_buffer buf;
     int have_buf;
     int writable;
     int wake;
-    int stamp_last; /* the writer stores ring stamps last (layout >= 1.1): stamp-first reads */
+    int stamp_mode; /* what the writer's ring stamps promise: STAMP_NONE/LAST/MARKED */
     tradingd_header *hdr;
     tradingd_latest *latest;
     tradingd_record *ring;
@@ -70,11 +76,12 @@ typedef struct {
 } Segment;
 
 static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"buffer", "writable", "wake", "stamp_last", NULL};
+    static char *kwlist[] = {"buffer", "writable", "wake", "layout_minor", NULL};
     PyObject *obj;
-    int writable = 0, wake = 0, stamp_last = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|ppp", kwlist, &obj, &writable, &wake,
-                                     &stamp_last))
+    int writable = 0, wake = 0;
+    unsigned int minor = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|ppI", kwlist, &obj, &writable, &wake,
+                                     &minor))
         return -1;
     if (self->have_buf) {
         PyErr_SetString(PyExc_RuntimeError, "Segment already initialised");
@@ -106,7 +113,9 @@ static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
     self->margin = (int64_t)h->ring_window - (int64_t)cap;
     self->writable = writable;
     self->wake = wake;
-    self->stamp_last = stamp_last;
+    self->stamp_mode = minor >= TRADINGD_STAMP_MARKED_MINOR ? STAMP_MARKED
+                       : minor >= TRADINGD_STAMP_LAST_MINOR ? STAMP_LAST
+                                                            : STAMP_NONE;
     return 0;
 }
 
@@ -137,10 +146,17 @@ static void wake_readers(Segment *self) {
     syscall(SYS_futex, (uint32_t *)&h->wake_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
-/* The record body: everything after the stamp (seq_lo), which is stored last. */
+/* The record body: everything after the stamp (seq_lo). The writer marks the stamp (its
+ * complement, which no record of the slot carries: the low bits differ), writes the body,
+ * then stores the stamp. */
 #define BODY_AT offsetof(tradingd_record, symbol_id)
 _Static_assert(offsetof(tradingd_record, seq_lo) == 0 && BODY_AT == sizeof(uint32_t),
                "the stamp leads the record");
+
+static inline void mark_slot(tradingd_record *r, uint64_t s) {
+    STORE_RLX(&r->seq_lo, ~(uint32_t)s);
+    __atomic_thread_fence(__ATOMIC_RELEASE); /* the mark before any body store */
+}
 
 /* publish(symbol_id, event_ns, open, high, low, close, volume) -> seq */
 static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -168,6 +184,7 @@ static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_
     uint64_t s = LOAD_RLX(&h->ring_cursor); /* we are the only writer */
     uint64_t now = mono_ns();
     tradingd_record *r = &self->ring[s & self->mask];
+    mark_slot(r, s);
     r->symbol_id = (uint32_t)sym;
     r->event_ns = ev;
     r->publish_ns = now;
@@ -193,7 +210,7 @@ static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_
 
 /* publish_records(buffer) -> first seq: a batch of RECORD-sized records (seq_lo and
  * publish_ns are filled in here), in chunks of at most ring_window records; each chunk's
- * records are written (body, then stamp), the latest slot of every symbol in it updated
+ * records are written (mark, body, stamp), the latest slot of every symbol in it updated
  * from its last record, then the cursor stored. */
 static PyObject *Segment_publish_records(Segment *self, PyObject *arg) {
     if (check_open(self) < 0) return NULL;
@@ -225,8 +242,9 @@ static PyObject *Segment_publish_records(Segment *self, PyObject *arg) {
     for (uint64_t pos = 0; pos < n; pos += window) {
         uint64_t k = n - pos < window ? n - pos : window;
         uint64_t s = LOAD_RLX(&h->ring_cursor), now = mono_ns();
-        for (uint64_t j = 0; j < k; j++) { /* each body, then its stamp */
+        for (uint64_t j = 0; j < k; j++) { /* each: mark, body, stamp */
             tradingd_record *r = &self->ring[(s + j) & self->mask];
+            mark_slot(r, s + j);
             memcpy((char *)r + BODY_AT, (const char *)&src[pos + j] + BODY_AT,
                    sizeof(tradingd_record) - BODY_AT);
             r->publish_ns = now;
@@ -346,15 +364,23 @@ static PyMethodDef Segment_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef Segment_members[] = {
+    {"stamp_mode", T_INT, offsetof(Segment, stamp_mode), READONLY,
+     "what ring stamps tell a reader: 0 nothing, 1 body whole (v1.1), 2 marked (v1.2)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject SegmentType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tradingd._fastpath.Segment",
     .tp_basicsize = sizeof(Segment),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A mapped segment: Segment(buffer, writable=False, wake=False)",
+    .tp_doc = "A mapped segment: Segment(buffer, writable=False, wake=False, layout_minor=0)\n"
+              "(layout_minor: the segment's, for what its ring stamps promise readers)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Segment_init,
     .tp_dealloc = (destructor)Segment_dealloc,
     .tp_methods = Segment_methods,
+    .tp_members = Segment_members,
 };
 
 /* ----------------------------------------------------------------------------------- */
@@ -368,6 +394,11 @@ typedef struct {
     unsigned long long lost;
     unsigned long long rejected;
     unsigned long long stamp_reads;
+    unsigned long long trusted_reads;
+    /* Record trusted_pos - 1 was taken intact and published at trusted_pub: the next one,
+     * if published soon after, is the record its stamp says (STAMP_MARKED, layout.py). */
+    uint64_t trusted_pos;
+    uint64_t trusted_pub;
 } Cursor;
 
 static int Cursor_init(Cursor *self, PyObject *args, PyObject *kwds) {
@@ -420,6 +451,8 @@ static int cursor_take(Cursor *self, tradingd_record *out, uint64_t *seq) {
             continue;
         }
         self->position = p;
+        self->trusted_pos = p;
+        self->trusted_pub = out->publish_ns;
         *seq = p - 1;
         return 1;
     }
@@ -614,28 +647,42 @@ static PyTypeObject RecordType = {
  * the stamp after the body. Only once the ring has wrapped: a never-written slot's zero
  * stamp would match p = 0, 2^32, ... Waiting on the slot instead of the cursor saves one
  * cross-core cache-line transfer per record (the cursor's, before the slot's). */
-static int stamp_ready(const Segment *seg, uint64_t p) {
-    return seg->stamp_last && p > seg->mask &&
-           LOAD_ACQ(&seg->ring[p & seg->mask].seq_lo) == (uint32_t)p;
+static inline int stamp_usable(const Segment *seg, uint64_t p) {
+    return seg->stamp_mode != STAMP_NONE && p > seg->mask;
+}
+
+static inline int stamp_ready(const Segment *seg, uint64_t p) {
+    return stamp_usable(seg, p) && LOAD_ACQ(&seg->ring[p & seg->mask].seq_lo) == (uint32_t)p;
 }
 
 /* Take the next record by its stamp: 1 with the record, 0 when the stamp cannot decide
- * (not there yet, or lapped: the cursor protocol then decides and counts). The cursor is
- * read after the copy as in cursor_take (c2): it catches an overwrite during the copy and
- * a stamp that matches only modulo 2^32. */
+ * (not there yet, or lapped: the cursor protocol then decides and counts). The record is
+ * copied between two reads of the stamp. With marked stamps (v1.2), equal reads mean the
+ * copy is whole, and a record published within STAMP_TRUST_NS of its intact predecessor
+ * is the one the stamp names (not one 2^32 records on): no cursor read. Otherwise the
+ * cursor is read after the copy as in cursor_take (c2), which decides both. */
 static int cursor_take_stamped(Cursor *self, tradingd_record *out, uint64_t *seq) {
     Segment *seg = self->seg;
     uint64_t p = self->position;
     if (!stamp_ready(seg, p)) return 0;
-    const uint64_t *sw = (const uint64_t *)&seg->ring[p & seg->mask];
+    const tradingd_record *slot = &seg->ring[p & seg->mask];
+    const uint64_t *sw = (const uint64_t *)slot;
     uint64_t w[8];
     for (int i = 0; i < 8; i++) w[i] = LOAD_RLX(&sw[i]);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    uint64_t c2 = LOAD_RLX(&seg->hdr->ring_cursor);
-    if ((int64_t)p < (int64_t)c2 + seg->margin) return 0;
     memcpy(out, w, sizeof *out);
     if (out->seq_lo != (uint32_t)p) return 0;
-    self->position = p + 1;
+    int trusted = seg->stamp_mode == STAMP_MARKED && LOAD_RLX(&slot->seq_lo) == (uint32_t)p &&
+                  self->trusted_pos == p &&
+                  out->publish_ns - self->trusted_pub <= TRADINGD_STAMP_TRUST_NS;
+    if (trusted) {
+        self->trusted_reads += 1;
+    } else {
+        uint64_t c2 = LOAD_RLX(&seg->hdr->ring_cursor);
+        if ((int64_t)p < (int64_t)c2 + seg->margin) return 0;
+    }
+    self->position = self->trusted_pos = p + 1;
+    self->trusted_pub = out->publish_ns;
     self->stamp_reads += 1;
     *seq = p;
     return 1;
@@ -658,16 +705,24 @@ static PyObject *Cursor_poll_one(Cursor *self, PyObject *Py_UNUSED(ignored)) {
 /* Spin until record `pos` is there (its stamp, or the cursor passing it) or `timeout_ns`
  * passes. The first SPIN_HOLD_NS are spun holding the GIL (a GIL hand-off costs more than
  * a short wait); after that the GIL is released so other threads (the metrics server)
- * run. The clock is first read after 256 spins: a record that arrives sooner costs none. */
+ * run. The clock is first read after 256 spins: a record that arrives sooner costs none.
+ * Where the stamp can tell, only the slot is watched, and the cursor read once every
+ * CURSOR_EVERY spins (it tells a lapped reader, whose stamp never comes, to go on): the
+ * cursor's cache line stays with the writer. */
 #define SPIN_HOLD_NS 50000ull
-static int arrived(const Segment *seg, uint64_t pos) {
-    return stamp_ready(seg, pos) || LOAD_ACQ(&seg->hdr->ring_cursor) > pos;
+#define CURSOR_EVERY 64u
+static int arrived(const Segment *seg, uint64_t pos, unsigned n) {
+    if (stamp_usable(seg, pos)) {
+        if (LOAD_ACQ(&seg->ring[pos & seg->mask].seq_lo) == (uint32_t)pos) return 1;
+        if (n % CURSOR_EVERY != CURSOR_EVERY - 1) return 0;
+    }
+    return LOAD_ACQ(&seg->hdr->ring_cursor) > pos;
 }
 
 static int spin_until(Segment *seg, uint64_t pos, uint64_t timeout_ns) {
     uint64_t start = 0;
     for (unsigned n = 0;; n++) {
-        if (arrived(seg, pos)) return 1;
+        if (arrived(seg, pos, n)) return 1;
         if ((n & 255) == 255) {
             uint64_t now = mono_ns();
             if (!start) start = now;
@@ -679,7 +734,7 @@ static int spin_until(Segment *seg, uint64_t pos, uint64_t timeout_ns) {
     int found = 0;
     Py_BEGIN_ALLOW_THREADS
     for (unsigned n = 0;; n++) {
-        if (arrived(seg, pos)) {
+        if (arrived(seg, pos, n)) {
             found = 1;
             break;
         }
@@ -706,8 +761,13 @@ static PyObject *Cursor_next(Cursor *self, PyObject *arg) {
     if (timeout_arg(arg, &timeout_ns) < 0) return NULL;
     tradingd_record rec;
     uint64_t seq;
-    for (;;) {
-        if (take(self, &rec, &seq)) return record_new(&rec, seq);
+    for (int spun = 0;; spun = 1) {
+        if (cursor_take_stamped(self, &rec, &seq)) return record_new(&rec, seq);
+        /* The stamp could not decide. Ask the cursor, except before the first spin on a
+         * stamp: the record is most likely not published yet, and reading the cursor would
+         * pull its cache line from the writer for nothing (spin_until reads it now and then). */
+        if ((spun || !stamp_usable(seg, self->position)) && cursor_take(self, &rec, &seq))
+            return record_new(&rec, seq);
         if (!spin_until(seg, self->position, timeout_ns)) Py_RETURN_NONE;
     }
 }
@@ -738,6 +798,8 @@ static PyMemberDef Cursor_members[] = {
     {"rejected", T_ULONGLONG, offsetof(Cursor, rejected), 0, "records failing the seq stamp"},
     {"stamp_reads", T_ULONGLONG, offsetof(Cursor, stamp_reads), READONLY,
      "records taken by their stamp (stamp-first reads), not by the cursor"},
+    {"trusted_reads", T_ULONGLONG, offsetof(Cursor, trusted_reads), READONLY,
+     "stamp reads that needed no cursor read at all (marked stamps, layout v1.2)"},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -48,7 +48,8 @@ def generate() -> str:
         " * Protocol (see tradingd/layout.py): header.state is the ready word; latest slots are",
         " * seqlocks (odd lock = writing); the ring cursor is stored after the records it",
         " * publishes; a reader re-reads the cursor after copying and drops records with",
-        " * seq < cursor + ring_window - ring_capacity. Load polled words with acquire",
+        " * seq < cursor + ring_window - ring_capacity. A ring stamp (seq_lo) is stored",
+        " * last, its complement first (v1.2). Load polled words with acquire",
         " * semantics (__atomic_load_n(p, __ATOMIC_ACQUIRE)). */",
         f"#ifndef {GUARD}",
         f"#define {GUARD}",
@@ -60,6 +61,10 @@ def generate() -> str:
         f"#define TRADINGD_LAYOUT_MAJOR {L.LAYOUT_MAJOR}",
         f"#define TRADINGD_LAYOUT_MINOR {L.LAYOUT_MINOR}",
         f"#define TRADINGD_LAYOUT_FINGERPRINT 0x{L.LAYOUT_FINGERPRINT:016x}ULL",
+        "/* minor versions from which ring stamps are stored last / marked while written */",
+        f"#define TRADINGD_STAMP_LAST_MINOR {L.STAMP_LAST_MINOR}",
+        f"#define TRADINGD_STAMP_MARKED_MINOR {L.STAMP_MARKED_MINOR}",
+        f"#define TRADINGD_STAMP_TRUST_NS {L.STAMP_TRUST_NS}ULL",
         "",
     ]
     for code, name in L.STATE_NAMES.items():

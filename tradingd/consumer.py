@@ -234,6 +234,9 @@ class ConsumerService:
                 state = L.STATE_NAMES.get(reader.state, "unknown")
             else:
                 state = "none"
+            # The counters before the lag: the main loop moves the position, then counts, so
+            # read the other way round a scrape could show every record consumed and a lag.
+            consumed, lost, rejected = f.consumed, f.lost, f.rejected
             lag = f.lag()
             generation = f.generation
         health = f.health(now_mono)
@@ -251,7 +254,7 @@ class ConsumerService:
             implementation=IMPLEMENTATION, attached=attached, generation=generation,
             producer_up=health.producer_alive, producer_state=state,
             heartbeat_timestamp=self._last_heartbeat_wall, last_data_timestamp=last_data,
-            consumed=f.consumed, lost=f.lost, skipped=f.skipped, rejected=f.rejected, lag=lag,
+            consumed=consumed, lost=lost, skipped=f.skipped, rejected=rejected, lag=lag,
             generation_changes=f.generation_changes, attaches=f.attaches,
             latency_buckets=buckets, latency_sum=latency_sum, symbols=stats,
             symbol_records=base)

@@ -33,10 +33,22 @@ Concurrency protocol (single writer, any number of readers, no locks):
 * Stamp-first reads (v1.1, the C fast path's ``poll_one``/``next``): once every slot has been
   written (``position >= capacity``), a reader may take record ``position`` as soon as its
   slot's stamp equals ``position``'s low 32 bits, before the cursor moves: the stamp is
-  stored after the body, so the body is whole. The ``c2`` check after the copy stays (it
-  catches an overwrite during the copy and a stamp that matches only modulo 2^32). A reader
-  waiting for the next record watches one cache line, the slot, instead of two (the cursor,
-  then the slot): one cross-core transfer instead of two, ~100 ns less latency here.
+  stored after the body, so the body is whole. With a v1.1 writer the ``c2`` check after the
+  copy stays (it catches an overwrite during the copy and a stamp that matches only modulo
+  2^32). A reader waiting for the next record watches one cache line, the slot, instead of
+  two (the cursor, then the slot): one cross-core transfer instead of two.
+* Marked stamps (v1.2): before it writes a record's body, the writer stores the stamp's
+  complement ``~seq_lo`` (which no record of that slot can carry: its low bits differ), so
+  the stamp is a per-record seqlock. A stamp-first reader then needs no cursor read in
+  steady state: it copies the record between two reads of the stamp and keeps it if both
+  equal ``position``'s low 32 bits (nothing was overwritten during the copy). That the slot
+  holds ``position`` and not ``position + k * 2^32`` it knows from ``publish_ns``
+  (CLOCK_MONOTONIC, never decreasing from record to record): if the record just before it
+  was taken intact, and this one was published at most ``STAMP_TRUST_NS`` (100 ms) after
+  it, the writer cannot have published 2^32 records in between (that would be 43 billion
+  records a second). Any other case (the first record, a longer gap, a reader whose
+  position was moved) goes through the ``c2`` check. The waiting reader then touches only
+  the slot's cache line; the cursor's stays in the writer's cache.
 * Every polled word (state, heartbeat, locks, cursor) is an aligned 8-byte field written
   with one 8-byte store, and a ring stamp one aligned 4-byte store (see
   ``tradingd.writer``); x86-64 (TSO) keeps stores and loads in program order, which is what
@@ -58,8 +70,14 @@ LAYOUT_MAJOR = 1
 #   1.0  the first format
 #   1.1  the writer stores each ring record's stamp (seq_lo) after the rest of the record,
 #        so a reader may take a record as soon as its stamp appears (STAMP_LAST_MINOR)
-LAYOUT_MINOR = 1
+#   1.2  ...and stores the stamp's complement before the rest: the stamp is a per-record
+#        seqlock, so a reader needs no cursor read per record (STAMP_MARKED_MINOR)
+LAYOUT_MINOR = 2
 STAMP_LAST_MINOR = 1
+STAMP_MARKED_MINOR = 2
+#: A record published at most this long after the one before it, which a reader took intact,
+#: is the record its stamp says, not one 2^32 records later (see the protocol above).
+STAMP_TRUST_NS = 100_000_000
 CACHE_LINE = 64
 
 # header.state values. Zero means the file is fresh from ftruncate: nothing written yet.
@@ -250,7 +268,8 @@ HEADER = Struct("header", "Segment header: identity, liveness, region table, cou
     Field("magic", "u64", "\"TRADINGD\" as a little-endian u64: this is a tradingd segment"),
     Field("layout_major", "u32", "layout major version; readers refuse another major"),
     Field("layout_minor", "u32",
-          "layout minor version: guarantees added since x.0 (1: ring stamps stored last)"),
+          "layout minor version: guarantees added since x.0 (1: ring stamps stored last; "
+          "2: and marked while the record is written)"),
     Field("layout_fingerprint", "u64", "hash of this field table; readers refuse a mismatch"),
     Field("header_size", "u64", "size of this header in bytes"),
     Field("total_size", "u64", "size of the whole segment in bytes"),
@@ -305,7 +324,8 @@ LATEST = Struct("latest", "Latest-value slot of one symbol, guarded by a seqlock
 
 RECORD = Struct("record", "Ring record: one tick or bar.", (
     Field("seq_lo", "u32",
-          "low 32 bits of the sequence number: the stamp, stored after the rest of the record"),
+          "low 32 bits of the sequence number: the stamp, stored after the rest of the record "
+          "(its complement while the record is being written)"),
     Field("symbol_id", "u32", "index into the symbol table"),
     Field("event_ns", "i64", "event time (ns since epoch, UTC)"),
     Field("publish_ns", "u64", "CLOCK_MONOTONIC ns when published (for latency)"),

@@ -163,9 +163,8 @@ class SegmentReader:
         self._ring_u8 = self._ring_u8.reshape(geo.ring_capacity, L.RECORD.size)
         self._latest_word0 = geo.latest_offset // 8
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
-        # stamp-first reads need a writer that stores each record's stamp last (v1.1+)
-        stamp_last = v.header["layout_minor"] >= L.STAMP_LAST_MINOR
-        self._fast = (FAST.Segment(self._mm, False, stamp_last=stamp_last)
+        # the minor version says what the writer's ring stamps promise (stamp-first reads)
+        self._fast = (FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"])
                       if FAST is not None else None)
         if self._fast is not None:
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
@@ -384,6 +383,11 @@ class RingSubscription:
     def stamp_reads(self) -> int:
         """Records taken by their stamp before the cursor (C fast path, layout v1.1+)."""
         return getattr(self._st, "stamp_reads", 0)
+
+    @property
+    def trusted_reads(self) -> int:
+        """Of those, records taken with no read of the cursor at all (layout v1.2+)."""
+        return getattr(self._st, "trusted_reads", 0)
 
     @property
     def rejected(self) -> int:

@@ -36,7 +36,8 @@ _W_HB_COUNT = L.HEADER.word("heartbeat_count")
 _W_CURSOR = L.HEADER.word("ring_cursor")
 _W_WAKE = L.HEADER.word("wake_seq")
 _W_SYMBOL_COUNT = L.HEADER.word("symbol_count")
-# Everything after the stamp: the stamp (seq_lo) is stored last, on its own (layout v1.1).
+# Everything after the stamp. The stamp (seq_lo) is stored on its own: its complement before
+# the body (a mark, layout v1.2), its value after it (v1.1).
 _RECORD_BODY = L.RECORD.dtype.names[1:]
 _RECORD_BODY_PACK = L.RECORD.struct_format(_RECORD_BODY)
 _RECORD_BODY_AT = L.RECORD[_RECORD_BODY[0]].offset
@@ -256,16 +257,19 @@ class SegmentWriter:
                 close: float, volume: float) -> int:
         """Publish one record; update its symbol's latest slot; return its sequence number.
 
-        The order is the protocol: the record's body, its stamp (``seq_lo``: a reader may
-        take the record from here on), the latest-slot seqlock, then the cursor store.
+        The order is the protocol: the record's stamp marked (``~seq_lo``), its body, its
+        stamp (a reader may take the record from here on), the latest-slot seqlock, then the
+        cursor store.
         """
         words = self._words
         s = words[_W_CURSOR]
         now = time.monotonic_ns()
         slot = s & self._mask
+        stamps = self._stamps
+        stamps[slot * _STAMP_STRIDE] = ~s & _MASK32  # the mark: one 4-byte store, first
         _RECORD_BODY_PACK.pack_into(self._mm, self._ring_offset + slot * 64 + _RECORD_BODY_AT,
                                     symbol_id, event_ns, now, open_, high, low, close, volume)
-        self._stamps[slot * _STAMP_STRIDE] = s & _MASK32  # one 4-byte store, after the body
+        stamps[slot * _STAMP_STRIDE] = s & _MASK32  # the stamp, after the body
         w = self._latest_word0 + symbol_id * 8
         words[w] = 2 * s + 1
         _LATEST_PACK.pack_into(self._mm, w * 8 + 8, close, volume, event_ns, now, 1)
@@ -307,10 +311,12 @@ class SegmentWriter:
         parts = [(slice(i0, i0 + head), slice(0, head))]
         if head < k:  # the chunk wraps around the end of the ring
             parts.append((slice(0, k - head), slice(head, k)))
+        for dst, part in parts:  # marks first: from here no slot of the chunk reads as whole
+            ring["seq_lo"][dst] = ~seqs[part]
         for dst, part in parts:
             self._ring_body[dst] = bodies[part]
             ring["publish_ns"][dst] = now
-        for dst, part in parts:  # stamps last: a slot keeps its old stamp until its body is whole
+        for dst, part in parts:  # stamps last: a slot is marked until its body is whole
             ring["seq_lo"][dst] = seqs[part]
         self._update_latest_from(recs, s, now)
         words[_W_CURSOR] = s + k

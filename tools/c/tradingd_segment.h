@@ -1,11 +1,12 @@
-/* tradingd segment layout v1.1 -- GENERATED from tradingd/layout.py by
+/* tradingd segment layout v1.2 -- GENERATED from tradingd/layout.py by
  * tradingd/cheader.py (`tradingd-inspect layout --c-header`). Do not edit by hand:
  * change tradingd/layout.py and run `make c-header`.
  *
  * Protocol (see tradingd/layout.py): header.state is the ready word; latest slots are
  * seqlocks (odd lock = writing); the ring cursor is stored after the records it
  * publishes; a reader re-reads the cursor after copying and drops records with
- * seq < cursor + ring_window - ring_capacity. Load polled words with acquire
+ * seq < cursor + ring_window - ring_capacity. A ring stamp (seq_lo) is stored
+ * last, its complement first (v1.2). Load polled words with acquire
  * semantics (__atomic_load_n(p, __ATOMIC_ACQUIRE)). */
 #ifndef TRADINGD_SEGMENT_H
 #define TRADINGD_SEGMENT_H
@@ -15,8 +16,12 @@
 
 #define TRADINGD_MAGIC 0x44474e4944415254ULL /* "TRADINGD" little-endian */
 #define TRADINGD_LAYOUT_MAJOR 1
-#define TRADINGD_LAYOUT_MINOR 1
+#define TRADINGD_LAYOUT_MINOR 2
 #define TRADINGD_LAYOUT_FINGERPRINT 0x469194fa039d92d5ULL
+/* minor versions from which ring stamps are stored last / marked while written */
+#define TRADINGD_STAMP_LAST_MINOR 1
+#define TRADINGD_STAMP_MARKED_MINOR 2
+#define TRADINGD_STAMP_TRUST_NS 100000000ULL
 
 #define TRADINGD_STATE_EMPTY 0
 #define TRADINGD_STATE_INITIALISING 1
@@ -33,7 +38,7 @@
 typedef struct tradingd_header {
     uint64_t magic;                  /* @0    "TRADINGD" as a little-endian u64: this is a tradingd segment */
     uint32_t layout_major;           /* @8    layout major version; readers refuse another major */
-    uint32_t layout_minor;           /* @12   layout minor version: guarantees added since x.0 (1: ring stamps stored last) */
+    uint32_t layout_minor;           /* @12   layout minor version: guarantees added since x.0 (1: ring stamps stored last; 2: and marked while the record is written) */
     uint64_t layout_fingerprint;     /* @16   hash of this field table; readers refuse a mismatch */
     uint64_t header_size;            /* @24   size of this header in bytes */
     uint64_t total_size;             /* @32   size of the whole segment in bytes */
@@ -132,7 +137,7 @@ _Static_assert(offsetof(tradingd_latest, valid) == 40, "latest.valid");
 
 /* Ring record: one tick or bar. */
 typedef struct tradingd_record {
-    uint32_t seq_lo;                 /* @0    low 32 bits of the sequence number: the stamp, stored after the rest of the record */
+    uint32_t seq_lo;                 /* @0    low 32 bits of the sequence number: the stamp, stored after the rest of the record (its complement while the record is being written) */
     uint32_t symbol_id;              /* @4    index into the symbol table */
     int64_t event_ns;                /* @8    event time (ns since epoch, UTC) */
     uint64_t publish_ns;             /* @16   CLOCK_MONOTONIC ns when published (for latency) */

@@ -2,7 +2,7 @@
 
 The line answers "is it alive and what is in it" at a glance::
 
-    tradingd v1.1 segment /dev/shm/tradingd, generation 7f3a9c01…, pid 4211 (alive),
+    tradingd v1.2 segment /dev/shm/tradingd, generation 7f3a9c01…, pid 4211 (alive),
     state live, heartbeat 12 ms ago, 3.2M records, ring 65536 x 64 B
 
 followed by every header field (offset, value, what it means now), the counters, the
