@@ -263,6 +263,37 @@ def test_duplicate_of_an_earlier_row_across_blocks(tmp_path: Path) -> None:
     assert result.bars[1]["open"] == 10.5  # the first one is kept
 
 
+def test_a_newest_first_file_loads_completely_into_time_order(tmp_path: Path) -> None:
+    """Alpha Vantage and Investing.com exports run newest first: nothing is lost to that."""
+    oldest_first = load_every_way(write(tmp_path, [HEADER, *CLEAN], name="old.csv"))
+    result = load_every_way(write(tmp_path, [HEADER, *reversed(CLEAN)], name="new.csv"))
+    assert result.newest_first and not oldest_first.newest_first
+    assert np.array_equal(result.bars, oldest_first.bars)
+    assert result.bad_rows == [] and result.rows_read == len(CLEAN)
+
+
+def test_a_newest_first_file_reports_rows_against_its_order(tmp_path: Path) -> None:
+    """One stray row does not turn the file around; rows out of its order are named."""
+    newest = list(reversed(CLEAN))
+    lines = [HEADER, *newest[:2], "2020-01-08,11.0,12.0,10.5,11.5,11.5,900",  # line 4
+             *newest[2:], CLEAN[0].replace("10.0,11.0", "10.1,11.0")]  # line 7: duplicate
+    result = load_every_way(write(tmp_path, lines))
+    assert result.newest_first
+    assert rejected(result) == [(4, "out_of_order"), (7, "duplicate_timestamp")]
+    assert "2020-01-08 00:00:00 UTC is after the time of an earlier row (the file runs " \
+           "newest first)" in str(result.bad_rows[0])
+    assert np.array_equal(result.bars["event_ns"], [ns(line[:10]) for line in CLEAN])
+    assert result.bars[0]["open"] == 10.0  # of the duplicates, the first in the file is kept
+
+
+def test_rows_of_one_time_then_newest_first_decide_late(tmp_path: Path) -> None:
+    """While every time seen is the same the order is open; the first change decides."""
+    lines = [HEADER, CLEAN[3], CLEAN[3].replace("11.2,11.9", "11.3,11.9"), *reversed(CLEAN[:3])]
+    result = load_every_way(write(tmp_path, lines), small_block=48)
+    assert result.newest_first and rejected(result) == [(3, "duplicate_timestamp")]
+    assert len(result.bars) == len(CLEAN)
+
+
 def test_blank_and_whitespace_lines_are_not_rows(tmp_path: Path) -> None:
     lines = [HEADER, CLEAN[0], "", "   ", CLEAN[1], "", CLEAN[2], "bad"]
     result = load_every_way(write(tmp_path, lines))
@@ -327,8 +358,8 @@ def test_strict_mode_refuses_the_first_bad_row(tmp_path: Path) -> None:
 
 
 def test_strict_mode_also_refuses_order_problems(tmp_path: Path) -> None:
-    path = write(tmp_path, [HEADER, CLEAN[1], CLEAN[0]])
-    with pytest.raises(StrictDataError, match=r"data\.csv:3: out_of_order"):
+    path = write(tmp_path, [HEADER, CLEAN[0], CLEAN[2], CLEAN[1]])
+    with pytest.raises(StrictDataError, match=r"data\.csv:4: out_of_order"):
         load_csv(path, YAHOO, strict=True, block_size=64)
 
 

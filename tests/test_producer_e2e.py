@@ -260,14 +260,20 @@ DIRTY_CSV = ("Date,Open,High,Low,Close,Adj Close,Volume\n"
              "2020-01-03,null,null,null,null,null,null\n"
              "2020-01-06,10,11,9,10.5,10.5,100\n"
              "2020-01-07,10,9,11,10.5,10.5,100\n")
+# Clean, but newest first (as Alpha Vantage writes it): loaded whole, in time order.
+NEWEST_FIRST_CSV = ("Date,Open,High,Low,Close,Adj Close,Volume\n"
+                    "2020-01-06,10,11,9,10.5,10.5,100\n"
+                    "2020-01-03,10,11,9,10.5,10.5,100\n"
+                    "2020-01-02,10,11,9,10.5,10.5,100\n")
 
 
 def dirty_config(workdir: Path, *, strict: bool) -> Path:
     data = workdir / "data"
     data.mkdir()
     (data / "DIRTY.csv").write_text(DIRTY_CSV)
-    symbols = [{"name": "DIRTY", "file": "DIRTY.csv", "asset_class": "stock",
-                "format": "yahoo"}]
+    (data / "NEWEST.csv").write_text(NEWEST_FIRST_CSV)
+    symbols = [{"name": name, "file": f"{name}.csv", "asset_class": "stock", "format": "yahoo"}
+               for name in ("DIRTY", "NEWEST")]
     config = write_config(workdir, symbols=symbols, strict=strict)
     raw = yaml.safe_load(config.read_text())
     raw["producer"]["data_dir"] = str(data)
@@ -282,9 +288,10 @@ def test_bad_rows_are_logged_counted_and_skipped(
     err = p.log
     assert "DIRTY.csv:3: null_value" in err and "DIRTY.csv:5: " in err
     assert "DIRTY.csv: skipped 2 bad rows" in err
+    assert "loaded NEWEST.csv: 3 rows (0 skipped), newest first: reversed" in err
     with SegmentReader.attach(segment_name) as r:
         assert r.header()["rows_rejected"] == 2
-        assert r.symbols()[0].record_count == 2
+        assert [s.record_count for s in r.symbols()] == [2, 3]
     text = urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port()}/metrics",
                                   timeout=5).read().decode()
     assert re.search(r'^tradingd_producer_rows_rejected_total\{file="DIRTY.csv",'

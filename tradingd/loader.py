@@ -19,8 +19,10 @@ so the loader works on blocks of whole lines (about 1 MiB each) with numpy:
    by plain Python, which decides whether the row is good and, if not, why. The slow path
    is the reference: the fast one only accepts rows it would parse identically.
 4. **Checks.** Prices > 0, volume >= 0, low <= high, open and close within [low, high];
-   then event times must increase: a duplicate time (the first row wins) or a row that
-   goes back in time is skipped.
+   then event times must run one way: a duplicate time (the first row wins) or a row that
+   goes against the file's order is skipped. Files may run oldest first or newest first
+   (as Alpha Vantage and Investing.com exports do; the first rows decide, by majority);
+   a newest-first file's bars are reversed, so every result runs oldest first.
 
 Each skipped row is counted per reason (``REJECT_REASONS``, used as metric label values)
 and the first ``MAX_BAD_ROW_DETAILS`` are kept with their line number (1-based, as an
@@ -65,7 +67,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "high_below_low",
     "price_outside_range",  # open or close outside [low, high]
     "duplicate_timestamp",  # same event time as an earlier row (the first one is kept)
-    "out_of_order",  # event time before that of an earlier row
+    "out_of_order",  # event time against the file's order (oldest or newest first)
 )
 
 #: Bad rows kept with full detail per file; all of them are counted.
@@ -223,6 +225,7 @@ class LoadResult:
     rows_read: int  # data rows seen: bars + rejected (header and blank lines not counted)
     bad_rows: list[BadRow]  # the first MAX_BAD_ROW_DETAILS, by line
     reject_counts: dict[str, int]  # every reason in REJECT_REASONS -> rows (0 included)
+    newest_first: bool = False  # the file ran newest first (bars are reversed into order)
 
     @property
     def rows_rejected(self) -> int:
@@ -262,7 +265,11 @@ def load_csv(path: str | os.PathLike[str], fmt: CsvFormat, *, strict: bool = Fal
             line += nlines
             if strict and log.total:
                 raise StrictDataError(_strict_message(log))
-    return LoadResult(name, out.bars(), rows_read, log.bad_rows(), dict(log.counts))
+    bars = out.bars()
+    if order.newest_first:
+        bars = np.ascontiguousarray(bars[::-1])
+    return LoadResult(name, bars, rows_read, log.bad_rows(), dict(log.counts),
+                      newest_first=order.newest_first)
 
 
 def _chain(first: _Block | None, rest: Iterator[_Block]) -> Iterator[_Block]:
@@ -290,7 +297,7 @@ def _load_block(block: _Block, plan: _Plan, log: _RejectLog, order: _OrderCheck,
     rows = _merge(fast, ok, slow)
     _to_utc(rows, plan.zone)
     rows = _drop(rows, _check_values(rows), log, "values", _describe_values)
-    rows = _drop(rows, order.check(rows["event_ns"]), log, "order", _describe_order)
+    rows = _drop(rows, order.check(rows["event_ns"]), log, "order", order.describe)
     out.append(rows)
     return int(np.count_nonzero(ok)) + seen_slow, len(lines.starts)
 
@@ -1345,42 +1352,67 @@ def _describe_values(rows: _Rows, i: int, reason: str) -> str:
 
 
 class _OrderCheck:
-    """Event times must increase across the whole file (carried from block to block)."""
+    """Event times must run one way across the whole file (carried from block to block).
+
+    Most sources write the oldest row first; some (Alpha Vantage, Investing.com exports)
+    the newest first. The first two different times decide which (by majority over the
+    first block, so one stray row cannot turn a file around); a newest-first file is checked
+    against its own order and its bars reversed once loaded. Times are compared as
+    ``sign * event_ns``, which runs upwards either way.
+    """
 
     def __init__(self, out: _Output) -> None:
-        self.last = np.iinfo(np.int64).min
+        self.sign = 0  # +1 oldest first, -1 newest first, 0 undecided (all times equal)
+        self.last: int | None = None  # the last kept time (all equal while undecided)
         self.out = out  # the bars kept from earlier blocks
+
+    @property
+    def newest_first(self) -> bool:
+        return self.sign < 0
 
     def check(self, event: np.ndarray) -> np.ndarray:
         codes = np.zeros(len(event), np.uint8)
         if not len(event):
             return codes
-        before = np.empty_like(event)  # the latest time of the rows above each row
-        before[0] = self.last
-        np.maximum(np.maximum.accumulate(event)[:-1], self.last, out=before[1:])
-        late = np.flatnonzero(event <= before)
+        if not self.sign:
+            self._decide(event)
+        s = self.sign or 1
+        t = event * s
+        first = np.iinfo(np.int64).min if self.last is None else self.last * s
+        before = np.empty_like(t)  # the latest time (in file order) of the rows above
+        before[0] = first
+        np.maximum(np.maximum.accumulate(t)[:-1], first, out=before[1:])
+        late = np.flatnonzero(t <= before)
         if len(late):
-            seen = self._seen(event[late], np.delete(event, late)) | (
-                event[late] == before[late])
+            seen = self._seen(t[late], np.delete(t, late), s) | (t[late] == before[late])
             codes[late] = np.where(seen, _CODE["duplicate_timestamp"], _CODE["out_of_order"])
-        self.last = max(self.last, int(before[-1]), int(event[-1]))
+        self.last = s * max(first, int(before[-1]), int(t[-1]))
         return codes
 
-    def _seen(self, times: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """Which ``times`` equal a kept event time (of this block or an earlier one)."""
+    def _decide(self, event: np.ndarray) -> None:
+        times = event if self.last is None else np.concatenate(([self.last], event))
+        steps = np.diff(times)
+        up, down = np.count_nonzero(steps > 0), np.count_nonzero(steps < 0)
+        if up or down:
+            self.sign = -1 if down > up else 1
+
+    def _seen(self, times: np.ndarray, kept: np.ndarray, s: int) -> np.ndarray:
+        """Which ``times`` equal a kept time (of this block or an earlier one); all three
+        run upwards (``sign * event_ns``)."""
         seen = np.zeros(len(times), bool)
-        for sorted_times in (kept, self.out.event_times()):
+        for sorted_times in (kept, self.out.event_times() * s):
             if len(sorted_times):
                 j = np.searchsorted(sorted_times, times).clip(max=len(sorted_times) - 1)
                 seen |= sorted_times[j] == times
         return seen
 
-
-def _describe_order(rows: _Rows, i: int, reason: str) -> str:
-    when = _format_ns(int(rows["event_ns"][i]))
-    if reason == "duplicate_timestamp":
-        return f"{when} is the time of an earlier row (the first one is kept)"
-    return f"{when} is before the time of an earlier row"
+    def describe(self, rows: _Rows, i: int, reason: str) -> str:
+        when = _format_ns(int(rows["event_ns"][i]))
+        if reason == "duplicate_timestamp":
+            return f"{when} is the time of an earlier row (the first one is kept)"
+        if self.newest_first:
+            return f"{when} is after the time of an earlier row (the file runs newest first)"
+        return f"{when} is before the time of an earlier row"
 
 
 def _format_ns(ns: int) -> str:

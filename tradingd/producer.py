@@ -110,9 +110,9 @@ def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
                                 loader.REJECT_REASONS)
         bars = result.bars
         interval = bar_interval_ns(bars["event_ns"])
-        log.info("loaded %s: %d rows (%d skipped) for %s in %.1f ms (%.0f rows/s)",
-                 shown, len(bars), bad, sym.name, took * 1e3,
-                 result.rows_read / took if took > 0 else 0.0)
+        log.info("loaded %s: %d rows (%d skipped)%s for %s in %.1f ms (%.0f rows/s)",
+                 shown, len(bars), bad, ", newest first: reversed" if result.newest_first else "",
+                 sym.name, took * 1e3, result.rows_read / took if took > 0 else 0.0)
         all_bars.append(bars)
         infos.append(SymbolInfo(name=sym.name, asset_class=sym.asset_class,
                                 currency=sym.currency, price_decimals=sym.price_decimals,
