@@ -657,9 +657,10 @@ static inline int stamp_ready(const Segment *seg, uint64_t p) {
 
 /* Take the next record by its stamp: 1 with the record, 0 when the stamp cannot decide
  * (not there yet, or lapped: the cursor protocol then decides and counts). The record is
- * copied between two reads of the stamp. With marked stamps (v1.2), equal reads mean the
- * copy is whole, and a record published within STAMP_TRUST_NS of its intact predecessor
- * is the one the stamp names (not one 2^32 records on): no cursor read. Otherwise the
+ * copied between two reads of the stamp. With marked stamps (v1.2), equal reads (and an
+ * unchanged publish_ns) mean the copy is whole, and a record published within
+ * STAMP_TRUST_NS of its intact predecessor is the one the stamp names (not one 2^32
+ * records on): no cursor read. Otherwise the
  * cursor is read after the copy as in cursor_take (c2), which decides both. */
 static int cursor_take_stamped(Cursor *self, tradingd_record *out, uint64_t *seq) {
     Segment *seg = self->seg;
@@ -672,9 +673,13 @@ static int cursor_take_stamped(Cursor *self, tradingd_record *out, uint64_t *seq
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     memcpy(out, w, sizeof *out);
     if (out->seq_lo != (uint32_t)p) return 0;
-    int trusted = seg->stamp_mode == STAMP_MARKED && LOAD_RLX(&slot->seq_lo) == (uint32_t)p &&
-                  self->trusted_pos == p &&
-                  out->publish_ns - self->trusted_pub <= TRADINGD_STAMP_TRUST_NS;
+    /* The stamp and publish_ns read again after the copy: unchanged, nothing was written
+     * to the slot meanwhile, even by a writer that went round 2^32 records while we were
+     * preempted mid-copy (that record's publish_ns differs). */
+    int trusted = seg->stamp_mode == STAMP_MARKED && self->trusted_pos == p &&
+                  out->publish_ns - self->trusted_pub <= TRADINGD_STAMP_TRUST_NS &&
+                  LOAD_ACQ(&slot->seq_lo) == (uint32_t)p &&
+                  LOAD_RLX(&slot->publish_ns) == out->publish_ns;
     if (trusted) {
         self->trusted_reads += 1;
     } else {

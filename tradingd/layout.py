@@ -41,7 +41,9 @@ Concurrency protocol (single writer, any number of readers, no locks):
   complement ``~seq_lo`` (which no record of that slot can carry: its low bits differ), so
   the stamp is a per-record seqlock. A stamp-first reader then needs no cursor read in
   steady state: it copies the record between two reads of the stamp and keeps it if both
-  equal ``position``'s low 32 bits (nothing was overwritten during the copy). That the slot
+  equal ``position``'s low 32 bits and ``publish_ns``, read again after the second, is what
+  it copied (nothing was written to the slot during the copy, not even by a writer that
+  went round 2^32 records while the reader was preempted mid-copy). That the slot
   holds ``position`` and not ``position + k * 2^32`` it knows from ``publish_ns``
   (CLOCK_MONOTONIC, never decreasing from record to record): if the record just before it
   was taken intact, and this one was published at most ``STAMP_TRUST_NS`` (100 ms) after
