@@ -286,6 +286,14 @@ def test_a_newest_first_file_reports_rows_against_its_order(tmp_path: Path) -> N
     assert result.bars[0]["open"] == 10.0  # of the duplicates, the first in the file is kept
 
 
+def test_a_newest_first_file_finds_duplicates_of_rows_blocks_back(tmp_path: Path) -> None:
+    lines = [HEADER, *reversed(CLEAN[1:]), CLEAN[2].replace("11.0,11.5", "11.1,11.5"),
+             CLEAN[0]]  # line 5 repeats line 3's time, two rows (and blocks) back
+    result = load_every_way(write(tmp_path, lines))
+    assert result.newest_first and rejected(result) == [(5, "duplicate_timestamp")]
+    assert len(result.bars) == len(CLEAN) and result.bars[2]["open"] == 11.0
+
+
 def test_rows_of_one_time_then_newest_first_decide_late(tmp_path: Path) -> None:
     """While every time seen is the same the order is open; the first change decides."""
     lines = [HEADER, CLEAN[3], CLEAN[3].replace("11.2,11.9", "11.3,11.9"), *reversed(CLEAN[:3])]

@@ -364,12 +364,6 @@ static PyMethodDef Segment_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyMemberDef Segment_members[] = {
-    {"stamp_mode", T_INT, offsetof(Segment, stamp_mode), READONLY,
-     "what ring stamps tell a reader: 0 nothing, 1 body whole (v1.1), 2 marked (v1.2)"},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static PyTypeObject SegmentType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tradingd._fastpath.Segment",
     .tp_basicsize = sizeof(Segment),
@@ -380,7 +374,6 @@ static PyTypeObject SegmentType = {
     .tp_init = (initproc)Segment_init,
     .tp_dealloc = (destructor)Segment_dealloc,
     .tp_methods = Segment_methods,
-    .tp_members = Segment_members,
 };
 
 /* ----------------------------------------------------------------------------------- */
@@ -660,8 +653,8 @@ static inline int stamp_ready(const Segment *seg, uint64_t p) {
  * copied between two reads of the stamp. With marked stamps (v1.2), equal reads (and an
  * unchanged publish_ns) mean the copy is whole, and a record published within
  * STAMP_TRUST_NS of its intact predecessor is the one the stamp names (not one 2^32
- * records on): no cursor read. Otherwise the
- * cursor is read after the copy as in cursor_take (c2), which decides both. */
+ * records on): no cursor read. Otherwise the cursor is read after the copy as in
+ * cursor_take (c2), which decides both. */
 static int cursor_take_stamped(Cursor *self, tradingd_record *out, uint64_t *seq) {
     Segment *seg = self->seg;
     uint64_t p = self->position;

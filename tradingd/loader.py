@@ -1397,13 +1397,16 @@ class _OrderCheck:
             self.sign = -1 if down > up else 1
 
     def _seen(self, times: np.ndarray, kept: np.ndarray, s: int) -> np.ndarray:
-        """Which ``times`` equal a kept time (of this block or an earlier one); all three
-        run upwards (``sign * event_ns``)."""
+        """Which ``times`` equal a kept time of this block (``kept``) or an earlier one;
+        both as ``sign * event_ns``. The earlier ones are searched as stored, through an
+        ascending view (no copy of the file's bars for each block)."""
+        earlier = self.out.event_times()
         seen = np.zeros(len(times), bool)
-        for sorted_times in (kept, self.out.event_times() * s):
-            if len(sorted_times):
-                j = np.searchsorted(sorted_times, times).clip(max=len(sorted_times) - 1)
-                seen |= sorted_times[j] == times
+        for ascending, wanted in ((kept, times),
+                                  (earlier if s > 0 else earlier[::-1], times * s)):
+            if len(ascending):
+                j = np.searchsorted(ascending, wanted).clip(max=len(ascending) - 1)
+                seen |= ascending[j] == wanted
         return seen
 
     def describe(self, rows: _Rows, i: int, reason: str) -> str:
