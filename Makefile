@@ -12,11 +12,11 @@ help:
 	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
 	@echo "make lint   - ruff"
 	@echo "make install / make uninstall - as root: /opt/tradingd, units, users, /etc/tradingd"
-	@echo "make c-header - regenerate tools/c/tradingd_segment.h from tradingd/layout.py"
+	@echo "make c-header - regenerate tools/c/tradingd_segment.h from tradingd/segment/layout.py"
 
-# The C fast path (tradingd/_fastpath.c) is compiled by this install; it is rebuilt when
+# The C fast path (tradingd/segment/_fastpath.c) is compiled by this install; it is rebuilt when
 # its source or the generated layout header changes.
-$(STAMP): pyproject.toml setup.py tradingd/_fastpath.c tools/c/tradingd_segment.h
+$(STAMP): pyproject.toml setup.py tradingd/segment/_fastpath.c tools/c/tradingd_segment.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
@@ -52,10 +52,10 @@ bench: venv
 	$(BIN)/python bench/bench_consumer.py
 
 c-header: venv
-	$(BIN)/python -m tradingd.cheader > tools/c/tradingd_segment.h
+	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h
 
 docs: venv
-	$(BIN)/python -m tradingd.layout_doc > docs/segment-layout.md
+	$(BIN)/python -m tradingd.segment.layout_doc > docs/segment-layout.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

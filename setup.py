@@ -1,4 +1,4 @@
-"""Build the optional C fast path (tradingd._fastpath); metadata lives in pyproject.toml.
+"""Build the optional C fast path (tradingd.segment._fastpath); metadata lives in pyproject.toml.
 
 ``optional=True``: where no C compiler is available the package installs without it and
 the pure-Python protocol code is used instead.
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "tradingd._fastpath",
-            ["tradingd/_fastpath.c"],
+            "tradingd.segment._fastpath",
+            ["tradingd/segment/_fastpath.c"],
             include_dirs=["tools/c"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
                                 "-Wno-missing-field-initializers"],

@@ -43,15 +43,15 @@ import numpy as np
 import peers
 import yaml
 
-from tradingd import layout as L
-from tradingd.analytics import Analytics
-from tradingd.config import Config, default_config
-from tradingd.consumer import ConsumerService
-from tradingd.fastpath import IMPLEMENTATION
-from tradingd.model import SymbolInfo
-from tradingd.reader import SegmentReader
-from tradingd.waiting import STRATEGIES, make_strategy
-from tradingd.writer import SegmentWriter
+from tradingd.consumer.analytics import Analytics
+from tradingd.consumer.daemon import ConsumerService
+from tradingd.consumer.waiting import STRATEGIES, make_strategy
+from tradingd.daemon.config import Config, default_config
+from tradingd.segment import layout as L
+from tradingd.segment.fastpath import IMPLEMENTATION
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.reader import SegmentReader
+from tradingd.segment.writer import SegmentWriter
 
 SYMS = [SymbolInfo(n) for n in ("AAPL", "TSLA", "BTC-USD", "EURUSD")]
 PIN = True  # --no-pin turns CPU pinning of the latency runs off
@@ -162,7 +162,7 @@ def bench_live(seconds: float, strategy: str, ring: int = 65536) -> dict[str, fl
         "consumer": {"metrics": {"enabled": False}},
     }))
     script = Path(sys.executable).parent / "tradingd-producer"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "tradingd.producer"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "tradingd.producer.daemon"]
     prod = subprocess.Popen([*cmd, "--config", str(cfg)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

@@ -1,4 +1,4 @@
-"""CSV loading benchmark: tradingd.loader side by side with pandas.read_csv, in one run.
+"""CSV loading benchmark: tradingd.producer.loader side by side with pandas.read_csv, in one run.
 
     .venv/bin/python bench/bench_loader.py [--rows 3000000] [--repeat 3] [--keep DIR]
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tradingd.loader import BUILTIN_FORMATS, load_csv
+from tradingd.producer.loader import BUILTIN_FORMATS, load_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 AAPL = ROOT / "market_data" / "stocks" / "AAPL.csv"
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu, result = best(lambda: load_csv(path, yahoo), args.repeat)
         bars = result.bars  # type: ignore[attr-defined]
         assert len(bars) == args.rows and result.rows_rejected == 0, result  # type: ignore[attr-defined]
-        report("tradingd.loader.load_csv", args.rows, wall, cpu)
+        report("tradingd.producer.loader.load_csv", args.rows, wall, cpu)
         try:
             import pandas as pd
         except ImportError:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     wall, cpu, _ = best(lambda: load_csv(AAPL, yahoo), max(5, args.repeat))
     print(f"bundled {AAPL.relative_to(ROOT)} ({aapl.rows_read:,} rows), best of "
           f"{max(5, args.repeat)}:")
-    report("tradingd.loader.load_csv", aapl.rows_read, wall, cpu)
+    report("tradingd.producer.loader.load_csv", aapl.rows_read, wall, cpu)
     return 0
 
 

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import yaml
 
-from tradingd import shm
 from tradingd.clock import ManualClock
-from tradingd.config import load_config
-from tradingd.model import SymbolInfo
-from tradingd.producer import load_symbol
-from tradingd.reader import SegmentReader
-from tradingd.replay import Replayer, ReplaySettings, bar_interval_ns, build_timeline
-from tradingd.writer import SegmentWriter
+from tradingd.daemon.config import load_config
+from tradingd.producer.daemon import load_symbol
+from tradingd.producer.replay import Replayer, ReplaySettings, bar_interval_ns, build_timeline
+from tradingd.segment import shm
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.reader import SegmentReader
+from tradingd.segment.writer import SegmentWriter
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,7 +110,8 @@ def bench_process(config_path: str, seconds: float) -> None:
         sock_path = os.path.join(tmp, "notify")
         sock.bind(sock_path)
         script = Path(sys.executable).parent / "tradingd-producer"
-        cmd = [str(script)] if script.exists() else [sys.executable, "-m", "tradingd.producer"]
+        cmd = ([str(script)] if script.exists()
+               else [sys.executable, "-m", "tradingd.producer.daemon"])
         env = {**os.environ, "NOTIFY_SOCKET": sock_path}
         for key in ("WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
             env.pop(key, None)

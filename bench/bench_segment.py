@@ -24,13 +24,13 @@ import uuid
 
 import numpy as np
 
-from tradingd import layout as L
-from tradingd import reader as reader_mod
-from tradingd import writer as writer_mod
-from tradingd.fastpath import FAST
-from tradingd.model import SymbolInfo
-from tradingd.reader import SegmentReader
-from tradingd.writer import SegmentWriter
+from tradingd.segment import layout as L
+from tradingd.segment import reader as reader_mod
+from tradingd.segment import writer as writer_mod
+from tradingd.segment.fastpath import FAST
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.reader import SegmentReader
+from tradingd.segment.writer import SegmentWriter
 
 SYMS = [SymbolInfo(f"S{i}") for i in range(4)]
 REC = 64

@@ -167,7 +167,7 @@ EOF
         say CONFIG "$target (producer.data_dir: $TD_DATADIR)"
     fi
     if [ -z "$DESTDIR" ]; then
-        "$ROOT/bin/python" -m tradingd.config "$target" >/dev/null \
+        "$ROOT/bin/python" -m tradingd.daemon.configcheck "$target" >/dev/null \
             || die "$target does not validate (problems listed above); fix it and rerun"
     fi
 }

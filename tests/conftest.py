@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tradingd import fastpath, reader, shm, writer
+from tradingd.segment import fastpath, reader, shm, writer
 
 
 def new_segment_name(prefix: str = "tdtest") -> str:
@@ -45,7 +45,7 @@ def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     """Run a test against the C fast path and against the pure-Python reference."""
     if request.param == "c":
         if fastpath.FAST is None:
-            pytest.skip("C fast path not built (tradingd._fastpath missing)")
+            pytest.skip("C fast path not built (tradingd.segment._fastpath missing)")
     else:
         monkeypatch.setattr(writer, "FAST", None)
         monkeypatch.setattr(reader, "FAST", None)

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from tradingd.analytics import SymbolStats
+from tradingd.consumer.analytics import SymbolStats
 
 
 def promtool_lint(text: str | bytes) -> None:

@@ -13,10 +13,10 @@ import yaml
 from prometheus_client import generate_latest
 from support import symbol_stats
 
-from tradingd.config import load_config, parse_config
-from tradingd.consumer_metrics import ConsumerSnapshot, make_registry
+from tradingd.consumer.latency import LatencyHistogram
+from tradingd.consumer.metrics import ConsumerSnapshot, make_registry
+from tradingd.daemon.config import load_config, parse_config
 from tradingd.demo import demo_config, free_port, parse_metrics, render
-from tradingd.latency import LatencyHistogram
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -44,10 +44,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tradingd import constants as C
-from tradingd import shm
-from tradingd.config import Config, load_config
 from tradingd.daemon.cli import ArgumentParser, default_config_path, run_main
+from tradingd.daemon.config import Config, load_config
 from tradingd.errors import TradingdError
+from tradingd.segment import shm
 
 PROG = "tradingd-demo"
 #: Seconds a daemon gets to stop after SIGTERM before it is killed.

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from tradingd import layout as L
-from tradingd import shm
 from tradingd.errors import SegmentError
 from tradingd.inspector import cli
-from tradingd.reader import SegmentReader
+from tradingd.segment import layout as L
+from tradingd.segment import shm
+from tradingd.segment.reader import SegmentReader
 
 REPO = Path(__file__).resolve().parents[2]
 MARKET_DATA = REPO / "market_data"

@@ -20,10 +20,10 @@ import pytest
 from inspector_support import inspect, inspect_cli, new_name, remove_segment
 
 from tradingd import constants as C
-from tradingd import layout as L
-from tradingd import shm
-from tradingd.model import SymbolInfo
-from tradingd.writer import SegmentWriter
+from tradingd.segment import layout as L
+from tradingd.segment import shm
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.writer import SegmentWriter
 
 SYMBOLS = [SymbolInfo("AAPL", "stock"), SymbolInfo("BTC-USD", "crypto"),
            SymbolInfo("EURUSD", "forex", price_decimals=5)]

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from inspector_support import INSPECT, Producer, clean_env, inspect, inspect_cli
 
-from tradingd import cheader, shm
 from tradingd import constants as C
-from tradingd import layout as L
 from tradingd.inspector.dump import HEX_WIDTH
-from tradingd.reader import SegmentReader
+from tradingd.segment import cheader, shm
+from tradingd.segment import layout as L
+from tradingd.segment.reader import SegmentReader
 
 pytestmark = pytest.mark.slow
 

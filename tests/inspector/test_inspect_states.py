@@ -22,10 +22,10 @@ import pytest
 from inspector_support import Producer, inspect, inspect_cli
 
 from tradingd import constants as C
-from tradingd import layout as L
-from tradingd import liveness, shm
-from tradingd.model import SymbolInfo
-from tradingd.writer import SegmentWriter
+from tradingd.segment import layout as L
+from tradingd.segment import liveness, shm
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.writer import SegmentWriter
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from inspector_support import INSPECT, TOOLS, Producer, clean_env, new_name
 
-from tradingd import layout as L
-from tradingd import shm
-from tradingd.reader import SegmentReader
+from tradingd.segment import layout as L
+from tradingd.segment import shm
+from tradingd.segment.reader import SegmentReader
 
 pytestmark = pytest.mark.slow
 

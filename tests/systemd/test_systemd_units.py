@@ -266,7 +266,7 @@ def test_make_install_layout(installed: Installed) -> None:
                  "/etc/sysusers.d/tradingd.conf", CONFIG):
         box.run(["test", "-e", path])
     # The installed config points at the installed data, and the data is there.
-    check = box.run([f"{PREFIX}/bin/python", "-m", "tradingd.config", CONFIG]).stdout
+    check = box.run([f"{PREFIX}/bin/python", "-m", "tradingd.daemon.configcheck", CONFIG]).stdout
     assert f"data_dir: {INSTALLED_DATA_DIR}" in check
     csvs = box.run(["find", INSTALLED_DATA_DIR, "-name", "*.csv"]).stdout.split()
     assert len(csvs) >= 1

@@ -1,6 +1,6 @@
 /* tradingd_reader: attach to a tradingd segment read-only from C and print the latest
  * value of every symbol. Shows how a C or C++ consumer uses tradingd_segment.h (the
- * header generated from tradingd/layout.py) and the seqlock protocol.
+ * header generated from tradingd/segment/layout.py) and the seqlock protocol.
  *
  *   gcc -O2 -std=c11 -Wall -Wextra -I tools/c tools/c/tradingd_reader.c -o tradingd_reader -lrt
  *   ./tradingd_reader tradingd        # segment name, as in /dev/shm/tradingd

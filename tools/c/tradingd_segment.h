@@ -1,11 +1,11 @@
-/* tradingd segment layout v1.2 -- GENERATED from tradingd/layout.py by
- * tradingd/cheader.py (`tradingd-inspect layout --c-header`). Do not edit by hand:
- * change tradingd/layout.py and run `make c-header`.
+/* tradingd segment layout v1.2 -- GENERATED from tradingd/segment/layout.py
+ * by tradingd/segment/cheader.py (`tradingd-inspect layout --c-header`). Do not edit
+ * by hand: change tradingd/segment/layout.py and run `make c-header`.
  *
- * Protocol (see tradingd/layout.py): header.state is the ready word; latest slots are
- * seqlocks (odd lock = writing); the ring cursor is stored after the records it
- * publishes; a reader re-reads the cursor after copying and drops records with
- * seq < cursor + ring_window - ring_capacity. A ring stamp (seq_lo) is stored
+ * Protocol (see tradingd/segment/layout.py): header.state is the ready word; latest
+ * slots are seqlocks (odd lock = writing); the ring cursor is stored after the
+ * records it publishes; a reader re-reads the cursor after copying and drops records
+ * with seq < cursor + ring_window - ring_capacity. A ring stamp (seq_lo) is stored
  * last, its complement first (v1.2). Load polled words with acquire
  * semantics (__atomic_load_n(p, __ATOMIC_ACQUIRE)). */
 #ifndef TRADINGD_SEGMENT_H

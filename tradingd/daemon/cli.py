@@ -28,7 +28,7 @@ from typing import NoReturn
 
 from tradingd import __version__
 from tradingd import constants as C
-from tradingd.config import Config, check_segment_name, load_config
+from tradingd.daemon.config import Config, check_segment_name, load_config
 from tradingd.daemon.logs import LEVELS, is_journal_stream
 from tradingd.errors import TradingdError
 

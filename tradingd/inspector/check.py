@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from tradingd import layout as L
 from tradingd.clock import Clock
 from tradingd.inspector.format import fmt_age_ns, fmt_ago, fmt_count
 from tradingd.inspector.source import (
@@ -42,7 +41,8 @@ from tradingd.inspector.source import (
     Opened,
 )
 from tradingd.inspector.status import facts, newest_publish_ns
-from tradingd.ownership import INIT_GRACE_S
+from tradingd.segment import layout as L
+from tradingd.segment.ownership import INIT_GRACE_S
 
 
 class Status(IntEnum):

@@ -1,6 +1,6 @@
 """``tradingd-inspect cleanup``: remove a stale segment, never a live one.
 
-The judgement is the producer's own (:func:`tradingd.ownership.classify`), so the tool
+The judgement is the producer's own (:func:`tradingd.segment.ownership.classify`), so the tool
 and the daemon agree on what "stale" means: a segment is removed when its producer is
 gone (stopped state; or running state with the PID dead and the heartbeat stale; or stuck
 initialising past the grace period). It is refused, unless ``--force``:
@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tradingd import constants as C
-from tradingd import layout as L
-from tradingd import liveness, ownership
 from tradingd.clock import Clock
 from tradingd.errors import SegmentCorrupt, SegmentForeign, SegmentVersionMismatch
 from tradingd.inspector.status import pid_detail
+from tradingd.segment import layout as L
+from tradingd.segment import liveness, ownership
 
 
 @dataclass

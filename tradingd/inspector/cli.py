@@ -28,12 +28,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from tradingd import __version__, liveness, ownership
+from tradingd import __version__
 from tradingd import constants as C
-from tradingd import layout as L
 from tradingd.clock import SYSTEM_CLOCK, Clock
-from tradingd.config import Config, check_segment_name, load_config
 from tradingd.daemon.cli import default_config_path, run_main
+from tradingd.daemon.config import Config, check_segment_name, load_config
 from tradingd.errors import ConfigError, SegmentError, TradingdError
 from tradingd.inspector import check as check_mod
 from tradingd.inspector.cleanup import cleanup
@@ -63,6 +62,8 @@ from tradingd.inspector.source import (
 )
 from tradingd.inspector.status import render_status, status_report
 from tradingd.inspector.watch import watch
+from tradingd.segment import layout as L
+from tradingd.segment import liveness, ownership
 
 PROG = "tradingd-inspect"
 COMMANDS = ("layout", "status", "latest", "tail", "dump", "watch", "check", "cleanup")

@@ -5,7 +5,7 @@ prints (same offsets, same spacing, same ``*`` for repeated lines, same final of
 line), so the two can be compared line by line; ``--plain`` prints only that part. After
 it comes the annotation: the fields the line's 16 bytes cover, named by region, element
 and field (``symtab[2]: name="BTC-USD" currency…``), with the value of each field that
-starts on the line. Field positions come from :mod:`tradingd.layout` and the segment's
+starts on the line. Field positions come from :mod:`tradingd.segment.layout` and the segment's
 own region table; nothing is hard-coded.
 
 The bytes are read with ``pread`` (never mapped), so a truncated or foreign file can be
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tradingd import constants as C
-from tradingd import layout as L
 from tradingd.errors import TradingdError
 from tradingd.inspector.format import Value, decode_field, fmt_value
 from tradingd.inspector.source import Probe, SegmentFile
+from tradingd.segment import layout as L
 
 LINE = 16
 #: Width of hexdump -C's longest line (offset, hex columns, |ascii|): annotations start after.

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from tradingd import layout as L
+from tradingd.segment import layout as L
 
 Value = int | float | str
 

@@ -1,7 +1,7 @@
 """``tradingd-inspect layout``: the field table and the sizes C and Python agree on.
 
-Everything shown is derived from :mod:`tradingd.layout` (the table itself) and from the C
-header that :mod:`tradingd.cheader` generates from it. The seed system checked by hand
+Everything shown is derived from :mod:`tradingd.segment.layout` (the table itself) and from the C
+header that :mod:`tradingd.segment.cheader` generates from it. The seed system checked by hand
 that "the struct is 24 bytes in both"; here the Python sizes are compared with the sizes
 and offsets the generated header pins with ``_Static_assert`` (the compiler enforces those
 wherever the header is compiled: the C reader, the C fast path). Nothing is compiled at
@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tradingd import layout as L
 from tradingd.inspector.format import render_table
+from tradingd.segment import layout as L
 
 _SIZE_RE = re.compile(r"_Static_assert\(sizeof\(tradingd_(\w+)\)\s*==\s*(\d+)")
 _OFFSET_RE = re.compile(r"_Static_assert\(offsetof\(tradingd_(\w+),\s*(\w+)\)\s*==\s*(\d+)")
@@ -27,8 +27,8 @@ def region_of_struct() -> dict[str, str]:
 
 
 def c_header_text() -> str:
-    """The generated C header (``tradingd.cheader.generate()``)."""
-    from tradingd import cheader
+    """The generated C header (``tradingd.segment.cheader.generate()``)."""
+    from tradingd.segment import cheader
 
     return cheader.generate()
 

@@ -14,7 +14,6 @@ from typing import TextIO
 
 import numpy as np
 
-from tradingd import layout as L
 from tradingd.clock import Clock
 from tradingd.inspector.format import (
     emit_json,
@@ -25,7 +24,8 @@ from tradingd.inspector.format import (
     render_table,
 )
 from tradingd.inspector.source import LiveView, View, seqs_from_stamps
-from tradingd.model import LatestValue, SymbolInfo
+from tradingd.segment import layout as L
+from tradingd.segment.model import LatestValue, SymbolInfo
 
 #: Seconds between checks of the segment's name (stopped, removed, replaced) while following.
 NAME_CHECK_INTERVAL_S = 0.5

@@ -4,7 +4,7 @@ A segment is inspected either by name (``/dev/shm/NAME``) or as a copied file (p
 Either way the first step is a *probe* that never maps anything: it opens the file
 read-only (no symlinks), ``fstat``\\s it and reads the header bytes that exist with
 ``pread``. The header fields that fit in the file are decoded, and the header is checked
-with the reader's own :func:`tradingd.reader.validate_header`. A problem (missing,
+with the reader's own :func:`tradingd.segment.reader.validate_header`. A problem (missing,
 initialising, truncated, corrupt, foreign, another layout) is recorded, not raised, so
 every subcommand can still show what there is.
 
@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tradingd import layout as L
-from tradingd import shm
 from tradingd.errors import (
     SegmentCorrupt,
     SegmentError,
@@ -37,8 +35,10 @@ from tradingd.errors import (
     SegmentVersionMismatch,
 )
 from tradingd.inspector.format import Value, decode_struct
-from tradingd.model import LatestValue, SymbolInfo
-from tradingd.reader import SegmentReader, validate_header
+from tradingd.segment import layout as L
+from tradingd.segment import shm
+from tradingd.segment.model import LatestValue, SymbolInfo
+from tradingd.segment.reader import SegmentReader, validate_header
 
 #: Problem kinds, as reported in ``--json`` output (``problem.kind``).
 KIND_MISSING = "missing"

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tradingd import layout as L
-from tradingd import liveness
 from tradingd.clock import Clock
 from tradingd.inspector.format import (
     Value,
@@ -30,7 +28,9 @@ from tradingd.inspector.format import (
 )
 from tradingd.inspector.layoutinfo import regions_of
 from tradingd.inspector.source import LiveView, Opened, Probe, View
-from tradingd.model import LatestValue, SymbolInfo
+from tradingd.segment import layout as L
+from tradingd.segment import liveness
+from tradingd.segment.model import LatestValue, SymbolInfo
 
 #: Header fields that count things (shown again under "counters").
 COUNTERS = ("ring_cursor", "heartbeat_count", "replay_loops", "rows_rejected", "wake_seq")
@@ -70,7 +70,7 @@ def has_liveness_fields(h: dict[str, Value]) -> bool:
 
 
 def assess(h: dict[str, Value], now_ns: int, factor: float) -> liveness.Liveness | None:
-    """:func:`tradingd.liveness.assess` on a (possibly partial) header; None if it cannot."""
+    """:func:`tradingd.segment.liveness.assess` on a possibly partial header; None if it cannot."""
     if not has_liveness_fields(h) or h.get("magic") != L.MAGIC:
         return None
     return liveness.assess({k: int(v) for k, v in h.items() if isinstance(v, int)},

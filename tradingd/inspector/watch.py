@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from tradingd import constants as C
-from tradingd import layout as L
 from tradingd.clock import Clock
 from tradingd.inspector.format import emit_json, fmt_count, fmt_time_utc
 from tradingd.inspector.records import latest_rows, render_latest
 from tradingd.inspector.source import LiveView, Opened, Source, open_source
 from tradingd.inspector.status import facts, summary_line
+from tradingd.segment import layout as L
 
 CLEAR = "\x1b[H\x1b[2J"
 

@@ -1,0 +1,161 @@
+"""Processes for test_torture.py: a full-speed writer and readers that check every record.
+
+Each record's fields derive from its sequence number s, so a torn or mixed record cannot
+pass: symbol = s % NSYM, event_ns = 3s+1, open = s, high = s+0.5, low = s-0.5,
+close = s+0.25, volume = 2s. Run as ``python torture_worker.py ROLE NAME SECONDS``; prints
+one JSON line of counts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from tradingd.segment import layout as L
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.reader import RingSubscription, SegmentReader
+from tradingd.segment.writer import SegmentWriter
+
+NSYM = 5
+RING = 4096
+
+
+def records_for(first: int, n: int) -> np.ndarray:
+    s = np.arange(first, first + n, dtype=np.int64)
+    recs = np.zeros(n, L.RECORD_DTYPE)
+    recs["symbol_id"] = s % NSYM
+    recs["event_ns"] = 3 * s + 1
+    recs["open"] = s
+    recs["high"] = s + 0.5
+    recs["low"] = s - 0.5
+    recs["close"] = s + 0.25
+    recs["volume"] = 2 * s
+    return recs
+
+
+def writer(name: str, seconds: float, ring: int = RING) -> dict:
+    w = SegmentWriter.create(name, [SymbolInfo(f"S{i}") for i in range(NSYM)],
+                             symbol_capacity=NSYM, ring_capacity=ring, wake_readers=False)
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": the readers are attached
+    publish = w.publish
+    singles = batches = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s = w.cursor
+        for s in range(s, s + 2000):  # noqa: B020 - the single-record path
+            publish(s % NSYM, 3 * s + 1, float(s), s + 0.5, s - 0.5, s + 0.25, 2.0 * s)
+        singles += 2000
+        for _ in range(20):  # the batch path, chunked by ring_window inside
+            w.publish_batch(records_for(w.cursor, 3000))
+            batches += 3000
+    w.set_state(L.STATE_FINISHED)
+    stats = {"published": w.cursor, "singles": singles, "batched": batches}
+    print(json.dumps(stats), flush=True)
+    sys.stdin.readline()  # the readers are done
+    w.close()
+    return stats
+
+
+def check_tuple(rec: tuple) -> bool:
+    s = rec[0]
+    return (rec[1] == s % NSYM and rec[2] == 3 * s + 1 and rec[4] == s and rec[5] == s + 0.5
+            and rec[6] == s - 0.5 and rec[7] == s + 0.25 and rec[8] == 2 * s)
+
+
+def done(r: SegmentReader, position: int) -> bool:
+    return r.state != L.STATE_LIVE and position >= r.cursor
+
+
+def attach_oldest(name: str) -> tuple[SegmentReader, RingSubscription, int]:
+    """Attach, subscribe at the oldest intact record, tell the parent we are ready."""
+    r = SegmentReader.attach(name)
+    sub = r.subscribe("oldest")
+    print("ready", flush=True)
+    return r, sub, sub.position
+
+
+def _read_singly(name: str, how: str) -> dict:
+    """Read record by record with ``poll_one`` or ``next`` (the spin path, stamp-first in
+    C), checking each; stop when the writer is done and everything was read."""
+    r, sub, start = attach_oldest(name)
+    good = torn = 0
+    last = -1
+    read = sub.poll_one if how == "poll_one" else lambda: sub.next(0.01)
+    while True:
+        rec = read()
+        if rec is None:
+            if done(r, sub.position):
+                break
+            continue
+        if check_tuple(rec) and rec[0] > last:
+            good += 1
+        else:
+            torn += 1
+        last = rec[0]
+    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
+            "trusted_reads": sub.trusted_reads}
+
+
+def reader_single(name: str) -> dict:
+    return _read_singly(name, "poll_one")
+
+
+def reader_next(name: str) -> dict:
+    return _read_singly(name, "next")
+
+
+def reader_batch(name: str) -> dict:
+    r, sub, start = attach_oldest(name)
+    good = torn = 0
+    last = -1
+    while True:
+        b = sub.poll_batch(8192)
+        if len(b) == 0:
+            if done(r, sub.position):
+                break
+            continue
+        s = (b["event_ns"] - 1) // 3
+        ok = ((b["seq_lo"] == (s & 0xFFFFFFFF)) & (b["symbol_id"] == s % NSYM)
+              & (b["event_ns"] == 3 * s + 1) & (b["open"] == s) & (b["high"] == s + 0.5)
+              & (b["low"] == s - 0.5) & (b["close"] == s + 0.25) & (b["volume"] == 2 * s))
+        ok &= np.concatenate(([s[0] > last], np.diff(s) == 1))  # consecutive, no repeats
+        good += int(ok.sum())
+        torn += int(len(b) - ok.sum())
+        last = int(s[-1])
+    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
+            "trusted_reads": sub.trusted_reads}
+
+
+def reader_latest(name: str) -> dict:
+    r = SegmentReader.attach(name)
+    print("ready", flush=True)
+    good = torn = 0
+    read = r.latest_tuple
+    while r.state == L.STATE_LIVE:
+        for sym in range(NSYM):
+            t = read(sym)
+            if t is None:
+                continue
+            seq, price, volume, event_ns, _pub, valid = t
+            if (seq % NSYM == sym and price == seq + 0.25 and volume == 2 * seq
+                    and event_ns == 3 * seq + 1 and valid == 1):
+                good += 1
+            else:
+                torn += 1
+    return {"read": good, "torn_accepted": torn}
+
+
+if __name__ == "__main__":
+    role, seg = sys.argv[1], sys.argv[2]
+    if role == "writer":
+        writer(seg, float(sys.argv[3]), *map(int, sys.argv[4:5]))
+    else:
+        fn = {"single": reader_single, "next": reader_next, "batch": reader_batch,
+              "latest": reader_latest}[role]
+        print(json.dumps(fn(seg)), flush=True)

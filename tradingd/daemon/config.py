@@ -1,0 +1,488 @@
+"""The configuration file shared by both daemons and the tools: schema, loading, values.
+
+One YAML file (``config/tradingd.yaml`` in a checkout, ``/etc/tradingd/tradingd.yaml``
+installed; search order in :mod:`tradingd.daemon.cli`). :data:`SCHEMA` declares every
+key, its rule and its default, once; :func:`load_config` validates a file against it and
+returns frozen dataclasses. Every problem is reported, all at once, as
+``FILE:LINE: key.path: expected ..., got ...`` in one :class:`ConfigError` (exit 78):
+unknown keys, duplicate keys, wrong types and ranges, and rules that span keys (more
+symbols than ``segment.symbol_capacity``, an unknown ``format``, two daemons on one port).
+
+Relative paths (``producer.data_dir``) are relative to the directory of the config file,
+so a config works wherever the checkout or the package is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import grp
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from tradingd import constants as C
+from tradingd.daemon.logs import LEVELS
+from tradingd.daemon.schema import (
+    INVALID,
+    REQUIRED,
+    Bool,
+    Context,
+    DictOf,
+    FileMode,
+    Int,
+    IPAddress,
+    ListOf,
+    Map,
+    Nullable,
+    Number,
+    OneOf,
+    Problem,
+    Str,
+    TimeZone,
+    format_path,
+    parse_yaml,
+)
+from tradingd.errors import ConfigError
+
+# -- rules shared with the command line -------------------------------------------------
+
+SEGMENT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,200}")
+SEGMENT_NAME_EXPECTED = "a name of 1 to 200 characters from A-Z a-z 0-9 . _ - (no slash)"
+#: Symbol names fit the segment's ``char[24]`` (NUL-padded): printable ASCII, no spaces.
+SYMBOL_NAME_RE = r"[!-~]{1,23}"
+BUILTIN_FORMATS = ("yahoo", "pandas_index")
+ASSET_CLASSES = ("stock", "crypto", "forex")
+TIMESTAMP_UNITS = ("unix_s", "unix_ms", "unix_us", "unix_ns")
+
+
+def check_segment_name(name: str) -> str | None:
+    """Why ``name`` cannot name a segment (``/dev/shm/NAME``), or None if it can."""
+    if not SEGMENT_NAME_RE.fullmatch(name):
+        return f"expected {SEGMENT_NAME_EXPECTED}"
+    if set(name) == {"."}:
+        return "'.' and '..' are directories, not segment names"
+    return None
+
+
+def _segment_name_check(name: str) -> str | None:
+    problem = check_segment_name(name)
+    return problem if problem and not problem.startswith("expected") else None
+
+
+def _timestamp_format_check(fmt: str) -> str | None:
+    """A strptime format must round-trip a date; else it is not one (or a unit)."""
+    if fmt in TIMESTAMP_UNITS:
+        return None
+    if "%" not in fmt:
+        return (f"expected a strptime format (e.g. '%Y-%m-%d %H:%M:%S') or one of "
+                f"{', '.join(TIMESTAMP_UNITS)}")
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7000)
+    try:
+        datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"not a valid strptime format ({exc})"
+    return None
+
+
+# -- the schema: every key, its rule and its default, in one place -------------------------
+
+_METRICS_FIELDS = {
+    "enabled": Bool(True, doc="serve Prometheus metrics over HTTP"),
+    "address": IPAddress(C.DEFAULT_METRICS_ADDRESS, doc="address to bind (an IP, not a host name)"),
+    "port": Int(REQUIRED, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one"),
+}
+
+
+def _metrics(port: int) -> Map:
+    fields = dict(_METRICS_FIELDS)
+    fields["port"] = Int(port, minimum=0, maximum=65535, doc="TCP port; 0 picks a free one")
+    return Map(fields, doc="the Prometheus metrics endpoint")
+
+
+_COLUMN = OneOf(Str(pattern=r".+", expected="a column name"),
+                Int(minimum=0, maximum=9999), doc="a header name, or a 0-based index")
+
+FORMAT = Map({
+    "delimiter": Str(",", pattern=r"[^\r\n\"]", expected="a single character such as , or ;",
+                     doc="field separator"),
+    "header": Bool(True, doc="the first line names the columns"),
+    "columns": Map({
+        "timestamp": OneOf(*_COLUMN.options, default="Date"),
+        "open": OneOf(*_COLUMN.options, default="Open"),
+        "high": OneOf(*_COLUMN.options, default="High"),
+        "low": OneOf(*_COLUMN.options, default="Low"),
+        "close": OneOf(*_COLUMN.options, default="Close"),
+        "volume": Nullable(OneOf(*_COLUMN.options), default="Volume",
+                           doc="null: the data has no volume (0 is published)"),
+    }, doc="where each field is: a header name or a 0-based column index"),
+    "timestamp_format": Nullable(Str(check=_timestamp_format_check),
+                                 doc="strptime format, a unix_* unit, or null for ISO 8601"),
+    "timezone": TimeZone("UTC", doc="zone of timestamps that carry no offset"),
+}, doc="a CSV layout (fields of tradingd.producer.loader.CsvFormat)")
+
+SYMBOL = Map({
+    "name": Str(pattern=SYMBOL_NAME_RE,
+                expected="1 to 23 printable ASCII characters without spaces"),
+    "file": Str(pattern=r".+", expected="a file path (relative to producer.data_dir)"),
+    "asset_class": Str(choices=ASSET_CLASSES),
+    "format": Str(pattern=r"[A-Za-z0-9_-]{1,64}",
+                  expected=f"{' or '.join(BUILTIN_FORMATS)} or a key of producer.formats"),
+    "currency": Str("USD", pattern=r"[A-Za-z0-9]{1,7}", expected="1 to 7 letters or digits"),
+    "price_decimals": Int(2, minimum=0, maximum=12),
+})
+
+_DEFAULT_SYMBOLS = [
+    {"name": "AAPL", "file": "stocks/AAPL.csv", "asset_class": "stock", "format": "yahoo",
+     "currency": "USD", "price_decimals": 2},
+    {"name": "TSLA", "file": "stocks/TSLA.csv", "asset_class": "stock", "format": "yahoo"},
+    {"name": "BTC-USD", "file": "crypto/BTC-USD.csv", "asset_class": "crypto",
+     "format": "yahoo"},
+    {"name": "EURUSD", "file": "forex/EURUSD.csv", "asset_class": "forex",
+     "format": "pandas_index", "currency": "USD", "price_decimals": 5},
+]
+
+SCHEMA = Map({
+    "segment": Map({
+        "name": Str(C.DEFAULT_SEGMENT_NAME, pattern=SEGMENT_NAME_RE.pattern,
+                    expected=SEGMENT_NAME_EXPECTED, check=_segment_name_check,
+                    doc="/dev/shm/NAME; --segment overrides it"),
+        "mode": FileMode("0640", allowed=0o666, required=0o600,
+                         doc="permissions of the segment file"),
+        "group": Nullable(Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?",
+                              expected="a group name")),
+        "symbol_capacity": Int(64, minimum=1, maximum=4096),
+        "ring_capacity": Int(65536, minimum=64, maximum=2**26, power_of_two=True),
+        "heartbeat_interval": Number(0.1, minimum=0.01, maximum=10.0, unit="seconds"),
+    }),
+    "logging": Map({
+        "level": Str("info", choices=LEVELS, lower=True),
+    }),
+    "producer": Map({
+        "data_dir": Str("../market_data", pattern=r".+", expected="a directory path",
+                        doc="relative to the config file's directory"),
+        "strict": Bool(False, doc="refuse to start on any bad row"),
+        "symbols": ListOf(SYMBOL, _DEFAULT_SYMBOLS, min_items=1),
+        "formats": DictOf(Str(pattern=r"[A-Za-z0-9_-]{1,64}",
+                              expected="a format name of letters, digits, _ and -"),
+                          FORMAT, {}),
+        "replay": Map({
+            "mode": Str("paced", choices=("paced", "fast")),
+            "speed": Number(86400.0, minimum=0.0, exclusive_minimum=True,
+                            unit="data seconds per second"),
+            "at_end": Str("loop", choices=("loop", "stop")),
+            "align": Str("start", choices=("none", "start")),
+            "batch_size": Int(256, minimum=1, maximum=65536),
+        }),
+        "metrics": _metrics(C.DEFAULT_PRODUCER_METRICS_PORT),
+    }),
+    "consumer": Map({
+        "wait": Map({
+            "strategy": Str("poll", choices=("spin", "poll", "block")),
+            "poll_interval": Number(0.001, minimum=0.00001, maximum=1.0, unit="seconds"),
+        }),
+        "heartbeat_timeout_factor": Number(5.0, minimum=2.0, maximum=1000.0,
+                                           unit="heartbeat intervals"),
+        "data_stale_after": Number(5.0, minimum=0.0, exclusive_minimum=True,
+                                   unit="seconds"),
+        "attach_retry_interval": Number(0.25, minimum=0.01, maximum=60.0, unit="seconds"),
+        "analysis": Map({
+            "window": Int(512, minimum=2, maximum=1_000_000),
+        }),
+        "report_interval": Number(10.0, minimum=0.0, exclusive_minimum=True,
+                                  unit="seconds"),
+        "metrics": _metrics(C.DEFAULT_CONSUMER_METRICS_PORT),
+    }),
+})
+
+
+# -- the values the daemons get ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    name: str
+    mode: int  # permission bits, e.g. 0o640
+    group: str | None  # None: the producer's own group
+    symbol_capacity: int
+    ring_capacity: int
+    heartbeat_interval: float  # seconds
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str  # debug | info | warning | error
+
+
+@dataclass(frozen=True)
+class ColumnsConfig:
+    """Where each field is: a header name or a 0-based index (volume may be absent)."""
+
+    timestamp: str | int
+    open: str | int
+    high: str | int
+    low: str | int
+    close: str | int
+    volume: str | int | None
+
+
+@dataclass(frozen=True)
+class FormatConfig:
+    """A CSV layout from ``producer.formats`` (fields of ``tradingd.producer.loader.CsvFormat``)."""
+
+    delimiter: str
+    header: bool
+    columns: ColumnsConfig
+    timestamp_format: str | None  # strptime format, unix_s|ms|us|ns, or None: ISO 8601
+    timezone: str
+
+
+@dataclass(frozen=True)
+class SymbolConfig:
+    name: str
+    file: str  # as written in the config
+    path: Path  # file resolved against producer.data_dir
+    asset_class: str  # stock | crypto | forex
+    format: str  # yahoo | pandas_index | a key of producer.formats
+    currency: str
+    price_decimals: int
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    mode: str  # paced | fast
+    speed: float  # data seconds per wall-clock second (paced)
+    at_end: str  # loop | stop
+    align: str  # none (real history) | start (every symbol starts together)
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool
+    address: str
+    port: int  # 0: any free port
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    data_dir: Path  # absolute
+    strict: bool
+    symbols: tuple[SymbolConfig, ...]
+    formats: Mapping[str, FormatConfig]  # read-only
+    replay: ReplayConfig
+    metrics: MetricsConfig
+
+
+@dataclass(frozen=True)
+class WaitConfig:
+    strategy: str  # spin | poll | block
+    poll_interval: float  # seconds
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    window: int  # records per symbol
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    wait: WaitConfig
+    heartbeat_timeout_factor: float
+    data_stale_after: float
+    attach_retry_interval: float
+    analysis: AnalysisConfig
+    report_interval: float
+    metrics: MetricsConfig
+
+
+@dataclass(frozen=True)
+class Config:
+    segment: SegmentConfig
+    logging: LoggingConfig
+    producer: ProducerConfig
+    consumer: ConsumerConfig
+    source_path: Path  # absolute path of the file read
+
+    def format_of(self, symbol: SymbolConfig) -> FormatConfig | str:
+        """A symbol's custom layout, or the built-in format's name."""
+        return self.producer.formats.get(symbol.format, symbol.format)
+
+
+class ConfigInvalid(ConfigError):
+    """The file was read but breaks the schema; ``problems`` lists every problem."""
+
+    def __init__(self, source: Path, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = sorted(problems, key=lambda p: (p.line or 0, format_path(p.path)))
+        lines = [p.format(str(source)) for p in self.problems]
+        if len(lines) == 1:
+            message = f"invalid configuration: {lines[0]}"
+        else:
+            message = (f"invalid configuration {source} ({len(lines)} problems):\n  "
+                       + "\n  ".join(lines))
+        super().__init__(message)
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike[str], *,
+                segment_override: str | None = None) -> Config:
+    """Read, validate and return the configuration in ``path``.
+
+    ``segment_override`` (``--segment``) replaces ``segment.name``. Raises ConfigError
+    (exit 78) for a missing or unreadable file, text that is not YAML or not a mapping,
+    and every schema problem at once (:class:`ConfigInvalid`).
+    """
+    source = Path(os.path.abspath(path))
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {source} does not exist (give another "
+                          f"with --config or TRADINGD_CONFIG)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {source} is not UTF-8 text "
+                          f"(byte offset {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {source}: "
+                          f"{exc.strerror or exc}") from None
+    return parse_config(text, source, segment_override=segment_override)
+
+
+def parse_config(text: str, source: Path, *, segment_override: str | None = None) -> Config:
+    """Validate YAML ``text`` read from ``source`` (which anchors relative paths)."""
+    try:
+        parsed = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {what}") from None
+    data = {} if parsed.data is None else parsed.data  # an empty file: all defaults
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (segment, logging, "
+                          f"producer, consumer) at the top level, got "
+                          f"{type(data).__name__}")
+    ctx = Context(parsed.lines, list(parsed.problems))
+    values = SCHEMA.validate(data, (), ctx)
+    if segment_override is not None:
+        problem = check_segment_name(segment_override)
+        if problem:
+            ctx.problems.append(Problem(("--segment",), f"{problem}, got {segment_override!r}"))
+        elif isinstance(values["segment"], dict):
+            values["segment"]["name"] = segment_override
+    _cross_checks(values, ctx)
+    if ctx.problems:
+        raise ConfigInvalid(source, ctx.problems)
+    return _build(values, source)
+
+
+def _valid(*values: Any) -> bool:
+    return all(v is not INVALID for v in values)
+
+
+def _get(values: Any, *keys: str) -> Any:
+    """``values[k1][k2]...``, or INVALID if any level is (a whole section may be)."""
+    for key in keys:
+        if values is INVALID:
+            return INVALID
+        values = values[key]
+    return values
+
+
+def _cross_checks(v: dict[str, Any], ctx: Context) -> None:
+    """Rules spanning several keys, checked wherever the keys involved are valid."""
+    symbols, formats = _get(v, "producer", "symbols"), _get(v, "producer", "formats")
+    capacity = _get(v, "segment", "symbol_capacity")
+    if _valid(symbols, capacity) and len(symbols) > capacity:
+        ctx.error(("producer", "symbols"),
+                  f"{len(symbols)} symbols do not fit segment.symbol_capacity = {capacity}")
+    first: dict[str, int] = {}
+    for i, sym in enumerate(symbols if _valid(symbols) else ()):
+        if not _valid(sym):
+            continue
+        name, fmt = sym["name"], sym["format"]
+        if _valid(name) and name in first:
+            ctx.error(("producer", "symbols", i, "name"),
+                      f"duplicate symbol {name!r} (also producer.symbols[{first[name]}])")
+        if _valid(name):
+            first.setdefault(name, i)
+        if _valid(fmt, formats) and fmt not in BUILTIN_FORMATS and fmt not in formats:
+            known = [*BUILTIN_FORMATS, *formats]
+            close = difflib.get_close_matches(fmt, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            ctx.error(("producer", "symbols", i, "format"),
+                      f"expected {' or '.join(known)} (built-in, or a key of "
+                      f"producer.formats), got {fmt!r}{hint}")
+    for name, fmt in (formats.items() if _valid(formats) else ()):
+        path = ("producer", "formats", name)
+        if name in BUILTIN_FORMATS:
+            ctx.error(path, "this is a built-in format's name: choose another")
+        if not _valid(fmt) or fmt["header"] is not False or not _valid(fmt["columns"]):
+            continue
+        named = [f"{col}: {where!r}" for col, where in fmt["columns"].items()
+                 if isinstance(where, str)]
+        if named:
+            ctx.error((*path, "columns"),
+                      "header is false, so every column must be a 0-based index; "
+                      f"these are header names (given or defaulted): {', '.join(named)}")
+    pm, cm = _get(v, "producer", "metrics"), _get(v, "consumer", "metrics")
+    if not (_valid(pm, cm) and _valid(*pm.values(), *cm.values())):
+        return
+    if (pm["enabled"] and cm["enabled"] and pm["port"] != 0
+            and (pm["address"], pm["port"]) == (cm["address"], cm["port"])):
+        ctx.error(("consumer", "metrics", "port"),
+                  f"{cm['address']}:{cm['port']} is also producer.metrics: the two daemons "
+                  f"cannot share a port")
+
+
+def _build(v: dict[str, Any], source: Path) -> Config:
+    p, c = v["producer"], v["consumer"]
+    data_dir = (source.parent / p["data_dir"]).resolve()
+    formats = {
+        name: FormatConfig(**{**f, "columns": ColumnsConfig(**f["columns"])})
+        for name, f in p["formats"].items()
+    }
+    producer = ProducerConfig(
+        data_dir=data_dir,
+        strict=p["strict"],
+        symbols=tuple(SymbolConfig(**s, path=data_dir / s["file"]) for s in p["symbols"]),
+        formats=MappingProxyType(formats),
+        replay=ReplayConfig(**p["replay"]),
+        metrics=MetricsConfig(**p["metrics"]),
+    )
+    consumer = ConsumerConfig(
+        wait=WaitConfig(**c["wait"]),
+        heartbeat_timeout_factor=c["heartbeat_timeout_factor"],
+        data_stale_after=c["data_stale_after"],
+        attach_retry_interval=c["attach_retry_interval"],
+        analysis=AnalysisConfig(**c["analysis"]),
+        report_interval=c["report_interval"],
+        metrics=MetricsConfig(**c["metrics"]),
+    )
+    return Config(segment=SegmentConfig(**v["segment"]), logging=LoggingConfig(**v["logging"]),
+                  producer=producer, consumer=consumer, source_path=source)
+
+
+def default_config(source: str | os.PathLike[str] = "config/tradingd.yaml") -> Config:
+    """The schema's defaults, as if ``source`` were an empty file (for tests and tools)."""
+    return parse_config("", Path(os.path.abspath(source)))
+
+
+def resolve_group(config: Config) -> int | None:
+    """The gid of ``segment.group`` (None: the producer's own); ConfigError if unknown."""
+    name = config.segment.group
+    if name is None:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ConfigError(f"{config.source_path}: segment.group: no group named {name!r} "
+                          f"on this machine (create it, or set group: null)") from None

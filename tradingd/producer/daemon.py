@@ -1,0 +1,322 @@
+"""tradingd-producer: load the market data, own the segment, replay into it, as a daemon.
+
+The life of one producer::
+
+    config (exit 78) -> load every symbol's CSV (66 missing, 65 strict) -> merge by time
+    -> create the segment, reclaiming a stale one (73 if a live producer owns it, 76 if
+       the name holds a file that is not ours to remove) -> metrics endpoint -> READY=1
+    -> main loop: replay step, heartbeat, WATCHDOG=1, STATUS=, until SIGTERM/SIGINT
+    -> STOPPING=1, state stopped + unlink, metrics endpoint closed, exit 0
+
+Everything after the segment exists runs under one ``try/finally`` that closes it, so
+the segment never outlives the process in a half-built or orphaned state except after
+SIGKILL, which the next producer reclaims. Domain work lives elsewhere (loader, replay,
+ownership, writer); this module wires it to the daemon plumbing (:mod:`tradingd.daemon`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+import numpy as np
+
+from tradingd import __version__
+from tradingd.clock import SYSTEM_CLOCK, Clock
+from tradingd.daemon.cli import common_parser, config_from_args, log_level, run_main
+from tradingd.daemon.config import Config, SymbolConfig, resolve_group
+from tradingd.daemon.logs import setup_logging
+from tradingd.daemon.notify import Notifier
+from tradingd.daemon.signals import StopFlag
+from tradingd.errors import SegmentError
+from tradingd.producer import loader
+from tradingd.producer.metrics import ProducerMetrics
+from tradingd.producer.replay import (
+    Replayer,
+    ReplaySettings,
+    Timeline,
+    bar_interval_ns,
+    build_timeline,
+)
+from tradingd.segment import ownership
+from tradingd.segment.liveness import process_start_ticks
+from tradingd.segment.model import SymbolInfo
+from tradingd.segment.reader import SegmentReader
+from tradingd.segment.writer import SegmentWriter, assert_owned
+
+PROG = "tradingd-producer"
+log = logging.getLogger("tradingd.producer.daemon")
+
+#: Bad rows logged one by one per file; the rest are summed up in one line per file.
+BAD_ROWS_LOGGED_PER_FILE = 5
+#: Longest sleep of the main loop (watchdog pings, signals and STATUS stay responsive).
+MAX_SLEEP_S = 0.25
+#: Least time between two STATUS progress texts computed (the notifier rate-limits too).
+STATUS_EVERY_S = 0.5
+#: How often the producer checks that /dev/shm/NAME is still its own file.
+OWNERSHIP_CHECK_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """What loading produced: the symbol table and the merged timeline."""
+
+    symbols: list[SymbolInfo]
+    timeline: Timeline
+    rows_rejected: int
+
+
+def seconds_since_process_start() -> float | None:
+    """Seconds since this process was started (``/proc``: 10 ms resolution), or None."""
+    try:
+        ticks = process_start_ticks(os.getpid())
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - ticks / os.sysconf("SC_CLK_TCK") if ticks else None
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------
+
+
+def load_symbol(config: Config, sym: SymbolConfig) -> loader.LoadResult:
+    """Load one symbol's CSV with its configured layout (strict per the config)."""
+    fmt = loader.csv_format(config.format_of(sym))
+    return loader.load_csv(sym.path, fmt, strict=config.producer.strict)
+
+
+def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
+                     metrics: ProducerMetrics | None) -> MarketData | None:
+    """Load every configured symbol's CSV and merge them; None if stopped meanwhile.
+
+    Raises DataError (66: missing/unreadable file, wrong layout) or StrictDataError (65).
+    """
+    symbols = config.producer.symbols
+    n = len(symbols)
+    all_bars: list[np.ndarray] = []
+    infos: list[SymbolInfo] = []
+    rejected = 0
+    for i, sym in enumerate(symbols, 1):
+        if stop.is_set():
+            return None
+        notifier.status(f"loading {i}/{n} files ({sym.file})")
+        t0 = time.perf_counter()
+        result = load_symbol(config, sym)
+        took = time.perf_counter() - t0
+        shown = sym.file  # as the operator wrote it in the config
+        bad = _log_bad_rows(shown, result)
+        rejected += bad
+        if metrics is not None:
+            metrics.record_load(shown, len(result.bars), result.reject_counts,
+                                loader.REJECT_REASONS)
+        bars = result.bars
+        interval = bar_interval_ns(bars["event_ns"])
+        log.info("loaded %s: %d rows (%d skipped)%s for %s in %.1f ms (%.0f rows/s)",
+                 shown, len(bars), bad, ", newest first: reversed" if result.newest_first else "",
+                 sym.name, took * 1e3, result.rows_read / took if took > 0 else 0.0)
+        all_bars.append(bars)
+        infos.append(SymbolInfo(name=sym.name, asset_class=sym.asset_class,
+                                currency=sym.currency, price_decimals=sym.price_decimals,
+                                bar_interval_ns=interval, record_count=len(bars)))
+    timeline = build_timeline(all_bars, align=config.producer.replay.align)
+    del all_bars
+    return MarketData(infos, timeline, rejected)
+
+
+def _log_bad_rows(shown: str, result: loader.LoadResult) -> int:
+    """Log a file's first bad rows (``file:line: reason: detail``) and a per-reason summary.
+
+    Only the first few rows of each file are logged one by one: a file with thousands of
+    bad rows must not flood the journal. Returns how many rows the file lost.
+    """
+    counts = {reason: n for reason, n in result.reject_counts.items() if n}
+    total = sum(counts.values())
+    if not total:
+        return 0
+    for row in result.bad_rows[:BAD_ROWS_LOGGED_PER_FILE]:
+        log.warning("%s", row)
+    by_reason = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+    more = total - min(total, BAD_ROWS_LOGGED_PER_FILE, len(result.bad_rows))
+    log.warning("%s: skipped %d bad row%s (%s)%s", shown, total, "" if total == 1 else "s",
+                by_reason, f"; {more} more not shown" if more else "")
+    return total
+
+
+# ---------------------------------------------------------------------------------------
+# the daemon
+# ---------------------------------------------------------------------------------------
+
+
+class Producer:
+    """One producer run: owns the segment from creation to close."""
+
+    def __init__(self, config: Config, *, clock: Clock = SYSTEM_CLOCK, notifier: Notifier,
+                 stop: StopFlag) -> None:
+        self.config = config
+        self.clock = clock
+        self.notifier = notifier
+        self.stop = stop
+        self.metrics = ProducerMetrics(clock=clock)
+
+    def run(self) -> int:
+        cfg = self.config
+        t0 = time.perf_counter()
+        data = load_market_data(cfg, notifier=self.notifier, stop=self.stop,
+                                metrics=self.metrics)
+        if data is None:
+            log.info("stopped (%s) while loading", self.stop.reason)
+            return 0
+        load_s = time.perf_counter() - t0
+        self.metrics.load_duration.set(load_s)
+        log.info("market data: %d symbols, %d records, %d bad rows skipped, loaded and "
+                 "merged in %.0f ms", len(data.symbols), data.timeline.total,
+                 data.rows_rejected, load_s * 1e3)
+        if self.stop.is_set():
+            return 0
+        writer = self._create_segment(data)
+        reader: SegmentReader | None = None
+        try:
+            writer.set_counter("rows_rejected", data.rows_rejected)
+            reader = SegmentReader.attach(writer.name, require_live=False)
+            if reader.file_id != writer.file_id:
+                raise SegmentError(writer.path, "was replaced by another process right after "
+                                                "this producer created it")
+            replayer = Replayer(data.timeline, writer, self._replay_settings(),
+                                clock=self.clock)
+            self.metrics.attach(segment_name=writer.name,
+                                symbols=[s.name for s in data.symbols], header=reader,
+                                replay=replayer)
+            self._serve_metrics()
+            if not self.stop.is_set():  # a stop during loading or creation: no READY
+                self._ready(writer)
+                self._main_loop(writer, replayer)
+            log.info("stopping (%s): %s", self.stop.reason,
+                     replayer.progress().status_text())
+            self.notifier.stopping(f"stopping ({self.stop.reason})")
+        finally:
+            writer.close()  # state stopped, wake readers, unlink if still ours
+            self.metrics.close()
+            self.metrics.detach()
+            if reader is not None:
+                reader.close()
+        log.info("segment %s stopped and removed; exiting", writer.path)
+        return 0
+
+    def _replay_settings(self) -> ReplaySettings:
+        r = self.config.producer.replay
+        return ReplaySettings(mode=r.mode, speed=r.speed, at_end=r.at_end,
+                              batch_size=r.batch_size)
+
+    def _create_segment(self, data: MarketData) -> SegmentWriter:
+        seg = self.config.segment
+        gid = resolve_group(self.config)
+        interval_ns = int(seg.heartbeat_interval * 1e9)
+
+        def create() -> SegmentWriter:
+            return SegmentWriter.create(
+                seg.name, data.symbols, symbol_capacity=seg.symbol_capacity,
+                ring_capacity=seg.ring_capacity, mode=seg.mode, group=gid,
+                heartbeat_interval_ns=interval_ns, clock=self.clock)
+
+        writer = ownership.create_owned(seg.name, create, clock=self.clock)
+        log.info("created segment %s: generation %#x, %d bytes, ring of %d records, "
+                 "mode %04o", writer.path, writer.generation, writer.geometry.total_size,
+                 writer.geometry.ring_capacity, seg.mode)
+        return writer
+
+    def _serve_metrics(self) -> None:
+        m = self.config.producer.metrics
+        if not m.enabled:
+            log.info("metrics disabled (producer.metrics.enabled: false)")
+            return
+        port = self.metrics.serve(m.address, m.port)
+        log.info("metrics on http://%s:%d/metrics", m.address, port)
+
+    def _ready(self, writer: SegmentWriter) -> None:
+        r = self.config.producer.replay
+        pace = "as fast as possible" if r.mode == "fast" else f"at {r.speed:g}x"
+        self.notifier.ready(f"live: replaying {writer.name} {pace}")
+        since = seconds_since_process_start()
+        log.info("ready: segment %s live, PID %d, replay %s, at the end: %s%s", writer.path,
+                 os.getpid(), pace, r.at_end,
+                 f" ({since:.2f} s after process start)" if since is not None else "")
+
+    def _main_loop(self, writer: SegmentWriter, replayer: Replayer) -> None:
+        clock, stop, notifier = self.clock, self.stop, self.notifier
+        hb_ns = int(self.config.segment.heartbeat_interval * 1e9)
+        status_ns = int(STATUS_EVERY_S * 1e9)
+        owner_ns = int(OWNERSHIP_CHECK_EVERY_S * 1e9)
+        max_sleep_ns = int(MAX_SLEEP_S * 1e9)
+        observe = self.metrics.batch_duration.observe
+        now = clock.monotonic_ns()
+        next_hb = now + hb_ns
+        next_status = now
+        next_owner_check = now + owner_ns
+        wraps_logged = 0
+        finished_logged = False
+        replayer.start(now)
+        while not stop.is_set():
+            now = clock.monotonic_ns()
+            if now >= next_hb:
+                writer.heartbeat(now)
+                next_hb = now + hb_ns
+            step = replayer.step(now)
+            if step.published:
+                observe(step.duration_ns / 1e9)
+            if now >= next_status:
+                next_status = now + status_ns
+                notifier.status(replayer.progress(now).status_text())
+                if replayer.time_wraps > wraps_logged:
+                    wraps_logged = replayer.time_wraps
+                    log.warning("replay loop %d: event times would pass the int64 limit "
+                                "(year 2262); starting the time shift again from the data's "
+                                "own timestamps", replayer.loops + 1)
+            if now >= next_owner_check:
+                next_owner_check = now + owner_ns
+                assert_owned(writer)  # removed or replaced by someone: exit, restart
+            if step.finished and not finished_logged:
+                finished_logged = True
+                text = replayer.progress(now).status_text()
+                log.info("%s (at_end: stop; segment state finished)", text)
+                notifier.status(text, force=True)
+            notifier.maybe_watchdog(now)
+            if step.published and step.next_due_ns is None and not step.finished:
+                continue  # more is due now (or fast mode): no sleep
+            wake = min(next_hb, next_status, now + max_sleep_ns)
+            if step.next_due_ns is not None:
+                wake = min(wake, step.next_due_ns)
+            if wake > now:
+                stop.wait((wake - now) / 1e9)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The producer's body (:func:`main` wraps it in :func:`run_main` for exit codes)."""
+    config = config_from_args(args)
+    setup_logging(PROG, log_level(args, config))
+    log.info("tradingd %s producer starting: config %s, segment %s, PID %d", __version__,
+             config.source_path, config.segment.name, os.getpid())
+    with Notifier(status_interval=STATUS_EVERY_S) as notifier, \
+            StopFlag(ignore_sighup=False) as stop:
+        return Producer(config, notifier=notifier, stop=stop).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return common_parser(PROG, "Replay market data from CSV files into the tradingd "
+                               "shared-memory segment (/dev/shm/NAME).")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console script ``tradingd-producer``."""
+    args = build_parser().parse_args(argv)
+    run_main(lambda: run(args), PROG)
+
+
+if __name__ == "__main__":
+    main()
