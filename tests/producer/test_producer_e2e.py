@@ -156,7 +156,11 @@ def test_producer_lifecycle(workdir: Path, start: Callable[..., ProducerProcess]
         m = re.search(rf'^tradingd_producer_ticks_published_total{{symbol="{symbol}"}} (\S+)$',
                       text, re.M)
         assert m, f"no ticks_published for {symbol}"
-    assert re.search(r'^tradingd_build_info\{.*version="\d', text, re.M)
+    assert re.search(r'^tradingd_build_info\{daemon="producer",.*version="\d', text, re.M)
+    assert "_created" not in text  # no half-populated created series
+    with SegmentReader.attach(p.segment) as r:
+        assert re.search(rf'^tradingd_producer_segment_info\{{.*generation="{r.generation:016x}"',
+                         text, re.M)  # the consumer's spelling: no 0x
     assert re.search(r"^tradingd_producer_ring_capacity 4096\.0$", text, re.M)
     assert re.search(r"^tradingd_producer_segment_size_bytes \d", text, re.M)
     hb = float(re.search(r"^tradingd_producer_heartbeat_timestamp_seconds (\S+)$", text,
