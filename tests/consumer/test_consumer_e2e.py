@@ -193,7 +193,7 @@ def test_figures_match_the_csv_data_and_metrics_lint(
     assert value(m, "producer_up") == 1
     now = time.time()
     assert now - 1.0 < value(m, "producer_heartbeat_timestamp_seconds") <= now
-    assert value(m, "last_data_timestamp_seconds") <= now
+    assert value(m, "last_receive_timestamp_seconds") <= now
     assert m[("tradingd_consumer_segment_info",
               (("generation", f"{producer_generation(segment_name):016x}"),
                ("segment", segment_name), ("state", "finished")))] == 1
