@@ -101,7 +101,8 @@ def producer_group() -> Group:
 def consumer_group() -> Group:
     """The consumers' view: rates, loss, latency, lag, and the producer as they see it."""
     lat = "tradingd_consumer_publish_latency_seconds_bucket"
-    lost, consumed = "tradingd_consumer_records_lost_total", "tradingd_consumer_records_consumed_total"
+    lost = "tradingd_consumer_records_lost_total"
+    consumed = "tradingd_consumer_records_consumed_total"
     return Group("tradingd-consumer", (
         Record("tradingd:consumer_records_consumed:rate1m", f"rate({consumed}[1m])"),
         Record("tradingd:consumer_records_lost:rate1m", f"rate({lost}[1m])"),
