@@ -110,7 +110,7 @@ def test_rule_file_shape() -> None:
     for group in doc["groups"]:
         for rule in group["rules"]:
             if "record" in rule:
-                assert re.fullmatch(r"tradingd:[a-z0-9_]+:[a-z0-9_]+", rule["record"]), rule
+                assert re.fullmatch(r"tradingd:[a-z0-9_]+(:[a-z0-9_]+)?", rule["record"]), rule
                 assert set(rule) == {"record", "expr"}
             else:
                 assert re.fullmatch(r"Tradingd[A-Za-z]+", rule["alert"])
