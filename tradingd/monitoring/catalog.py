@@ -128,12 +128,13 @@ def library_metrics() -> list[MetricInfo]:
 
 
 def metric_names() -> set[str]:
-    """Every name a query may use (histograms with _bucket/_sum/_count)."""
+    """Every series name a query may use (a histogram's _bucket/_sum/_count)."""
     names: set[str] = set()
     for m in (*catalog(), *library_metrics()):
-        names.add(m.name)
         if m.type == "histogram":
             names.update(f"{m.name}{s}" for s in ("_bucket", "_sum", "_count"))
+        else:
+            names.add(m.name)
     return names
 
 
