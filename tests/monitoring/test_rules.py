@@ -130,3 +130,9 @@ def test_rule_metric_names_exist() -> None:
     for g in rules.groups():
         for r in g.rules:
             assert metric_names(r.expr) <= known, (r, metric_names(r.expr) - known)
+
+
+def test_readme_alert_table_lists_every_alert_with_its_severity() -> None:
+    text = (MONITORING.parent / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(Tradingd\w+)` \| (\w+) \|", text, re.M))
+    assert rows == {a.name: a.severity for a in rules.alerts()}
