@@ -211,6 +211,8 @@ _KINDS: dict[str, Callable[[], _AnyPanel]] = {
 def _panel(spec: PanelSpec, pid: int, pos: GridPos) -> _AnyPanel:
     panel = (_KINDS[spec.kind]().id(pid).title(spec.title).description(spec.description)
              .datasource(DATASOURCE).unit(spec.unit).grid_pos(pos))
+    if isinstance(panel, heatmap.Panel):
+        panel = panel.calculate(False)  # the buckets are Prometheus' own (format: heatmap)
     for i, t in enumerate(spec.targets):
         panel = panel.with_target(_target(t, chr(ord("A") + i), spec.kind))
     return panel
