@@ -197,7 +197,7 @@ _SYMBOL_FIELDS = {
     "symbol_price": "price", "symbol_previous_price": "previous",
     "symbol_first_price": "first", "symbol_volume": "volume", "symbol_vwap": "vwap",
     "symbol_volatility": "volatility",
-    "symbol_records": "records", "symbol_data_timestamp_seconds": "event_time",
+    "symbol_records_consumed": "records", "symbol_data_timestamp_seconds": "event_time",
 }
 
 

@@ -56,7 +56,7 @@ def test_values_from_the_snapshot() -> None:
     assert s[(p + "symbol_price", (("symbol", "AAPL"),))] == 102.0
     assert s[(p + "symbol_volatility", (("symbol", "AAPL"),))] == 0.02
     assert math.isnan(s[(p + "symbol_vwap", (("symbol", "EURUSD"),))])
-    assert s[(p + "symbol_records_total", (("symbol", "OLD"),))] == 4  # earlier generation
+    assert s[(p + "symbol_records_consumed_total", (("symbol", "OLD"),))] == 4  # earlier generation
     assert s[(p + "symbol_data_timestamp_seconds", (("symbol", "AAPL"),))] == 1.6e9
     assert s[(p + "last_receive_timestamp_seconds", ())] == 1.7e9 + 0.5
     assert s[(p + "ring_capacity", ())] == 4096

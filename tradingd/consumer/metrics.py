@@ -159,7 +159,7 @@ _SYMBOL_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("symbol_window_low", "low", "Lowest low over the analysis window."),
     ("symbol_volume", "last_volume", "Volume of the symbol's last record."),
     ("symbol_window_volume", "window_volume", "Volume summed over the analysis window."),
-    # No tick-rate gauge: rate(tradingd_consumer_symbol_records_total[...]) is the rate, and
+    # No tick-rate gauge: rate(tradingd_consumer_symbol_records_consumed_total[...]) is the rate, and
     # a gauge averaged over another window disagreed with it.
     ("symbol_data_timestamp_seconds", "last_event_seconds",
      "Data time: the event time (Unix seconds) carried by the symbol's last record, i.e. how "
@@ -177,8 +177,8 @@ def _symbol_metrics(s: ConsumerSnapshot) -> Iterator[Metric]:
             fam.add_metric([st.name], float(getattr(st, attr)))
     for _, fam in families:
         yield fam
-    records = CounterMetricFamily(PREFIX + "symbol_records", "Records received per symbol "
-                                                             "(over every generation).",
+    records = CounterMetricFamily(PREFIX + "symbol_records_consumed",
+                                  "Records received per symbol (over every generation).",
                                   labels=["symbol"])
     for sym, n in sorted(s.symbol_records.items()):
         records.add_metric([sym], n)

@@ -86,8 +86,8 @@ def producer_row() -> Row:
                       "producer {{instance}}"),
                    _t(f"time() - tradingd_consumer_producer_heartbeat_timestamp_seconds{p}",
                       "seen by consumer {{instance}}")), "s"),
-        PanelSpec("Publish rate per symbol", "Ticks published per second, per symbol.",
-                  (_t(f"sum by (instance, symbol) (rate(tradingd_producer_ticks_published_total"
+        PanelSpec("Publish rate per symbol", "Records (ticks) published per second, per symbol.",
+                  (_t(f"sum by (instance, symbol) (rate(tradingd_producer_symbol_records_published_total"
                       f"{p}[{RATE}]))", "{{symbol}} {{instance}}"),), "ops"),
         PanelSpec("Publish batch duration", "Time to publish one batch into the ring "
                   "(p50, p99).",
@@ -165,7 +165,7 @@ def market_row() -> Row:
                   (_t(f"tradingd_consumer_symbol_volatility{p}", sym),), "percentunit"),
         PanelSpec("Ticks received per symbol", "Records per second per symbol (rate() of "
                   "the counter: the same figure the producer publishes).",
-                  (_t(f"rate(tradingd_consumer_symbol_records_total{p}[{RATE}])", sym),),
+                  (_t(f"rate(tradingd_consumer_symbol_records_consumed_total{p}[{RATE}])", sym),),
                   "ops"),
         PanelSpec("Data time", "Event time carried by each symbol's last record (replay "
                   "time, shifted under align: start; not the wall clock).",

@@ -81,8 +81,8 @@ def producer_group() -> Group:
     return Group("tradingd-producer", (
         Record("tradingd:producer_records_published:rate1m",
                "rate(tradingd_producer_records_published_total[1m])"),
-        Record("tradingd:producer_ticks_published:rate1m",
-               "rate(tradingd_producer_ticks_published_total[1m])"),
+        Record("tradingd:producer_symbol_records_published:rate1m",
+               "rate(tradingd_producer_symbol_records_published_total[1m])"),
         Alert("TradingdProducerDown", 'up{job="tradingd-producer"} == 0',
               "critical", "tradingd producer {{ $labels.instance }} is down",
               "Prometheus cannot scrape the producer at {{ $labels.instance }} for 1 minute: "

@@ -8,7 +8,7 @@ so each producer, and each test, has its own. Three kinds of sources:
 * state collected fresh at scrape time by :class:`_ProducerCollector`: the segment's
   header read through the producer's own read-only :class:`SegmentReader` (heartbeat
   timestamp and count, state, records published, loops, size, ring capacity) and the
-  replayer's counters (ticks per symbol, data set size, progress). The exporter
+  replayer's counters (records per symbol, data set size, progress). The exporter
   guidance is to collect state from elsewhere at scrape time, and to export timestamps
   (``..._timestamp_seconds``), not ages;
 * the client library's process, platform and GC collectors, on this registry.
@@ -134,8 +134,8 @@ class _ProducerCollector(Collector):
         rp = src.replay
         if rp is None:
             return
-        ticks = CounterMetricFamily(f"{PREFIX}_ticks_published",
-                                    "Ticks (bars) published, per symbol", labels=["symbol"])
+        ticks = CounterMetricFamily(f"{PREFIX}_symbol_records_published",
+                                    "Records (bars) published, per symbol", labels=["symbol"])
         counts = rp.published_by_symbol.tolist()
         for name, n in zip(src.symbols, counts, strict=False):
             ticks.add_metric([name], float(n))
