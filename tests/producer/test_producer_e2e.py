@@ -153,8 +153,8 @@ def test_producer_lifecycle(workdir: Path, start: Callable[..., ProducerProcess]
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     text = body.decode()
     for symbol in BUNDLED_SYMBOLS:
-        m = re.search(rf'^tradingd_producer_symbol_records_published_total{{symbol="{symbol}"}} (\S+)$',
-                      text, re.M)
+        m = re.search(rf'^tradingd_producer_symbol_records_published_total'
+                      rf'{{symbol="{symbol}"}} (\S+)$', text, re.M)
         assert m, f"no symbol_records_published for {symbol}"
     assert re.search(r'^tradingd_build_info\{daemon="producer",.*version="\d', text, re.M)
     assert "_created" not in text  # no half-populated created series

@@ -159,8 +159,8 @@ _SYMBOL_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("symbol_window_low", "low", "Lowest low over the analysis window."),
     ("symbol_volume", "last_volume", "Volume of the symbol's last record."),
     ("symbol_window_volume", "window_volume", "Volume summed over the analysis window."),
-    # No tick-rate gauge: rate(tradingd_consumer_symbol_records_consumed_total[...]) is the rate, and
-    # a gauge averaged over another window disagreed with it.
+    # No tick-rate gauge: rate(tradingd_consumer_symbol_records_consumed_total[...]) is the
+    # rate, and a gauge averaged over another window disagreed with it.
     ("symbol_data_timestamp_seconds", "last_event_seconds",
      "Data time: the event time (Unix seconds) carried by the symbol's last record, i.e. how "
      "far the replay has got; shifted replay time, not the wall clock (time() - it means "

@@ -86,9 +86,11 @@ def producer_row() -> Row:
                       "producer {{instance}}"),
                    _t(f"time() - tradingd_consumer_producer_heartbeat_timestamp_seconds{p}",
                       "seen by consumer {{instance}}")), "s"),
-        PanelSpec("Publish rate per symbol", "Records (ticks) published per second, per symbol.",
-                  (_t(f"sum by (instance, symbol) (rate(tradingd_producer_symbol_records_published_total"
-                      f"{p}[{RATE}]))", "{{symbol}} {{instance}}"),), "ops"),
+        PanelSpec("Publish rate per symbol", "Records (ticks) published per second, per "
+                  "symbol.",
+                  (_t(f"sum by (instance, symbol) (rate("
+                      f"tradingd_producer_symbol_records_published_total{p}[{RATE}]))",
+                      "{{symbol}} {{instance}}"),), "ops"),
         PanelSpec("Publish batch duration", "Time to publish one batch into the ring "
                   "(p50, p99).",
                   tuple(_t(f"histogram_quantile({q}, sum by (instance, le) (rate("
