@@ -128,13 +128,19 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
         records = [r.record for g in rules.groups() for r in g.rules
                    if isinstance(r, rules.Record)]
 
+        healthy = {"TradingdProducerDown", "TradingdHeartbeatStale", "TradingdTargetDown",
+                   "TradingdGenerationMismatch"}
+
         def all_have_data() -> tuple[bool, object]:
+            """Every query has data and no health alert is active (pending or firing):
+            a slow scrape on a loaded box may make one pending for a moment."""
             empty = [q for q in [*queries, *records] if not server.query(q)]
-            return not empty, empty
+            active = {a["labels"]["alertname"] for a in server.alerts()} & healthy
+            return not empty and not active, (empty, active)
 
         t0 = time.monotonic()
-        poll("every panel query and recording rule to return data", all_have_data,
-             DATA_TIMEOUT)
+        poll("every panel query and recording rule to return data, no health alert active",
+             all_have_data, DATA_TIMEOUT)
         waited = time.monotonic() - t0
 
         # exactly the documented names are scraped (catalog = docs/metrics.md)
@@ -146,9 +152,8 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
         joined = server.query("tradingd_consumer_segment_info and on(segment, generation) "
                               "tradingd_producer_segment_info")
         assert len(joined) == 1 and joined[0]["metric"]["generation"]
-        firing = {a["labels"]["alertname"] for a in server.alerts()}
-        assert not firing & {"TradingdProducerDown", "TradingdHeartbeatStale",
-                             "TradingdGenerationMismatch", "TradingdTargetDown"}, firing
+        firing = {a["labels"]["alertname"] for a in server.alerts() if a["state"] == "firing"}
+        assert not firing, firing  # nothing wrong with a healthy pair
 
         os.kill(producer.pid, signal.SIGKILL)
         producer.proc.wait(10)
