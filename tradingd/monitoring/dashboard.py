@@ -28,6 +28,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     GridPos,
+    ValueMap,
+    ValueMappingResult,
     VariableRefresh,
     VariableSort,
 )
@@ -58,6 +60,12 @@ class PanelSpec:
     kind: str = "timeseries"  # timeseries | stat | table | heatmap
     width: int = 8
     height: int = 7
+    #: value -> (text, color) shown instead of the number (e.g. 0 DOWN red, 1 UP green)
+    mappings: tuple[tuple[str, str, str], ...] = ()
+
+
+#: 0/1 health values as words.
+UP_DOWN = (("0", "DOWN", "red"), ("1", "UP", "green"))
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,8 @@ def producer_row() -> Row:
     return Row("Producer", (
         PanelSpec("Up", "1 while Prometheus can scrape the daemon (a hung producer cannot "
                   "answer: this is its health, not its own heartbeat series).",
-                  (_t(f"up{p}", "{{job}} {{instance}}"),), "none", "stat"),
+                  (_t(f"up{p}", "{{job}} {{instance}}"),), "none", "stat",
+                  mappings=UP_DOWN),
         PanelSpec("Segment state", "The producer's segment state (live, finished, ...).",
                   (_t(f"tradingd_producer_segment_state{p} == 1", "{{instance}} {{state}}"),),
                   "none", "table"),
@@ -213,6 +222,10 @@ _KINDS: dict[str, Callable[[], _AnyPanel]] = {
 def _panel(spec: PanelSpec, pid: int, pos: GridPos) -> _AnyPanel:
     panel = (_KINDS[spec.kind]().id(pid).title(spec.title).description(spec.description)
              .datasource(DATASOURCE).unit(spec.unit).grid_pos(pos))
+    if spec.mappings:
+        panel = panel.mappings([ValueMap(options={
+            value: ValueMappingResult(text=text, color=color, index=i)
+            for i, (value, text, color) in enumerate(spec.mappings)})])
     if isinstance(panel, heatmap.Panel):
         panel = panel.calculate(False)  # the buckets are Prometheus' own (format: heatmap)
     for i, t in enumerate(spec.targets):
