@@ -9,6 +9,7 @@ It is stopped by PID (SIGTERM, then SIGKILL) and its directory removed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import shutil
 import signal
@@ -30,6 +31,12 @@ REPO = Path(__file__).resolve().parents[2]
 #: The shipped monitoring files (in a checkout).
 RULES = REPO / "monitoring" / "prometheus" / "tradingd.rules.yml"
 START_TIMEOUT = 30.0
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when our process dies (prctl PR_SET_PDEATHSIG), so
+    a killed test or ``make monitor`` leaves no Prometheus behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 class PrometheusError(TradingdError):
@@ -80,7 +87,8 @@ class PrometheusServer:
              f"--storage.tsdb.path={workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
              "--storage.tsdb.retention.time=1d"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, cwd=workdir)
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, cwd=workdir,
+            preexec_fn=_terminate_with_parent)
 
     @property
     def log(self) -> str:
