@@ -62,7 +62,7 @@ class OrderIn(NamedTuple):
     ring_seq: int
     arrival_ns: int
     ref_price: float
-    raw: bytes  # the record after its stamp, as read
+    raw: bytes  # the record's fields after its stamp, as read (ORDER_BODY_SIZE bytes)
 
 
 class BarIn(NamedTuple):

@@ -27,7 +27,7 @@ def bar_liquidity(bar: Bar, participation: float) -> int | None:
     """Quantity the bar may fill in total; None means uncapped (no volume in the data)."""
     if not bar.volume > 0:
         return None
-    return int(math.floor(participation * bar.volume))
+    return math.floor(participation * bar.volume)
 
 
 def fill_price(side: int, ord_type: int, limit: float, bar: Bar) -> float | None:

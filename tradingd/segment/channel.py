@@ -460,6 +460,22 @@ class ChannelReader:
         self.position = p + 1
         return t
 
+    def poll_raw(self) -> bytes | None:
+        """The next record's bytes after the stamp, or None (as :meth:`poll`, unparsed)."""
+        p = self.position
+        slot = p & self._mask
+        i = slot * self._stride
+        lo = p & _MASK32
+        stamps = self._stamps
+        if stamps[i] != lo:
+            return None
+        off = H.size + slot * self._rec + 4
+        data = self._mm[off:off + self._rec - 4]
+        if stamps[i] != lo:
+            return None
+        self.position = p + 1
+        return data
+
     def raw(self, seq: int) -> bytes:
         """The bytes of the slot that holds (or will hold) record ``seq`` (inspection)."""
         off = H.size + (seq & self._mask) * self._rec
