@@ -72,6 +72,8 @@ LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
 _SESSION_LOOPED, _SESSION_FINISHED, _SESSION_BACKWARDS, _SESSION_NEW_MARKET = 1, 2, 3, 4
 STATUS_INTERVAL_NS = 1_000_000_000
+#: how often a round reads the market segment (and does the follower's housekeeping)
+MARKET_INTERVAL_NS = 200_000
 
 
 class ExecLocked(SegmentOwned):
@@ -150,6 +152,7 @@ class ExecService:
         self._hb_ns = int(config.segment.heartbeat_interval * 1e9)
         self._next_hb = 0
         self._next_discovery = 0
+        self._next_market = 0
         self._next_status = 0
         self.journal = J.Journal(path, fsync=self.x.journal_fsync)
         self._recover()
@@ -461,8 +464,13 @@ class ExecService:
         if now >= self._next_discovery:
             self._next_discovery = now + int(self.x.discovery_interval * 1e9)
             entries.extend(self.discover())
-        self.follower.poll(16384)
-        self.follower.tick(now)
+        if now >= self._next_market:
+            # the market every MARKET_INTERVAL_NS, not every round: a bar can only fill
+            # orders that arrived before it was published, so reading it a little later
+            # changes nothing, and the order path stays short
+            self._next_market = now + MARKET_INTERVAL_NS
+            self.follower.poll(16384)
+            self.follower.tick(now)
         if self._pending:
             entries.extend(self._pending)
             self._pending = []

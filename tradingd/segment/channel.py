@@ -65,6 +65,7 @@ _W_LAST_CLIENT_OID = H.word("last_client_order_id")
 _W_DETAIL = H.word("detail")
 _W_PEER_GEN = H.word("peer_generation")
 _MASK32 = 0xFFFFFFFF
+_WORDS = {p.name: p.offset // 8 for p in H.placed if p.size == 8 and p.offset % 8 == 0}
 KIND_ORDERS = "orders"
 KIND_REPORTS = "reports"
 _MAGIC_OF = {KIND_ORDERS: L.ORDERS_MAGIC, KIND_REPORTS: L.REPORTS_MAGIC}
@@ -263,7 +264,7 @@ class ChannelWriter:
 
     def set_word(self, field: str, value: int) -> None:
         """Store one 8-byte header word (one aligned store)."""
-        self._words[H.word(field)] = value
+        self._words[_WORDS[field]] = value
 
     def set_consumed(self, value: int) -> None:
         """Publish how many records of the PEER channel this side has taken (credit)."""
@@ -406,7 +407,8 @@ class ChannelReader:
         return _header_dict(self._mm[:H.size])
 
     def word(self, field: str) -> int:
-        return self._words[H.word(field)]
+        """One 8-byte header word (``peer_consumed``, ``last_report_seq``, ...)."""
+        return self._words[_WORDS[field]]
 
     @property
     def state(self) -> int:
