@@ -112,7 +112,7 @@ class OrderClient:
                                  capacity=capacity, mode=mode, group=shm.resolve_group(group),
                                  heartbeat_interval_ns=int(heartbeat_interval * 1e9))
         self.generation = self._w.generation
-        self._words = self._w._words
+        self._words = self._w._words  # the order ring's header words (heartbeat)
         self._hb_word = L.CHANNEL_HEADER.word("heartbeat_ns")
         self._r: ChannelReader | None = None
         self._credit = 0  # orders exec has taken (from its report ring header)
@@ -122,15 +122,20 @@ class OrderClient:
         self._positions: dict[str, Position] = {}
         self.orders: dict[int, Report] = {}  # client order id -> its latest report
         self._next_check = 0
+        self._seq = 0
+        self._next_id = 1
         try:
             self._connect(connect_timeout)
         except BaseException:
             self._w.close()
             raise
-        r = self._r
-        assert r is not None
+        r = self._reader()
         self._seq = r.word("last_client_seq")
         self._next_id = r.word("last_client_order_id") + 1
+
+    def _reader(self) -> ChannelReader:
+        assert self._r is not None
+        return self._r
 
     # ------------------------------------------------------------------ connection
     def _attach_reports(self) -> bool:

@@ -56,6 +56,7 @@ _SIDES = frozenset(int(s) for s in Side)
 _TYPES = frozenset(int(t) for t in OrdType)
 _TIFS = frozenset(int(t) for t in TimeInForce)
 NO_MARKET_SEQ = -1
+_TYPE_NAMES: dict[int, str] = {OrdType.MARKET: "market", OrdType.LIMIT: "limit"}
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ class Engine:
     def _new_order(self, book: ClientBook, f: OrderFields, ns: int, ref_price: float,
                    out: Out) -> None:
         symbol = _symbol(f.symbol)
-        self._count({OrdType.MARKET: "market", OrdType.LIMIT: "limit"}.get(f.ord_type, "bad"))
+        self._count(_TYPE_NAMES.get(f.ord_type, "bad"))
         reason = self._validate(book, f, symbol, ref_price)
         if reason == RejectReason.DUPLICATE_ID or symbol is None:
             # no order is created: the existing one (or none) is left exactly as it was

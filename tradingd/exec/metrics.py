@@ -114,7 +114,7 @@ class ExecCollector:
 
 def make_registry(service: ExecService) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(ExecCollector(service))  # type: ignore[arg-type]
+    reg.register(ExecCollector(service))
     ProcessCollector(registry=reg)
     PlatformCollector(registry=reg)
     GCCollector(registry=reg)

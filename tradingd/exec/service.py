@@ -38,6 +38,7 @@ import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -422,7 +423,7 @@ class ExecService:
             self._pending.append(J.SymbolsIn(reader.generation, tuple(names)))
             self._market_gen = reader.generation
 
-    def _on_market(self, records: np.ndarray | list[tuple], first_seq: int) -> None:
+    def _on_market(self, records: np.ndarray | list[tuple[Any, ...]], first_seq: int) -> None:
         book, names = self.engine.book, self._symbol_names
         now = self._clock.monotonic_ns()
         rows = records if isinstance(records, list) else records.tolist()

@@ -31,6 +31,7 @@ exec's cost of polling N rings is N stamp reads, a few nanoseconds each.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import secrets
 import struct
@@ -109,18 +110,20 @@ class ChannelInfo:
     """What a validated channel header says."""
 
     kind: str
-    header: dict[str, int | bytes]
+    header: dict[str, int]
     capacity: int
     client: str
 
 
-def _header_dict(raw: bytes | memoryview) -> dict[str, int | bytes]:
+def _header_dict(raw: bytes | memoryview) -> dict[str, int]:
+    """The header's numeric fields (the client name: :func:`_client_name`)."""
     row = np.frombuffer(raw, H.dtype, count=1)[0]
-    out: dict[str, int | bytes] = {}
-    for name in H.dtype.names:
-        v = row[name]
-        out[name] = bytes(v) if isinstance(v, bytes) else int(v)
-    return out
+    return {name: int(row[name]) for name in H.dtype.names or () if name != "client"}
+
+
+def _client_name(raw: bytes | memoryview) -> str:
+    off = H.offset("client")
+    return bytes(raw[off:off + 32]).split(b"\0", 1)[0].decode("ascii", "replace")
 
 
 def validate_channel(where: str, raw: bytes | memoryview, file_size: int, *,
@@ -167,12 +170,28 @@ def validate_channel(where: str, raw: bytes | memoryview, file_size: int, *,
         problems.append(f"truncated: total_size {h['total_size']} > file size {file_size}")
     if problems:
         raise SegmentCorrupt(where, "; ".join(problems))
-    client = bytes(h["client"]).rstrip(b"\0").decode("ascii", "replace")  # type: ignore[arg-type]
-    return ChannelInfo(got, h, cap, client)
+    return ChannelInfo(got, h, cap, _client_name(raw))
 
 
 class ChannelWriter:
     """The only writer of one channel (a client's order ring, or exec's report ring)."""
+
+    name: str
+    kind: str
+    path: str
+    capacity: int
+    generation: int
+    file_id: shm.FileId
+    _fd: int
+    _clock: Clock
+    _closed: bool
+    _mm: mmap.mmap
+    _words: memoryview
+    _stamps: memoryview
+    _stride: int
+    _rec: int
+    _body: struct.Struct
+    _mask: int
 
     def __init__(self) -> None:  # use create()
         raise TypeError("use ChannelWriter.create(...) or create_channel(...)")
@@ -284,12 +303,12 @@ class ChannelWriter:
 
     @property
     def cursor(self) -> int:
-        return self._words[_W_CURSOR]
+        return int(self._words[_W_CURSOR])
 
     # ------------------------------------------------------------------ publishing
     def free(self, peer_consumed: int) -> int:
         """Records that may be published before overrunning a reader at ``peer_consumed``."""
-        return self.capacity - (self._words[_W_CURSOR] - peer_consumed)
+        return self.capacity - (int(self._words[_W_CURSOR]) - peer_consumed)
 
     def publish(self, *body: object) -> int:
         """Publish one record (every field after the stamp, in layout order); return its seq.
@@ -297,7 +316,7 @@ class ChannelWriter:
         The caller checks :meth:`free` first: this never waits and never checks credit.
         """
         w = self._words
-        s = w[_W_CURSOR]
+        s: int = w[_W_CURSOR]
         slot = s & self._mask
         i = slot * self._stride
         stamps = self._stamps
@@ -403,7 +422,7 @@ class ChannelReader:
         self.close()
 
     # ------------------------------------------------------------------ header words
-    def header(self) -> dict[str, int | bytes]:
+    def header(self) -> dict[str, int]:
         return _header_dict(self._mm[:H.size])
 
     def word(self, field: str) -> int:
