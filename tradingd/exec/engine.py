@@ -25,6 +25,7 @@ Inputs and what they produce (every method returns ``[(client, Report), ...]``):
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections.abc import Iterable
@@ -145,6 +146,69 @@ class Counters:
 
 
 Out = list[tuple[str, Report]]
+Key = tuple[str, int]  # (client, client order id)
+
+
+class SymbolBook:
+    """One symbol's resting orders, kept so a bar touches only the orders it can fill.
+
+    Market orders in arrival order; buy limits by price descending, sell limits by price
+    ascending (then arrival): price-time priority. A bar fills market orders, then buys
+    while limit >= low, then sells while limit <= high; everything else stays untouched,
+    so a bar costs O(orders it can fill), not O(resting orders). IOC orders are also kept
+    apart: each is canceled after its first eligible bar.
+    """
+
+    def __init__(self) -> None:
+        self.market: dict[Key, Order] = {}
+        self.buys: list[tuple[float, int, Key]] = []  # (-price, arrival seq, key)
+        self.sells: list[tuple[float, int, Key]] = []  # (price, arrival seq, key)
+        self.orders: dict[Key, tuple[Order, int]] = {}
+        self.ioc: dict[Key, Order] = {}
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def add(self, o: Order, seq: int) -> None:
+        key = (o.client, o.client_order_id)
+        self.orders[key] = (o, seq)
+        if o.ord_type == OrdType.MARKET:
+            self.market[key] = o
+        elif o.side == Side.BUY:
+            bisect.insort(self.buys, (-o.limit_price, seq, key))
+        else:
+            bisect.insort(self.sells, (o.limit_price, seq, key))
+        if o.time_in_force == TimeInForce.IOC:
+            self.ioc[key] = o
+
+    def remove(self, o: Order) -> None:
+        key = (o.client, o.client_order_id)
+        entry = self.orders.pop(key, None)
+        if entry is None:
+            return
+        seq = entry[1]
+        self.ioc.pop(key, None)
+        if o.ord_type == OrdType.MARKET:
+            self.market.pop(key, None)
+            return
+        side = self.buys if o.side == Side.BUY else self.sells
+        item = (-o.limit_price if o.side == Side.BUY else o.limit_price, seq, key)
+        i = bisect.bisect_left(side, item)
+        if i < len(side) and side[i] == item:
+            del side[i]
+
+    def candidates(self, bar: Bar) -> list[Order]:
+        """Orders the bar's prices reach, in priority order (eligibility checked later)."""
+        out = list(self.market.values())
+        for neg, _seq, key in self.buys:
+            if -neg < bar.low:
+                break
+            out.append(self.orders[key][0])
+        for px, _seq, key in self.sells:
+            if px > bar.high:
+                break
+            out.append(self.orders[key][0])
+        return out
 
 
 class Engine:
@@ -158,7 +222,8 @@ class Engine:
         self.participation = participation
         self.symbols: set[str] = set(symbols)
         self.clients: dict[str, ClientBook] = {}
-        self.book: dict[str, dict[tuple[str, int], Order]] = {}  # symbol -> open orders
+        self.book: dict[str, SymbolBook] = {}  # symbol -> resting orders
+        self._arrivals = 0  # acceptance sequence: the time in price-time priority
         self.counters = Counters()
         self.bars_applied = 0
 
@@ -210,12 +275,16 @@ class Engine:
         book = self.clients[o.client]
         if new in OPEN and not was_open:
             book.open[o.client_order_id] = o
-            self.book.setdefault(o.symbol, {})[(o.client, o.client_order_id)] = o
+            self._arrivals += 1
+            sb = self.book.get(o.symbol)
+            if sb is None:
+                sb = self.book[o.symbol] = SymbolBook()
+            sb.add(o, self._arrivals)
         elif was_open and new not in OPEN:
             book.open.pop(o.client_order_id, None)
             sym = self.book.get(o.symbol)
             if sym is not None:
-                sym.pop((o.client, o.client_order_id), None)
+                sym.remove(o)
                 if not sym:
                     del self.book[o.symbol]
         return True
@@ -351,7 +420,10 @@ class Engine:
             return out
         self.bars_applied += 1
         liquidity = matching.bar_liquidity(bar, self.participation)
-        for o in list(resting.values()):
+        ioc = [o for o in resting.ioc.values() if matching.eligible(o.arrival_ns, bar)]
+        for o in resting.candidates(bar):
+            if liquidity is not None and liquidity <= 0:
+                break
             if not matching.eligible(o.arrival_ns, bar):
                 continue
             px = matching.fill_price(o.side, o.ord_type, o.limit_price, bar)
@@ -360,7 +432,8 @@ class Engine:
                 self._fill(o, qty, px, bar, recv_ns, out)
                 if liquidity is not None:
                     liquidity -= qty
-            if o.time_in_force == TimeInForce.IOC and o.status in OPEN:
+        for o in ioc:  # IOC: what the first eligible bar did not fill is canceled
+            if o.status in OPEN:
                 self._cancel_order(o, recv_ns, out, market_seq=bar.seq)
         return out
 
@@ -426,5 +499,5 @@ def _symbol(raw: bytes) -> str | None:
     return name.decode("ascii")
 
 
-__all__ = ["NO_MARKET_SEQ", "ClientBook", "Counters", "Engine", "Order", "Position",
+__all__ = ["NO_MARKET_SEQ", "ClientBook", "SymbolBook", "Counters", "Engine", "Order", "Position",
            "RiskLimits"]
