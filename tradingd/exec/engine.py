@@ -499,5 +499,5 @@ def _symbol(raw: bytes) -> str | None:
     return name.decode("ascii")
 
 
-__all__ = ["NO_MARKET_SEQ", "ClientBook", "SymbolBook", "Counters", "Engine", "Order", "Position",
-           "RiskLimits"]
+__all__ = ["NO_MARKET_SEQ", "ClientBook", "Counters", "Engine", "Order", "Position",
+           "RiskLimits", "SymbolBook"]
