@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from daemons import DaemonProcess
-from test_exec_e2e import write_config
+from exec_support import write_config
 
 from tradingd.errors import SegmentForeign, SegmentOwned
 from tradingd.exec import cheader

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from daemons import DaemonProcess
+from exec_support import write_config
 from support import promtool_lint
 
 from tradingd.exec import OrderClient
@@ -30,23 +30,7 @@ from tradingd.segment.channel import orders_name
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("exec_client_worker.py")
-
-
-def write_config(workdir: Path, exec_extra: dict | None = None) -> Path:
-    cfg = {
-        "segment": {"ring_capacity": 4096, "heartbeat_interval": 0.05},
-        "producer": {"data_dir": str(REPO / "market_data"),
-                     "replay": {"mode": "paced", "speed": 2 * 365 * 86400.0},
-                     "metrics": {"port": 0}},
-        "consumer": {"metrics": {"port": 0}},
-        "exec": {"journal": str(workdir / "exec.journal"), "wait": {"strategy": "poll"},
-                 "discovery_interval": 0.02, "metrics": {"port": 0}, **(exec_extra or {})},
-    }
-    path = workdir / "tradingd.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 class Client:

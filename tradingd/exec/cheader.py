@@ -12,8 +12,8 @@ import sys
 from enum import IntEnum
 
 from tradingd.exec import protocol as P
-from tradingd.segment import cheader
 from tradingd.segment import channel as CH
+from tradingd.segment import cheader
 from tradingd.segment import layout as L
 
 GUARD = "TRADINGD_ORDERS_H"
