@@ -43,7 +43,6 @@ def test_rings_and_orders(segment_name: str, tmp_path: Path) -> None:
                              capacity=64)
     r = ChannelWriter.create(reports_name(segment_name, "alice"), KIND_REPORTS,
                              client="alice", capacity=64, peer_generation=o.generation)
-    os.makedirs(tmp_path / "x", exist_ok=True)
     try:
         for e in entries:
             for _c, rep in J.apply(eng, e):
