@@ -491,12 +491,20 @@ class Engine:
         return out
 
 
+_PRINTABLE = bytes(range(0x21, 0x7F))
+_SYMBOLS: dict[bytes, str | None] = {}
+
+
 def _symbol(raw: bytes) -> str | None:
     """The symbol of a record: NUL-padded printable ASCII, else None (garbage)."""
+    known = _SYMBOLS.get(raw, False)
+    if known is not False:
+        return known  # type: ignore[return-value]
     name = raw.rstrip(b"\0")
-    if not name or b"\0" in name or not all(0x21 <= c <= 0x7E for c in name):
-        return None
-    return name.decode("ascii")
+    sym = name.decode("ascii") if name and not name.translate(None, _PRINTABLE) else None
+    if len(_SYMBOLS) < 4096:  # a cache of what clients send; garbage cannot grow it unbounded
+        _SYMBOLS[raw] = sym
+    return sym
 
 
 __all__ = ["NO_MARKET_SEQ", "ClientBook", "Counters", "Engine", "Order", "Position",
