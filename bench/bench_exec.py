@@ -65,7 +65,7 @@ def start_exec(tmp: Path, segment: str) -> subprocess.Popen[bytes]:
            "--log-level", "warning"]
     if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
         cmd = ["taskset", "-c", "1", *cmd] if shutil.which("taskset") else cmd
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(  # noqa: SIM115
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(
         tmp / "exec.log", "wb"))
 
 
