@@ -138,6 +138,7 @@ class ExecService:
         self._positions: dict[tuple[str, int], int] = {}  # (client, ring gen) -> records read
         self._known_gens: dict[str, set[int]] = {}
         self._market_gen = 0
+        self._last_bar = (0, -1)  # (market generation, seq) of the last bar journaled
         self._last_event: dict[str, int] = {}
         self._finished_gen = 0
         self._symbol_names: list[str] = []
@@ -222,6 +223,7 @@ class ExecService:
             self._last_event.clear()
         elif isinstance(e, J.BarIn):
             self._last_event[e.bar.symbol] = e.bar.event_ns
+            self._last_bar = (e.market_generation, e.bar.seq)
 
     # ------------------------------------------------------------------ journal + apply
     def _record(self, entries: list[J.Entry]) -> None:
@@ -415,6 +417,15 @@ class ExecService:
         names = [s.name for s in reader.symbols()]
         self._symbol_names = names
         self._symbol_ids = {n: i for i, n in enumerate(names)}
+        sub = self.follower.subscription
+        if sub is not None:
+            # Start with new bars (older ones cannot fill orders arriving from now on), or,
+            # back on the market segment we journaled bars of, right after the last one.
+            gen, seq = self._last_bar
+            start = reader.cursor
+            if gen == reader.generation and seq + 1 >= sub.position:
+                start = min(seq + 1, start)
+            sub.position = start
         if reader.generation != self._market_gen:
             if self._market_gen:
                 self._pending.append(J.SessionEndIn(self._clock.monotonic_ns(),
