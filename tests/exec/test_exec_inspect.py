@@ -67,3 +67,11 @@ def test_rings_and_orders(segment_name: str, tmp_path: Path) -> None:
         r.close()
     out = inspect("--segment", segment_name, "rings")
     assert out.returncode == 0 and "no order or report rings" in out.stdout
+
+
+def test_rings_layout_and_c_header() -> None:
+    out = inspect("rings", "--layout")
+    assert out.returncode == 0 and "client_order_id" in out.stdout and "448 bytes" in out.stdout
+    out = inspect("rings", "--c-header")
+    root = Path(__file__).resolve().parents[2]
+    assert out.stdout == (root / "tools" / "c" / "tradingd_orders.h").read_text()

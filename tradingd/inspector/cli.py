@@ -216,7 +216,11 @@ def build_parser(usage_exit: int = C.EXIT_USAGE) -> argparse.ArgumentParser:
 
 def _add_exec_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """``rings`` and ``orders``: tradingd-exec's per-client rings (issue 18)."""
-    add("rings", "the per-client order and report rings of the segment (tradingd-exec)")
+    p = add("rings", "the per-client order and report rings of the segment (tradingd-exec)")
+    p.add_argument("--layout", action="store_true",
+                   help="print the rings' field tables instead (needs no segment)")
+    p.add_argument("--c-header", action="store_true",
+                   help="print the generated C header tools/c/tradingd_orders.h")
     p = add("orders", "open orders and the last execution reports, per client")
     p.add_argument("--client", metavar="NAME", default=None, help="only this client")
     p.add_argument("-n", "--lines", type=int, default=20, metavar="N",
@@ -479,7 +483,17 @@ def _exec_segment(args: argparse.Namespace) -> str:
 
 
 def cmd_rings(args: argparse.Namespace, clock: Clock) -> int:
-    from tradingd.inspector.rings import render_rings, ring_rows
+    from tradingd.inspector.rings import render_layout, render_rings, ring_rows
+    if args.c_header or args.layout:
+        from tradingd.exec.cheader import generate
+        if args.c_header:
+            sys.stdout.write(generate())
+        elif args.json:
+            emit_json({"channel_fingerprint": f"{L.CHANNEL_FINGERPRINT:016x}",
+                       "fields": L.channel_table()})
+        else:
+            print(render_layout())
+        return C.EXIT_OK
     segment = _exec_segment(args)
     rows = ring_rows(segment, clock)
     if args.json:

@@ -87,6 +87,18 @@ def render_rings(rows: list[dict[str, Any]]) -> str:
     return "\n".join([text, *notes])
 
 
+def render_layout() -> str:
+    """The channel structs' field tables (as ``tradingd-inspect layout`` shows the segment's)."""
+    out = [f"tradingd order/report rings: channel layout v{L.CHANNEL_MAJOR}."
+           f"{L.CHANNEL_MINOR}, fingerprint {L.CHANNEL_FINGERPRINT:016x}"]
+    for s in L.CHANNEL_STRUCTS:
+        out += ["", f"{s.name} ({s.size} bytes): {s.doc}",
+                render_table(["offset", "size", "type", "field", "meaning"],
+                             [[p.offset, p.size, p.field.type, p.name, p.field.meaning]
+                              for p in s.placed], right=(0, 1))]
+    return "\n".join(out)
+
+
 def _report_dict(client: str, r: Report) -> dict[str, Any]:
     return {"client": client, "report_seq": r.report_seq, "id": r.client_order_id,
             "symbol": r.symbol.rstrip(b"\0").decode("ascii", "replace"),
@@ -176,4 +188,5 @@ def render_orders(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["last_reports", "order_report", "render_orders", "render_rings", "ring_rows"]
+__all__ = ["last_reports", "order_report", "render_layout", "render_orders", "render_rings",
+           "ring_rows"]
