@@ -58,6 +58,7 @@ _TYPES = frozenset(int(t) for t in OrdType)
 _TIFS = frozenset(int(t) for t in TimeInForce)
 NO_MARKET_SEQ = -1
 _TYPE_NAMES: dict[int, str] = {OrdType.MARKET: "market", OrdType.LIMIT: "limit"}
+_new = tuple.__new__  # a NamedTuple without its __new__'s argument parsing (hot path)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ class Order:
     status: OrdStatus = OrdStatus.PENDING_NEW
     cum_qty: int = 0
     notional: float = 0.0  # sum of qty x px of the fills
+    symbol_b: bytes = b""  # the symbol as reports carry it
+
+    def __post_init__(self) -> None:
+        self.symbol_b = self.symbol.encode("ascii")
 
     @property
     def leaves(self) -> int:
@@ -251,9 +256,9 @@ class Engine:
         book.report_seq += 1
         self.counters.reports += 1
         if o is not None:
-            r = Report(exec_type, book.report_seq, o.client_order_id, status, reason, last_qty,
-                       last_px, o.cum_qty, o.leaves, o.avg_px, market_seq, ns, o.send_ns,
-                       o.side, kind, o.symbol.encode("ascii"), o.client_seq)
+            r = _new(Report, (exec_type, book.report_seq, o.client_order_id, status, reason,
+                              last_qty, last_px, o.cum_qty, o.leaves, o.avg_px, market_seq,
+                              ns, o.send_ns, o.side, kind, o.symbol_b, o.client_seq))
         else:
             assert fields is not None
             side = fields.side if fields.side in _SIDES else 0

@@ -44,6 +44,7 @@ _E = struct.Struct("<QI")
 _A = struct.Struct("<QQ")
 _D = struct.Struct("<QI")
 _C = struct.Struct("<QQdd")
+_new = tuple.__new__
 
 
 class JournalError(TradingdError):
@@ -163,7 +164,7 @@ def decode(p: bytes) -> Entry:
 def apply(engine: Engine, e: Entry) -> Out:
     """Feed one entry to the engine: the ONE path both live processing and replay take."""
     if isinstance(e, OrderIn):
-        return engine.on_order(e.client, OrderFields._make(_ORDER_BODY.unpack(e.raw)),
+        return engine.on_order(e.client, _new(OrderFields, _ORDER_BODY.unpack(e.raw)),
                                e.arrival_ns, e.ref_price)
     if isinstance(e, BarIn):
         return engine.on_bar(e.bar, e.recv_ns)
