@@ -10,6 +10,7 @@ private segment that this process creates (one symbol, no bars: orders rest), th
 * round trip, C client (``tools/c/tradingd_order_client.c``, compiled here with gcc -O2);
 * orders/s exec sustains from 1 and from 4 client processes, each submitting as fast as its
   ring's credit allows and reading its reports as it goes (no risk limits: every order rests);
+* exec's own CPU cost per order: ``ExecService.round`` fed in this process, no IPC;
 * the peer, same run: the same 128-byte order -> 128-byte ack round trip over a Unix stream
   socket between two Python processes (blocking recv), with the same pinning.
 
@@ -155,6 +156,62 @@ def throughput(segment: str, clients: int, n: int) -> float:
     return clients * n / ((end - start) / 1e9)
 
 
+def in_process(n: int, tmp: Path) -> float:
+    """orders/s through ExecService.round in this process: exec's own per-order CPU cost.
+
+    A ring writer and reader in the same process feed it batches of 64 (the poll budget):
+    no other process, no cross-CPU traffic, no waiting.
+    """
+    from tradingd.daemon.config import parse_config
+    from tradingd.exec.service import ExecService
+    from tradingd.segment.channel import (
+        KIND_ORDERS,
+        KIND_REPORTS,
+        ChannelReader,
+        ChannelWriter,
+        orders_name,
+        reports_name,
+    )
+
+    class _Never:
+        def is_set(self) -> bool:
+            return False
+
+        def wait(self, timeout: float | None = None) -> bool:
+            return False
+
+    seg = f"tdbench-{uuid.uuid4().hex[:8]}"
+    cfg = parse_config(yaml.safe_dump({"exec": {
+        "journal": str(tmp / "inproc.journal"), "report_ring_capacity": 65536,
+        "risk": {"max_order_qty": 0, "max_open_orders": 0, "max_notional": 0.0},
+        "metrics": {"enabled": False}}}), tmp / "x.yaml", segment_override=seg)
+    svc = ExecService(cfg, stop=_Never())
+    svc.engine.on_symbols(["AAPL"])
+    w = ChannelWriter.create(orders_name(seg, "p"), KIND_ORDERS, client="p", capacity=1 << 16)
+    try:
+        svc.round()
+        svc._next_discovery = 0
+        svc.round()
+        r = ChannelReader(reports_name(seg, "p"), kind=KIND_REPORTS)
+        w.set_word("peer_generation", r.generation)
+        t0 = time.perf_counter()
+        j = 0
+        for _ in range(n // 64):
+            for _ in range(64):
+                j += 1
+                w.publish(1, j, j, 1, 2, 1, 1, 0.01, 0, b"AAPL")
+            svc.round()
+            while r.poll() is not None:
+                pass
+            w.set_consumed(r.position)
+        rate = j / (time.perf_counter() - t0)
+        r.close()
+    finally:
+        w.close()
+        svc.close()
+    return rate
+
+
 def unix_socket_round_trips(n: int) -> list[float]:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
@@ -193,12 +250,15 @@ def main() -> int:
     n, k = (300, 2000) if a.quick else (a.round_trips, a.orders)
     segment = f"tdbench-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="tdbx-"))
+    pin(0)
+    rate = in_process(k, tmp)  # first, while no exec process spins on the other CPU
     writer = SegmentWriter.create(segment, [SymbolInfo("AAPL", "stock")], ring_capacity=1024)
     ex = start_exec(tmp, segment)
     try:
         print(f"tradingd-exec benchmark: {os.cpu_count()} CPUs, exec pinned to CPU 1, clients "
               f"to CPU 0; {n} round trips, {k} orders per client")
-        pin(0)
+        print(f"  orders/s, exec's loop in-process (its CPU cost alone, batches of 64): "
+              f"{rate / 1e3:8.1f} k/s = {1e6 / rate:.1f} us per order")
         acks, cancels = python_round_trips(segment, n)
         print(f"  Python client, spin:  submit -> NEW p50 {pct(acks, .5):6.1f} us  p99 "
               f"{pct(acks, .99):7.1f} us | cancel -> CANCELED p50 {pct(cancels, .5):6.1f} us"
