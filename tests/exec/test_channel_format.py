@@ -41,7 +41,7 @@ def test_data_segment_layout_is_untouched_by_the_channel_structs() -> None:
     assert L.STRUCTS == (L.HEADER, L.SYMBOL, L.LATEST, L.RECORD)
     assert L.LAYOUT_FINGERPRINT == 0x469194fa039d92d5
     assert L.CHANNEL_FINGERPRINT != L.LAYOUT_FINGERPRINT
-    assert (L.CHANNEL_HEADER.size, L.ORDER.size, L.REPORT.size) == (448, 128, 128)
+    assert (L.CHANNEL_HEADER.size, L.ORDER.size, L.REPORT.size) == (512, 128, 128)
 
 
 def test_channel_create_read_credit_and_ready_word(segment_name: str) -> None:

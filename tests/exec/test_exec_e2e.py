@@ -270,3 +270,20 @@ def test_bad_records_are_rejected_with_a_reason(system) -> None:
     assert 'tradingd_exec_rejects_total{reason="bad_quantity"} 2.0' in text
     assert 'tradingd_exec_illegal_transitions_total 0.0' in text
     promtool_lint(text)
+
+
+def test_a_blocking_client_is_woken_by_exec(system) -> None:
+    """wait="block": the client sleeps on its report ring's futex; exec wakes it."""
+    s = system()
+    s.producer()
+    ex = s.exec()
+    with OrderClient("sleeper", segment=s.segment, wait="block", connect_timeout=30) as c:
+        for _ in range(20):
+            oid = c.submit("AAPL", "buy", 1, price=0.5, tif="gtc")
+            r = c.wait_for(lambda r, oid=oid: r.client_order_id == oid, timeout=30)
+            assert r.ord_status == OrdStatus.NEW
+        assert c.gaps == 0
+    text = urllib.request.urlopen(ex.metrics_url(), timeout=10).read().decode()
+    line = next(ln for ln in text.splitlines()
+                if ln.startswith('tradingd_exec_client_wakeups_total{client="sleeper"}'))
+    assert float(line.split()[-1]) >= 1

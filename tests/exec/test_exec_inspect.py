@@ -71,7 +71,7 @@ def test_rings_and_orders(segment_name: str, tmp_path: Path) -> None:
 
 def test_rings_layout_and_c_header() -> None:
     out = inspect("rings", "--layout")
-    assert out.returncode == 0 and "client_order_id" in out.stdout and "448 bytes" in out.stdout
+    assert out.returncode == 0 and "client_order_id" in out.stdout and "512 bytes" in out.stdout
     out = inspect("rings", "--c-header")
     root = Path(__file__).resolve().parents[2]
     assert out.stdout == (root / "tools" / "c" / "tradingd_orders.h").read_text()

@@ -20,7 +20,7 @@
 #define TRADINGD_REPORTS_MAGIC 0x5354525045524454ULL /* "TDREPRTS" */
 #define TRADINGD_CHANNEL_MAJOR 1
 #define TRADINGD_CHANNEL_MINOR 0
-#define TRADINGD_CHANNEL_FINGERPRINT 0x496b25268fb41122ULL
+#define TRADINGD_CHANNEL_FINGERPRINT 0xf11bbb2c6f0f9cb7ULL
 
 #define TRADINGD_CHANNEL_STATE_EMPTY 0
 #define TRADINGD_CHANNEL_STATE_INITIALISING 1
@@ -115,9 +115,12 @@ typedef struct tradingd_channel_header {
     uint64_t peer_consumed;          /* @320  order ring: reports the client has read; report ring: orders exec has read (the credit the other side's writer may not overrun) */
     uint8_t _pad4[56];
     uint64_t last_report_seq;        /* @384  order ring: report_seq of the last report the client processed (resume point) */
-    uint8_t _pad5[56];
+    uint64_t wants_wake;             /* @392  order ring: 1 while the client may block on its report ring's wake_seq futex */
+    uint8_t _pad5[48];
+    uint64_t wake_seq;               /* @448  report ring: bumped (then FUTEX_WAKE) after reports are published to a client that wants_wake; its low 32 bits are the futex word */
+    uint8_t _pad6[56];
 } tradingd_channel_header;
-_Static_assert(sizeof(tradingd_channel_header) == 448, "tradingd_channel_header size");
+_Static_assert(sizeof(tradingd_channel_header) == 512, "tradingd_channel_header size");
 _Static_assert(offsetof(tradingd_channel_header, magic) == 0, "channel_header.magic");
 _Static_assert(offsetof(tradingd_channel_header, layout_major) == 8, "channel_header.layout_major");
 _Static_assert(offsetof(tradingd_channel_header, layout_minor) == 12, "channel_header.layout_minor");
@@ -143,6 +146,8 @@ _Static_assert(offsetof(tradingd_channel_header, client) == 192, "channel_header
 _Static_assert(offsetof(tradingd_channel_header, ring_cursor) == 256, "channel_header.ring_cursor");
 _Static_assert(offsetof(tradingd_channel_header, peer_consumed) == 320, "channel_header.peer_consumed");
 _Static_assert(offsetof(tradingd_channel_header, last_report_seq) == 384, "channel_header.last_report_seq");
+_Static_assert(offsetof(tradingd_channel_header, wants_wake) == 392, "channel_header.wants_wake");
+_Static_assert(offsetof(tradingd_channel_header, wake_seq) == 448, "channel_header.wake_seq");
 
 /* Order ring record: a new order or a cancel (client -> exec). */
 typedef struct tradingd_order {

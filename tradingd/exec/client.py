@@ -55,6 +55,11 @@ from tradingd.segment.channel import (
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _TIFS = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC}
 _CHECK_EVERY_NS = 20_000_000  # how often an idle reader looks for a replaced report ring
+#: How a client waits for reports, as the consumer waits for records: ``spin`` (busy, the
+#: lowest latency), ``poll`` (sleep ``poll_interval`` between looks), ``block`` (sleep on the
+#: report ring's futex until exec publishes: no CPU while idle, a wake-up's latency).
+WAIT_STRATEGIES = ("spin", "poll", "block")
+_BLOCK_SLICE_S = 0.02  # a blocked reader still looks for a replaced ring this often
 
 
 class ExecUnavailable(TradingdError):
@@ -102,8 +107,9 @@ class OrderClient:
                  poll_interval: float = 0.0005, heartbeat_interval: float = 0.1) -> None:
         if not name or len(name) > 31 or not all(c.isalnum() or c in "_-" for c in name):
             raise TradingdError(f"invalid client name {name!r}: 1-31 of A-Z a-z 0-9 _ -")
-        if wait not in ("spin", "poll"):
-            raise TradingdError(f"unknown wait strategy {wait!r}: expected spin or poll")
+        if wait not in WAIT_STRATEGIES:
+            raise TradingdError(f"unknown wait strategy {wait!r}: expected one of "
+                                f"{', '.join(WAIT_STRATEGIES)}")
         self.name = name
         self.segment = segment
         self.wait = wait
@@ -113,6 +119,8 @@ class OrderClient:
                                  heartbeat_interval_ns=int(heartbeat_interval * 1e9))
         self.generation = self._w.generation
         self._words = self._w._words  # the order ring's header words (heartbeat)
+        if wait == "block":
+            self._w.set_word("wants_wake", 1)  # exec then FUTEX_WAKEs us after reports
         self._hb_word = L.CHANNEL_HEADER.word("heartbeat_ns")
         self._r: ChannelReader | None = None
         self._credit = 0  # orders exec has taken (from its report ring header)
@@ -192,7 +200,7 @@ class OrderClient:
                     raise OrderRingFull(f"order ring of client {self.name} full for "
                                         f"{timeout:g} s: exec is not taking orders")
                 self._check_reports_ring()
-                if self.wait == "poll":
+                if self.wait != "spin":
                     time.sleep(self.poll_interval)
         self._w.publish(*body)
 
@@ -269,14 +277,19 @@ class OrderClient:
         if rep is not None:
             return rep
         deadline = time.monotonic() + timeout
-        spin = self.wait == "spin"
+        spin, block = self.wait == "spin", self.wait == "block"
         while True:
+            r = self._r
+            wake = r.word("wake_seq") if block and r is not None else 0
             rep = self.poll()
             if rep is not None:
                 return rep
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return None
-            if not spin:
+            if block and r is not None and r is self._r:
+                r.wait_wake(wake, min(left, _BLOCK_SLICE_S))
+            elif not spin:
                 time.sleep(self.poll_interval)
 
     def reports(self, timeout: float | None = None) -> Iterator[Report]:

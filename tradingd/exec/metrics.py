@@ -83,6 +83,8 @@ class ExecCollector:
                                       "a report ring (not disconnected)", labels=["client"])
         slow = CounterMetricFamily(PREFIX + "slow_client_events", "Times a client's report "
                                    "ring was found full", labels=["client"])
+        wakeups = CounterMetricFamily(PREFIX + "client_wakeups", "FUTEX_WAKEs sent to a "
+                                      "client blocked on its report ring", labels=["client"])
         for row in rows:
             name = str(row["client"])
             depth.add_metric([name, "orders"], float(row["order_ring_depth"]))  # type: ignore[arg-type]
@@ -91,10 +93,12 @@ class ExecCollector:
             connected.add_metric([name], 1.0 if row["connected"] and not row["disconnected"]
                                  else 0.0)
             slow.add_metric([name], float(row["slow_events"]))  # type: ignore[arg-type]
+            wakeups.add_metric([name], float(row["wakeups"]))  # type: ignore[arg-type]
         yield depth
         yield backlog
         yield connected
         yield slow
+        yield wakeups
         buckets = []
         acc = 0
         for bound, n in zip(LATENCY_BUCKETS, lat, strict=False):

@@ -84,7 +84,7 @@ class ExecLocked(SegmentOwned):
     """
 
 
-@dataclass
+@dataclass(eq=False)  # identity: links are kept in sets
 class ClientLink:
     """One client as exec sees it: its order ring, its report ring, what is owed to it."""
 
@@ -100,6 +100,7 @@ class ClientLink:
     delivered: int = 0
     dropped: int = 0
     orders_read: int = 0
+    wakeups: int = 0
     switch_to: ChannelReader | None = None
     problem: str = ""
 
@@ -144,6 +145,7 @@ class ExecService:
         self._symbol_names: list[str] = []
         self._symbol_ids: dict[str, int] = {}
         self._pending: list[J.Entry] = []
+        self._published: set[ClientLink] = set()  # links given reports this round
         self._retain = self.x.report_ring_capacity + self.x.report_backlog
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -255,6 +257,7 @@ class ExecService:
         if not link.backlog and self._free(link) > 0:
             w.publish(*r)
             link.delivered += 1
+            self._published.add(link)
             return
         if not link.slow:
             link.slow = True
@@ -288,6 +291,7 @@ class ExecService:
             w.publish(*link.backlog.popleft())
             link.delivered += 1
             free -= 1
+            self._published.add(link)
         if link.slow and not link.backlog:
             link.slow = False
             log.info("client %s caught up with its reports", link.name)
@@ -507,6 +511,13 @@ class ExecService:
             w = link.reports
             if w is not None and link.orders is not None:
                 w.set_consumed(link.orders.position)
+        if self._published:
+            for link in self._published:  # FUTEX_WAKE only for clients that block
+                if (link.reports is not None and link.orders is not None
+                        and link.orders.word("wants_wake")):
+                    link.reports.wake()
+                    link.wakeups += 1
+            self._published.clear()
         self.rounds += 1
         return n
 
@@ -588,6 +599,7 @@ class ExecService:
                 "backlog": len(lk.backlog), "slow": lk.slow, "slow_events": lk.slow_events,
                 "disconnected": lk.disconnected, "delivered": lk.delivered,
                 "orders_read": lk.orders_read, "connected": w is not None,
+                "wakeups": lk.wakeups,
                 "client_alive": r.owner_alive() if r is not None else False,
             })
         return rows

@@ -65,6 +65,7 @@ _W_LAST_CLIENT_SEQ = H.word("last_client_seq")
 _W_LAST_CLIENT_OID = H.word("last_client_order_id")
 _W_DETAIL = H.word("detail")
 _W_PEER_GEN = H.word("peer_generation")
+_W_WAKE = H.word("wake_seq")
 _MASK32 = 0xFFFFFFFF
 _WORDS = {p.name: p.offset // 8 for p in H.placed if p.size == 8 and p.offset % 8 == 0}
 KIND_ORDERS = "orders"
@@ -192,6 +193,7 @@ class ChannelWriter:
     _rec: int
     _body: struct.Struct
     _mask: int
+    _wake_addr: int
 
     def __init__(self) -> None:  # use create()
         raise TypeError("use ChannelWriter.create(...) or create_channel(...)")
@@ -230,6 +232,8 @@ class ChannelWriter:
             self._rec = _STRUCT_OF[kind].size
             self._body = body_format(kind)
             self._mask = capacity - 1
+            self._wake_addr = (np.frombuffer(self._mm, np.uint8, H.size).ctypes.data
+                               + H.offset("wake_seq"))
             # every slot starts marked (~i, i = the first record it will hold): an empty
             # slot never reads as record 0, 1, ... (a zero-filled stamp would read as 0)
             ring = np.frombuffer(self._mm, np.uint32, capacity * self._stride, H.size)
@@ -296,6 +300,12 @@ class ChannelWriter:
         w = self._words
         w[_W_LAST_CLIENT_SEQ] = last_client_seq
         w[_W_LAST_CLIENT_OID] = last_client_order_id
+
+    def wake(self) -> None:
+        """Bump ``wake_seq`` and wake every process blocked on it (FUTEX_WAKE)."""
+        w = self._words
+        w[_W_WAKE] = (w[_W_WAKE] + 1) & 0xFFFFFFFFFFFFFFFF
+        shm.futex_wake(self._wake_addr)
 
     def set_state(self, state: int, detail: int = 0) -> None:
         self._words[_W_DETAIL] = detail
@@ -402,6 +412,8 @@ class ChannelReader:
         self._rec = s.size
         self._body = body_format(info.kind)
         self._mask = self.capacity - 1
+        self._wake_addr = (np.frombuffer(self._mm, np.uint8, H.size).ctypes.data
+                           + H.offset("wake_seq"))
         self.position = 0
         self._closed = False
 
@@ -444,6 +456,10 @@ class ChannelReader:
     @property
     def heartbeat_ns(self) -> int:
         return self._words[_W_HB]
+
+    def wait_wake(self, expected: int, timeout_s: float) -> None:
+        """Block until the writer bumps ``wake_seq`` from ``expected`` (or ``timeout_s``)."""
+        shm.futex_wait(self._wake_addr, expected & _MASK32, timeout_s)
 
     def owner_alive(self) -> bool:
         """Is the process that created this channel still running (PID + start ticks)?"""

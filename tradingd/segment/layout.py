@@ -475,8 +475,13 @@ CHANNEL_HEADER = Struct("channel_header",
           "(the credit the other side's writer may not overrun)", own_line=True),
     Field("last_report_seq", "u64",
           "order ring: report_seq of the last report the client processed (resume point)",
-          own_line=True),
-), exact_size=448)
+          new_line=True),
+    Field("wants_wake", "u64",
+          "order ring: 1 while the client may block on its report ring's wake_seq futex"),
+    Field("wake_seq", "u64",
+          "report ring: bumped (then FUTEX_WAKE) after reports are published to a client "
+          "that wants_wake; its low 32 bits are the futex word", own_line=True),
+), exact_size=512)
 
 ORDER = Struct("order", "Order ring record: a new order or a cancel (client -> exec).", (
     Field("seq_lo", "u32", "low 32 bits of the record's ring sequence: the stamp, stored "
