@@ -70,7 +70,7 @@ class RiskLimits:
     max_notional: float = 10_000_000.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """One order's state. Mutated only through :meth:`Engine._apply`."""
 
@@ -103,7 +103,7 @@ class Order:
         return self.notional / self.cum_qty if self.cum_qty else 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Position:
     """Net quantity (signed: + long) and average cost of one client's symbol."""
 
