@@ -68,6 +68,19 @@ def test_channel_create_read_credit_and_ready_word(segment_name: str) -> None:
     assert not os.path.exists(f"/dev/shm/{name}")
 
 
+def test_a_shrunk_ring_is_noticed_before_it_is_read(segment_name: str) -> None:
+    name = orders_name(segment_name, "c3")
+    w = ChannelWriter.create(name, KIND_ORDERS, client="c3", capacity=64)
+    try:
+        r = ChannelReader(name, kind=KIND_ORDERS)
+        assert r.intact()
+        os.truncate(f"/dev/shm/{name}", L.CHANNEL_HEADER.size)  # a hostile client
+        assert not r.intact()  # exec lets it go instead of touching the lost pages
+        r.close()
+    finally:
+        w.close()
+
+
 def test_create_channel_refuses_a_live_owner_and_reclaims_a_dead_one(segment_name: str) -> None:
     name = orders_name(segment_name, "c2")
     w = ChannelWriter.create(name, KIND_ORDERS, client="c2", capacity=4)

@@ -354,6 +354,13 @@ class ExecService:
         for name in sorted(names | {n for n, lk in self.links.items() if lk.orders}):
             link = self._link(name)
             r = link.orders
+            if r is not None and not r.intact():
+                log.error("client %s: its order ring %s shrank under exec: no longer read "
+                          "(the client must create a new one)", name, r.where)
+                r.close()
+                link.orders = None
+                link.disconnected = True
+                continue
             if r is not None:
                 status = r.name_status()
                 if status == "same":

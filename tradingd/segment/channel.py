@@ -465,6 +465,17 @@ class ChannelReader:
         """Is the process that created this channel still running (PID + start ticks)?"""
         return liveness.pid_alive(self.owner_pid, self.owner_start_ticks)
 
+    def intact(self) -> bool:
+        """Is the file still as large as when it was mapped? (One fstat.)
+
+        A writer that shrinks its file under a reader makes the reader die of SIGBUS on the
+        lost pages (facts.md): exec checks this every discovery round and lets such a ring go.
+        """
+        try:
+            return os.fstat(self._fd).st_size >= self.info.header["total_size"]
+        except OSError:
+            return False
+
     def name_status(self) -> str:
         """``same``, ``gone`` (unlinked) or ``replaced`` (a new generation's file)."""
         now = shm.FileId.of_path(self.where)
