@@ -53,13 +53,16 @@ bench: venv
 	$(BIN)/python bench/bench_loader.py
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
+	$(BIN)/python bench/bench_exec.py
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h
+	$(BIN)/python -m tradingd.exec.cheader > tools/c/tradingd_orders.h
 
 docs: venv
 	$(BIN)/python -m tradingd.segment.layout_doc > docs/segment-layout.md
 	$(BIN)/python -m tradingd.monitoring.metrics_doc > docs/metrics.md
+	$(BIN)/python -m tradingd.exec.cheader --doc > docs/order-rings.md
 
 # The generated monitoring files (rules, dashboard) and docs/metrics.md; RUNBOOK_URL=... links
 # the alerts to where your copy of docs/runbook.md is served.

@@ -18,6 +18,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 : "${TD_WHEELDIR:=$SRC/build/wheels}"
 
 UNITS="tradingd-producer.service tradingd-consumer.service"
+UNITS="$UNITS tradingd-exec.service"  # order management (issue 18)
 MARKER=.installed-by-tradingd
 ROOT=$DESTDIR$PREFIX
 

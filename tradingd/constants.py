@@ -30,3 +30,9 @@ DEFAULT_CONFIG_PATH = "/etc/tradingd/tradingd.yaml"
 DEFAULT_PRODUCER_METRICS_PORT = 9101
 DEFAULT_CONSUMER_METRICS_PORT = 9102
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+
+# tradingd-exec (order management, issue 18)
+DEFAULT_EXEC_METRICS_PORT = 9106
+DEFAULT_EXEC_POLL_BUDGET = 64  # records per client order ring per polling round
+DEFAULT_EXEC_JOURNAL_NAME = "exec.journal"  # in $STATE_DIRECTORY (systemd StateDirectory=)
+DEFAULT_EXEC_LOCAL_JOURNAL = "tradingd-exec.journal"  # in the working directory otherwise
