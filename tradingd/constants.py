@@ -30,3 +30,11 @@ DEFAULT_CONFIG_PATH = "/etc/tradingd/tradingd.yaml"
 DEFAULT_PRODUCER_METRICS_PORT = 9101
 DEFAULT_CONSUMER_METRICS_PORT = 9102
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+
+# Issue 12 (hostile and exhausted hosts): resources and squatting. Neither is permanent:
+# a restart may succeed once the operator freed space or removed the squatter's file.
+EXIT_OSERR = 71  # EX_OSERR: no room or memory for the segment (/dev/shm full, RLIMIT_*)
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: the segment name is held by another account's file
+#: The account a segment must belong to when ``segment.owner`` is not set: the reader's
+#: own (a producer and its readers run as one user unless the config says otherwise).
+DEFAULT_SEGMENT_OWNER = None

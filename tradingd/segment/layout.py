@@ -359,6 +359,16 @@ def _fingerprint() -> int:
 LAYOUT_FINGERPRINT = _fingerprint()
 
 
+#: Limits a reader enforces (the writer never exceeds them): ring capacity below 2^32
+#: (a 32-bit stamp names one slot's record unambiguously within a lap), a symbol table
+#: the C batch publish covers, a cursor far from 64-bit overflow (2^62 records: 146
+#: years at 10^9 a second), and a PID a kernel can hand out (PID_MAX_LIMIT = 2^22).
+MAX_RING_CAPACITY = 2**31
+MAX_SYMTAB_CAPACITY = 4096
+MAX_RING_CURSOR = 2**62
+MAX_PRODUCER_PID = 2**22
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Where each region sits in a segment with the given capacities."""
@@ -372,11 +382,13 @@ class Geometry:
     total_size: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.symtab_capacity < 1:
-            raise ValueError("symbol capacity must be at least 1")
+        if not 1 <= self.symtab_capacity <= MAX_SYMTAB_CAPACITY:
+            raise ValueError(f"symbol capacity must be 1..{MAX_SYMTAB_CAPACITY}, not "
+                             f"{self.symtab_capacity}")
         cap = self.ring_capacity
-        if cap < 2 or cap & (cap - 1):
-            raise ValueError(f"ring capacity must be a power of two >= 2, not {cap}")
+        if cap < 2 or cap & (cap - 1) or cap > MAX_RING_CAPACITY:
+            raise ValueError(f"ring capacity must be a power of two 2..{MAX_RING_CAPACITY} "
+                             f"(below 2^32), not {cap}")
         if not 1 <= self.ring_window <= cap // 2:
             raise ValueError(f"ring window must be 1..{cap // 2} (capacity/2), "
                              f"not {self.ring_window}")
