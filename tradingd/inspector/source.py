@@ -32,13 +32,14 @@ from tradingd.errors import (
     SegmentNotFound,
     SegmentNotReady,
     SegmentPermission,
+    SegmentUntrusted,
     SegmentVersionMismatch,
 )
 from tradingd.inspector.format import Value, decode_struct
 from tradingd.segment import layout as L
 from tradingd.segment import shm
 from tradingd.segment.model import LatestValue, SymbolInfo
-from tradingd.segment.reader import SegmentReader, validate_header
+from tradingd.segment.reader import SegmentReader, _claim, validate_header
 
 #: Problem kinds, as reported in ``--json`` output (``problem.kind``).
 KIND_MISSING = "missing"
@@ -48,6 +49,7 @@ KIND_TRUNCATED = "truncated"
 KIND_CORRUPT = "corrupt"
 KIND_FOREIGN = "foreign"
 KIND_VERSION = "version_mismatch"
+KIND_UNTRUSTED = "untrusted"  # owned by another account than segment.owner
 
 _MASK32 = 0xFFFFFFFF
 
@@ -58,11 +60,14 @@ class Source:
 
     where: str
     name: str | None = None
+    #: uid the file must belong to (segment.owner; root always passes); None: no check
+    owner: int | None = None
 
     @classmethod
-    def segment(cls, name: str) -> Source:
+    def segment(cls, name: str, owner: int | None = shm.OWNER_SELF) -> Source:
         shm.validate_name(name)
-        return cls(shm.segment_path(name), name)
+        return cls(shm.segment_path(name), name,
+                   os.geteuid() if owner == shm.OWNER_SELF else owner)
 
     @classmethod
     def file(cls, path: str) -> Source:
@@ -189,6 +194,8 @@ def classify(exc: SegmentError, file_size: int | None = None,
     """The problem kind of a segment error."""
     if isinstance(exc, SegmentNotFound):
         return KIND_MISSING
+    if isinstance(exc, SegmentUntrusted):
+        return KIND_UNTRUSTED
     if isinstance(exc, SegmentPermission):
         return KIND_PERMISSION
     if isinstance(exc, SegmentNotReady):
@@ -234,6 +241,7 @@ def probe_file(f: SegmentFile) -> Probe:
     p = Probe(f.source, f.info, header)
     padded = raw + bytes(L.HEADER.size - len(raw))
     try:
+        shm.check_owner(f.source.where, os.fstat(f.fd), f.source.owner, claim=_claim(raw))
         v = validate_header(f.source.where, padded, size, require_live=False)
     except SegmentError as exc:
         p.problem = Problem(classify(exc, size, header), exc)
@@ -476,7 +484,8 @@ def open_source(source: Source) -> Opened:
         p = probe_file(f)
         if p.ok:
             try:
-                reader = (SegmentReader.attach(source.name, require_live=False)
+                reader = (SegmentReader.attach(source.name, require_live=False,
+                                               owner=source.owner)
                           if source.name is not None
                           else SegmentReader.open_file(source.where, require_live=False))
             except SegmentError as exc:  # changed between the probe and the attach

@@ -154,8 +154,8 @@ def classify(name: str, *, clock: Clock = SYSTEM_CLOCK,
             return Finding(ABSENT, path, "removed while being examined")
         return _initialising(path, header, file_id, mtime, clock, init_grace_s, exc)
     except (SegmentForeign, SegmentVersionMismatch) as exc:
-        header, file_id, _ = _raw_header(path)
-        return Finding(REFUSED, path, exc.detail, file_id, header, exc)
+        header, file_id, _ = _raw_header(path)  # None for a FIFO, directory, symlink
+        return Finding(REFUSED, path, exc.detail, file_id or _file_id(path), header, exc)
     except SegmentCorrupt as exc:
         header, file_id, mtime = _raw_header(path)
         if header is not None and header["state"] in (L.STATE_EMPTY, L.STATE_INITIALISING):
