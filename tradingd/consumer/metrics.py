@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -36,6 +36,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from tradingd import __version__
 from tradingd.consumer.analytics import SymbolStats
+from tradingd.daemon.metrics_http import start_metrics_server
 from tradingd.errors import MetricsUnavailable
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,7 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
         try:
-            self._server, self._thread = start_http_server(port, addr=address,
-                                                           registry=registry)
+            self._server, self._thread = start_metrics_server(port, address, registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
                                      f"{exc.strerror or exc} (consumer.metrics.port; 0 picks "

@@ -37,11 +37,11 @@ from prometheus_client import gc_collector as _gc
 from prometheus_client import platform_collector as _platform
 from prometheus_client import process_collector as _process
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
 from tradingd import __version__
 from tradingd.clock import SYSTEM_CLOCK, Clock
+from tradingd.daemon.metrics_http import start_metrics_server
 from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
 
@@ -219,7 +219,7 @@ class ProducerMetrics:
     def serve(self, address: str, port: int) -> int:
         """Serve ``/metrics`` on ``address:port`` in a thread; return the bound port."""
         try:
-            server, thread = start_http_server(port, addr=address, registry=self.registry)
+            server, thread = start_metrics_server(port, address, self.registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
                                      f"{exc.strerror or exc} (producer.metrics.port; 0 picks "

@@ -191,7 +191,8 @@ class SegmentReader:
         self._latest_word0 = geo.latest_offset // 8
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
         # the minor version says what the writer's ring stamps promise (stamp-first reads)
-        self._fast = (FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"])
+        self._fast = (FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"],
+                                   where=where)
                       if FAST is not None else None)
         if self._fast is not None:
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
@@ -319,12 +320,14 @@ class SegmentReader:
 
     def latest_within(self, symbol_id: int, timeout_s: float
                       ) -> tuple[int, float, float, int, int, int] | None:
-        """:meth:`latest_tuple` in pure Python, giving up after ``timeout_s`` (>= 0).
+        """:meth:`latest_tuple`, giving up after ``timeout_s`` (>= 0); C when built.
 
         For callers with an overall time budget (the inspector reading thousands of slots
         of a frozen producer): a lock that stays odd raises :class:`SegmentStuck` once the
         budget is spent; ``timeout_s=0`` makes one short attempt (100 reads of the lock).
         """
+        if self._fast is not None:
+            return self._fast.latest(symbol_id, timeout_s)  # the same protocol in C
         if not 0 <= symbol_id < self.geometry.symtab_capacity:
             raise IndexError(f"symbol id {symbol_id} outside the symbol table")
         words, mm = self._words, self._mm
