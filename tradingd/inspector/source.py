@@ -16,7 +16,6 @@ mapping past the end: a mapping longer than the file dies of SIGBUS when touched
 
 from __future__ import annotations
 
-import errno
 import grp
 import os
 import pwd
@@ -119,25 +118,10 @@ class SegmentFile:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        where = source.where
-        try:
-            self.fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except FileNotFoundError:
-            hint = " (is the producer running?)" if source.name else ""
-            raise SegmentNotFound(where, f"does not exist{hint}") from None
-        except PermissionError:
-            raise SegmentPermission(where, "cannot open for reading: permission denied "
-                                           f"({_mode_text(where)})") from None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise SegmentForeign(where, "is a symbolic link, not a segment: refusing to "
-                                            "follow it") from None
-            raise SegmentNotFound(where, f"cannot open: {exc.strerror}") from None
-        st = os.fstat(self.fd)
+        hint = " (is the producer running?)" if source.name else ""
+        # O_NONBLOCK|O_NOFOLLOW, then fstat + S_ISREG: a FIFO, symlink or directory is named
+        self.fd, st = shm.open_segment(source.where, hint=hint)
         self.info = FileInfo.of(st)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(self.fd)
-            raise SegmentForeign(where, "is not a regular file: not a segment")
 
     @property
     def size(self) -> int:
