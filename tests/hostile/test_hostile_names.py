@@ -147,7 +147,7 @@ def test_consumer_stays_responsive_beside_a_fifo_then_attaches(
         prod = DaemonProcess("producer", cfg, workdir, segment=segment_name)
         prod.wait_ready()
         deadline = time.monotonic() + 20
-        while "attached to" not in consumer.log:
+        while "attached to /dev/shm/" not in consumer.log:
             assert time.monotonic() < deadline and consumer.alive(), consumer.log
             time.sleep(0.05)
         assert "Traceback" not in consumer.log

@@ -228,7 +228,8 @@ class SegmentReader:
         shm.check_platform()
         shm.validate_name(name)
         path = shm.segment_path(name)
-        fd, _ = shm.open_segment(path, owner=owner, hint=" (is the producer running?)")
+        fd, _ = shm.open_segment(path, owner=owner, hint=" (is the producer running?)",
+                                 owner_of_regular=False)  # checked, with its claim, below
         return cls(path, fd, name=name, require_live=require_live, owner=owner)
 
     @classmethod

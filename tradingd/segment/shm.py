@@ -220,13 +220,15 @@ def check_owner(where: str, st: os.stat_result, owner: int | None, *, what: str 
                f"Check with `ls -ln {where}`, remove it as root, restart the producer")
 
 
-def open_segment(path: str, *, owner: int | None = None,
-                 hint: str = "") -> tuple[int, os.stat_result]:
+def open_segment(path: str, *, owner: int | None = None, hint: str = "",
+                 owner_of_regular: bool = True) -> tuple[int, os.stat_result]:
     """Open whatever sits at ``path`` safely; return ``(fd, fstat)`` of a regular file.
 
     ``O_NOFOLLOW`` (a symlink is refused, not followed), ``O_NONBLOCK`` (a FIFO does not
     hang the open), then ``fstat`` + ``S_ISREG`` before anything else, and the owner check.
-    Every refusal is a typed error and closes the fd.
+    Every refusal is a typed error and closes the fd. ``owner_of_regular=False`` leaves
+    the owner check of a regular file to the caller (the reader, which names what the
+    file's header claims in its message).
     """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
@@ -248,7 +250,8 @@ def open_segment(path: str, *, owner: int | None = None,
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             _refuse_kind(path, st, owner, "not a regular file, so not a segment (not read)")
-        check_owner(path, st, owner)
+        if owner_of_regular:
+            check_owner(path, st, owner)
     except BaseException:
         os.close(fd)
         raise
