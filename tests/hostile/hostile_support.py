@@ -9,6 +9,8 @@ directory).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from tradingd.inspector import cli
 from tradingd.segment import layout as L
 from tradingd.segment import shm
 from tradingd.segment.model import SymbolInfo
@@ -80,9 +83,10 @@ def run(args: list[str], *, timeout: float = RUN_TIMEOUT, extra_env: dict[str, s
         input_: bytes | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command to its end (bounded); fail on a timeout or a Python traceback."""
     try:
-        res = subprocess.run(args, capture_output=True, timeout=timeout, env=env(**(extra_env or {})),
+        res = subprocess.run(args, capture_output=True, timeout=timeout,
+                             env=env(**(extra_env or {})), text=True,
                              input=input_.decode("latin-1") if input_ is not None else None,
-                             text=True, stdin=None if input_ is not None else subprocess.DEVNULL)
+                             stdin=None if input_ is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"{args} did not finish within {timeout} s (a hang): "
                              f"{exc.stdout!r} {exc.stderr!r}") from None
@@ -99,7 +103,22 @@ def producer(config: Path, segment: str, *, timeout: float = RUN_TIMEOUT,
 
 
 def inspect(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """The real ``tradingd-inspect`` console script, as a process (bounded)."""
     return run([INSPECT, *args], timeout=timeout)
+
+
+def inspect_here(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``tradingd-inspect ARGV`` in this process (no interpreter start: fast)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    res = subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+    assert "Traceback" not in res.stdout + res.stderr, res.stderr
+    return res
 
 
 def segment_bytes(name: str, *, records: int = 100, symbols: int = 4, ring: int = 64,

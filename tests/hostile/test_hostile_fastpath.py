@@ -58,7 +58,7 @@ def test_extreme_cursor_returns_within_its_timeouts(impl: str, segment_name: str
 def test_stuck_lock_same_typed_error_in_both(segment_name: str) -> None:
     outs = {impl: run_worker("stuck-lock", impl, f"{segment_name}-{impl}") for impl in IMPLS
             if impl == "python" or fastpath.FAST is not None}
-    for impl, out in outs.items():
+    for out in outs.values():
         assert out["latest"] == "SegmentStuck", out
         assert out["exit_code"] == 76 and 0.9 < out["seconds"] < 5.0, out
         assert "latest slot 1 (offset" in out["message"] and "not stable for 1 s" in out["message"]
