@@ -84,7 +84,7 @@ def start_metrics_server(port: int, addr: str,
     class _Server(PooledWSGIServer):
         address_family = family
 
-    httpd = make_server(sockaddr[0], port, make_wsgi_app(registry), _Server,
+    httpd = make_server(str(sockaddr[0]), port, make_wsgi_app(registry), _Server,
                         handler_class=_Handler)
     assert isinstance(httpd, PooledWSGIServer)
     t = threading.Thread(target=httpd.serve_forever, name="metrics-accept", daemon=True)
