@@ -60,7 +60,7 @@ typedef struct tradingd_header {
     uint64_t ring_offset;            /* @176  offset of the ring */
     uint64_t ring_capacity;          /* @184  records in the ring (a power of two) */
     uint64_t ring_record_size;       /* @192  bytes per ring record */
-    uint64_t ring_window;            /* @200  most records the writer writes before advancing the cursor (batch size) */
+    uint64_t ring_window;            /* @200  most records the writer writes before advancing the cursor: min(1024, capacity/4) from tradingd's writer (not the replay batch size); readers accept 1..capacity/2 */
     uint64_t replay_loops;           /* @208  times the replay wrapped around to the start of the data */
     uint64_t rows_rejected;          /* @216  bad CSV rows the producer skipped while loading */
     uint8_t _pad1[32];

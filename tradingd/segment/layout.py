@@ -53,8 +53,10 @@ Concurrency protocol (single writer, any number of readers, no locks):
   the slot's cache line; the cursor's stays in the writer's cache.
 * Every polled word (state, heartbeat, locks, cursor) is an aligned 8-byte field written
   with one 8-byte store, and a ring stamp one aligned 4-byte store (see
-  ``tradingd.segment.writer``); x86-64 (TSO) keeps stores and loads in program order, which is what
-  makes the protocol correct from plain Python.
+  ``tradingd.segment.writer``); x86-64 (TSO) keeps stores in order with stores and loads in
+  order with loads, which is what makes the protocol correct from plain Python. (It does
+  not keep a load behind an earlier store to another address: the protocol never needs
+  that order, since readers never write.)
 """
 
 from __future__ import annotations
@@ -295,7 +297,8 @@ HEADER = Struct("header", "Segment header: identity, liveness, region table, cou
     Field("ring_capacity", "u64", "records in the ring (a power of two)"),
     Field("ring_record_size", "u64", "bytes per ring record", new_line=True),
     Field("ring_window", "u64",
-          "most records the writer writes before advancing the cursor (batch size)"),
+          "most records the writer writes before advancing the cursor: min(1024, capacity/4) "
+          "from tradingd's writer (not the replay batch size); readers accept 1..capacity/2"),
     Field("replay_loops", "u64", "times the replay wrapped around to the start of the data"),
     Field("rows_rejected", "u64", "bad CSV rows the producer skipped while loading"),
     Field("ring_cursor", "u64",
