@@ -29,7 +29,7 @@ def test_owner_resolves_names_and_uids(tmp_path: Path) -> None:
         path.write_text(f"segment: {{owner: {written}}}\n")
         assert resolve_owner(load_config(path)) == uid
     path.write_text("segment: {owner: no-such-user-td12}\n")
-    with pytest.raises(ConfigError, match="segment.owner: no user named 'no-such-user-td12'"):
+    with pytest.raises(ConfigError, match=r"segment\.owner: no user named 'no-such-user-td12'"):
         resolve_owner(load_config(path))
 
 

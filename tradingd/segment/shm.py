@@ -213,11 +213,24 @@ def check_owner(where: str, st: os.stat_result, owner: int | None, *, what: str 
         return
     what = what or file_kind(st.st_mode)
     extra = f"; {claim}" if claim else ""
+    if st.st_uid == _overflow_uid():
+        extra += (f" (uid {st.st_uid} is how a user namespace shows unmapped users: a reader "
+                  f"under systemd's PrivateUsers=yes cannot see the producer's uid; run it "
+                  f"without PrivateUsers=)")
     raise SegmentUntrusted(
         where, f"{what} owned by uid {st.st_uid} ({user_name(st.st_uid)}), not by the "
                f"producer account uid {expected} ({user_name(expected)}, segment.owner){extra}:"
                f" another user created it (squatting or spoofing the name); not using it. "
                f"Check with `ls -ln {where}`, remove it as root, restart the producer")
+
+
+def _overflow_uid() -> int:
+    """The uid unmapped users appear as in a user namespace (65534 unless configured)."""
+    try:
+        with open("/proc/sys/kernel/overflowuid") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65534
 
 
 def open_segment(path: str, *, owner: int | None = None, hint: str = "",
