@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 from pathlib import Path
@@ -36,4 +37,17 @@ def test_owner_resolves_names_and_uids(tmp_path: Path) -> None:
 def test_producer_with_an_unknown_owner_exits_78(segment_name: str, workdir: Path) -> None:
     res = producer(write_config(workdir, segment={"owner": "no-such-user-td12"}), segment_name)
     assert res.returncode == C.EXIT_CONFIG and "segment.owner" in res.stderr, res.stderr
+    assert not os.path.lexists(f"/dev/shm/{segment_name}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setpriv drops its capabilities)")
+def test_segment_group_the_producer_is_not_in_is_77_and_removes_the_file(
+        segment_name: str, workdir: Path) -> None:
+    """Used to be a PermissionError traceback from fchown (exit 1, a restart loop)."""
+    group = grp.getgrgid(1).gr_name  # "daemon" on Debian: root is not a member
+    cfg = write_config(workdir, segment={"group": group})
+    # root without CAP_CHOWN: like a producer account outside segment.group
+    res = producer(cfg, segment_name, prefix=["setpriv", "--bounding-set=-all"])
+    assert res.returncode == C.EXIT_NOPERM, res.stderr
+    assert f"cannot give the segment to group {group} (gid 1)" in res.stderr, res.stderr
     assert not os.path.lexists(f"/dev/shm/{segment_name}")

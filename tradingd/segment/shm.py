@@ -113,7 +113,11 @@ def create_exclusive(name: str, size: int = 0) -> int:
             raise SegmentNoResources(path, f"cannot create: {exc.strerror}") from exc
         raise SegmentPermission(path, f"cannot create: {exc.strerror}") from exc
     if size:
-        os.ftruncate(fd, size)
+        try:
+            os.ftruncate(fd, size)
+        except OSError as exc:
+            os.close(fd)
+            raise _resource_error(path, exc, size) from exc
     return fd
 
 

@@ -14,6 +14,7 @@ target first, so a reader can catch a transient 0 (facts.md).
 from __future__ import annotations
 
 import contextlib
+import grp
 import mmap
 import os
 import secrets
@@ -385,9 +386,13 @@ def _open_up(fd: int, path: str, mode: int, group: str | int | None, gid: int) -
         if gid != -1:
             os.fchown(fd, -1, gid)
     except PermissionError as exc:
-        raise SegmentPermission(path, f"cannot give the segment to group {group!r} (gid "
-                                      f"{gid}): {exc.strerror}; the producer's user must be a "
-                                      f"member of segment.group") from exc
+        try:
+            name = grp.getgrgid(gid).gr_name
+        except KeyError:
+            name = str(group)
+        raise SegmentPermission(path, f"cannot give the segment to group {name} (gid {gid}): "
+                                      f"{exc.strerror}; the producer's user must be a member "
+                                      f"of segment.group") from exc
     try:
         os.fchmod(fd, mode)
     except PermissionError as exc:
