@@ -8,6 +8,9 @@ A producer that finds ``/dev/shm/NAME`` already there must tell apart:
   initialising past a grace period): log what it was and remove it, then create anew;
 * a producer that is **initialising** right now (a second producer started at the same
   moment): wait until it is live (then refuse) or the grace period ends (then stale);
+* a file of **another account** (``SQUATTED``): someone else created the name (``/dev/shm``
+  is world-writable). Never removed; the producer waits ``squat_wait_s`` for it to go
+  away, then refuses with :class:`SegmentSquatted` (exit 75, restarted by systemd);
 * a file that is **not ours to judge**: not a tradingd segment (foreign magic), another
   layout version, or a tradingd header that makes no sense. Such a file is never deleted
   silently: refuse with its error (exit 76) and tell the operator what to do.

@@ -1,9 +1,12 @@
 """SegmentReader: attach read-only, validate, and read snapshots and ring records.
 
-Attaching opens the segment ``O_RDONLY`` with size 0 (never resizing it), maps it
-``PROT_READ``, and validates magic, version, fingerprint and every size and offset against
-the file's real size BEFORE any data is touched: a header that promises more bytes than
-the file has would make a later read die of SIGBUS.
+Attaching opens the segment ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (never resizing it, never
+blocking on a FIFO), checks with ``fstat`` that it is a regular file owned by the expected
+account, reads the header with ``pread`` and validates magic, version, fingerprint, limits
+and every size and offset against the file's real size BEFORE anything is mapped; then
+maps exactly ``total_size`` bytes ``PROT_READ`` and checks the header again through the
+mapping. A header that promises more bytes than the file has would make a later read die
+of SIGBUS; a sparse multi-GiB file would cost its size in RAM if it were populated.
 
 Reading follows the protocol in :mod:`tradingd.segment.layout`: latest slots through their
 seqlocks, the ring by copying records below the cursor and re-reading the cursor to drop

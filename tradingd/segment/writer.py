@@ -1,7 +1,9 @@
 """SegmentWriter: the single writer of a segment.
 
-Creates the segment exclusively, initialises every region while the file is still mode
-0600, opens it up to the configured mode and group, and only then stores the ready word
+Creates the segment exclusively (empty, mode 0600), records its PID in it first (so a kill
+at any later point leaves a file naming a dead creator, reclaimed at once), reserves the
+whole size with ``posix_fallocate`` (a full /dev/shm is ENOSPC, not SIGBUS), initialises
+every region, opens it up to the configured mode and group, and only then stores the ready word
 (``state = live``). Publishes records one at a time (a ``struct`` fast path) or as numpy
 batches (``uint8`` copies), updates the latest-value seqlocks, beats the heartbeat, and
 on close marks the segment stopped and unlinks it.
