@@ -35,6 +35,3 @@ DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 # a restart may succeed once the operator freed space or removed the squatter's file.
 EXIT_OSERR = 71  # EX_OSERR: no room or memory for the segment (/dev/shm full, RLIMIT_*)
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: the segment name is held by another account's file
-#: The account a segment must belong to when ``segment.owner`` is not set: the reader's
-#: own (a producer and its readers run as one user unless the config says otherwise).
-DEFAULT_SEGMENT_OWNER = None
