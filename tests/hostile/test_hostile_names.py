@@ -127,23 +127,30 @@ def test_huge_pid_is_never_passed_to_kill(segment_name: str, planted_path: str) 
     assert finding.verdict == ownership.REFUSED and "producer_pid" in finding.reason
 
 
-def test_consumer_stays_responsive_beside_a_fifo_then_attaches(
-        segment_name: str, planted_path: str, workdir: Path) -> None:
-    """A FIFO used to freeze the consumer (metrics dead, watchdog silent)."""
-    plant("fifo", planted_path, f"{segment_name}-src")
+@pytest.mark.parametrize("kind", ["fifo", "sparse"])
+def test_consumer_stays_responsive_beside_it_then_attaches(
+        kind: str, segment_name: str, planted_path: str, workdir: Path) -> None:
+    """A FIFO froze the consumer (metrics dead, watchdog silent); a sparse 1 GiB file was
+    mapped and populated every 0.25 s (64 % CPU, 430 MB RSS)."""
+    plant(kind, planted_path, f"{segment_name}-src")
     cfg = write_config(workdir)
     consumer = DaemonProcess("consumer", cfg, workdir, segment=segment_name)
     prod: DaemonProcess | None = None
     try:
         url = consumer.metrics_url()
         deadline = time.monotonic() + 20
-        while "is a FIFO" not in consumer.log:
+        while HOSTILE_KINDS[kind][1] not in consumer.log:
             assert time.monotonic() < deadline, consumer.log
             time.sleep(0.05)
-        for _ in range(3):  # the scrape answers while the FIFO is there
+        for _ in range(3):  # the scrape answers while it is there
             with urllib.request.urlopen(url, timeout=5) as resp:
                 assert b"tradingd_consumer" in resp.read()
         assert consumer.alive()
+        with open(f"/proc/{consumer.pid}/maps") as f:
+            assert planted_path not in f.read()  # never mapped
+        with open(f"/proc/{consumer.pid}/status") as f:
+            rss_kb = int(next(ln for ln in f if ln.startswith("VmRSS:")).split()[1])
+        assert rss_kb < 300 * 1024, rss_kb
         os.unlink(planted_path)
         prod = DaemonProcess("producer", cfg, workdir, segment=segment_name)
         prod.wait_ready()
