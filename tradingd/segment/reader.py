@@ -331,9 +331,9 @@ class SegmentReader:
         budget is spent; ``timeout_s=0`` makes one short attempt (100 reads of the lock).
         """
         if self._fast is not None:
-            t: tuple[int, float, float, int, int, int] | None = self._fast.latest(
+            got: tuple[int, float, float, int, int, int] | None = self._fast.latest(
                 symbol_id, timeout_s)  # the same protocol in C
-            return t
+            return got
         if not 0 <= symbol_id < self.geometry.symtab_capacity:
             raise IndexError(f"symbol id {symbol_id} outside the symbol table")
         words, mm = self._words, self._mm

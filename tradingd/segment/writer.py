@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import grp
-import mmap
 import os
 import secrets
 import time
@@ -120,11 +119,7 @@ class SegmentWriter:
         self.path = shm.segment_path(name)
         self._fd = fd
         self._file_id = shm.FileId.of_fd(fd)
-        self._fast = None
-        self._mm: mmap.mmap | None = None
-        self._words: memoryview | None = None
-        self._stamps: memoryview | None = None
-        self._closed = False
+        self._closed = False  # the mapping and its views come in _init_fields
 
     def _init_fields(self, name: str, fd: int, geo: L.Geometry, wake: bool,
                      clock: Clock) -> None:
@@ -210,18 +205,20 @@ class SegmentWriter:
         self._release()
 
     def _release(self) -> None:
-        if self._fast is not None:
-            self._fast.release()
+        # getattr: a creation that failed before (or while) mapping has only some of these
+        fast = getattr(self, "_fast", None)
+        if fast is not None:
+            fast.release()
             self._fast = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
         self._ring_body = None  # type: ignore[assignment]
-        if self._stamps is not None:  # None when creation failed before mapping
-            self._stamps.release()
-        if self._words is not None:
-            self._words.release()
-        if self._mm is not None:
+        for view in (getattr(self, "_stamps", None), getattr(self, "_words", None)):
+            if view is not None:
+                view.release()
+        mm = getattr(self, "_mm", None)
+        if mm is not None:
             with contextlib.suppress(BufferError):  # a caller holds a view; unmapped at exit
-                self._mm.close()
+                mm.close()
         os.close(self._fd)
 
     def close(self, *, unlink: bool = True) -> None:
