@@ -19,7 +19,6 @@ import pytest
 
 from tradingd import constants as C
 from tradingd.errors import ConfigError, DataError, StrictDataError
-from tradingd.producer import loader
 from tradingd.producer.loader import (
     BAR_DTYPE,
     BUILTIN_FORMATS,
@@ -31,6 +30,8 @@ from tradingd.producer.loader import (
     csv_format,
     load_csv,
 )
+from tradingd.producer.loader.swar import Scratch, Words, parse_floats
+from tradingd.producer.loader.timestamps import ZoneConverter
 
 DATA = Path(__file__).resolve().parents[2] / "market_data"
 YAHOO = BUILTIN_FORMATS["yahoo"]
@@ -467,7 +468,7 @@ def test_strptime_layout_in_a_zone_with_daylight_saving(tmp_path: Path) -> None:
 
 def test_zone_conversion_matches_zoneinfo_in_gaps_and_repeated_hours() -> None:
     zone = ZoneInfo("America/New_York")
-    converter = loader._ZoneConverter(zone)
+    converter = ZoneConverter(zone)
     walls = []
     for day in ("2021-03-14", "2021-11-07", "1999-04-04", "2030-11-03"):
         base = datetime.fromisoformat(day)
@@ -575,7 +576,7 @@ def parse_tokens(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
     raw = np.frombuffer(b"\0" * 32 + text + b"\0" * 64, np.uint8)
     seps = np.flatnonzero((raw == ord(",")) | (raw == ord("\n")))
     starts = np.concatenate([[32], seps[:-1] + 1])
-    return loader._parse_floats(loader._Words(raw), starts, seps, loader._Scratch())
+    return parse_floats(Words(raw), starts, seps, Scratch())
 
 
 def check_against_float(tokens: list[str]) -> int:
