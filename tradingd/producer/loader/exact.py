@@ -13,7 +13,8 @@ import numpy as np
 
 from tradingd.producer.loader.blocks import Block
 from tradingd.producer.loader.checks import RejectLog
-from tradingd.producer.loader.plan import Plan, split_fields
+from tradingd.producer.loader.formatted import formatted_value, formatting_hint, number_pattern
+from tradingd.producer.loader.plan import NumberStyle, Plan, split_fields
 from tradingd.producer.loader.spec import FIELDS, NO_OFFSET, NULL_TOKENS, Rows
 from tradingd.producer.loader.tokens import Lines
 
@@ -42,11 +43,32 @@ def _present(text: str, name: str) -> str:
     return value
 
 
-def _number(text: str, name: str) -> float:
+def _number(text: str, name: str, style: NumberStyle | None) -> float:
     value = _present(text, name)
+    if style is not None:
+        return _formatted(value, name, style)
     if not _NUMBER_RE.fullmatch(value):
-        raise _RowError("bad_number", f"{name} {value!r} is not a number")
+        raise _RowError("bad_number", f"{name} {value!r} is not a number"
+                        + formatting_hint(value))
     number = float(value)
+    if not math.isfinite(number):
+        raise _RowError("bad_number", f"{name} {value!r} is too large")
+    return number
+
+
+def _formatted(value: str, name: str, style: NumberStyle) -> float:
+    pattern = number_pattern(style.thousands, style.decimal)
+    number = formatted_value(value, pattern, style.thousands,
+                             style.volume_suffixes and name == "volume")
+    if number is None:
+        how = [f"decimal mark {style.decimal!r}"]
+        if style.thousands:
+            how.append(f"thousands separator {style.thousands!r} every 3 digits")
+        if style.volume_suffixes and name == "volume":
+            how.append("an optional K/M/B suffix")
+        hint = " (a percentage)" if value.endswith("%") else ""
+        raise _RowError("bad_number", f"{name} {value!r} is not a number written with "
+                        f"{', '.join(how)}{hint}")
     if not math.isfinite(number):
         raise _RowError("bad_number", f"{name} {value!r} is too large")
     return number
@@ -62,7 +84,13 @@ def _parse_line(text: str, plan: Plan) -> tuple[Any, ...]:
         event, offset = plan.timestamps.parse_text(stamp)
     except ValueError as exc:
         raise _RowError("bad_timestamp", f"timestamp {stamp!r}: {exc}") from None
-    values = {key: _number(fields[col], key) for key, col in plan.value_cols}
+    if plan.time_col is not None and plan.times is not None:
+        clock = _present(fields[plan.time_col], "time")
+        try:
+            event += plan.times.parse_text(clock)[0]
+        except ValueError as exc:
+            raise _RowError("bad_timestamp", f"time {clock!r}: {exc}") from None
+    values = {key: _number(fields[col], key, plan.numbers) for key, col in plan.value_cols}
     return (event, NO_OFFSET if offset is None else offset * 10**9,
             *(values.get(k, 0.0) for k in FIELDS[1:]))
 

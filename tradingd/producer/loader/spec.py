@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
 from tradingd.errors import ConfigError
+from tradingd.timezones import Zone, parse_zone
 
 # ---------------------------------------------------------------------------------------
 # public names
@@ -51,6 +51,19 @@ TIMESTAMP_UNITS: Mapping[str, int] = MappingProxyType(
 
 #: The fields a format locates; volume may be left out (bars then carry volume 0).
 FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
+#: Column keys of a format: the fields, and ``time`` when the time of day has a column of
+#: its own (``timestamp`` then names the date column).
+COLUMN_KEYS = (*FIELDS, "time")
+
+#: Thousands separators a format may declare (``thousands``), and decimal marks.
+THOUSANDS_SEPARATORS = (",", ".", " ", "'", "_")
+DECIMAL_MARKS = (".", ",")
+#: Volume suffixes (``volume_suffixes: true``, case-insensitive) -> power of ten.
+VOLUME_SUFFIXES: Mapping[str, int] = MappingProxyType({"k": 3, "m": 6, "b": 9})
+
+#: Bumped whenever the loader's results for the same file and format may change; part of
+#: the load cache's key (a cache written by another loader version is never used).
+LOADER_VERSION = 2
 
 #: Bytes read per block (whole lines are parsed together; 1-2 MiB measured fastest: the
 #: per-call overhead of numpy is spread over ~30k rows, the temporaries stay in cache).
@@ -69,7 +82,15 @@ class CsvFormat:
     name (matched ignoring case and surrounding spaces) or a 0-based column index.
     ``timestamp_format`` is ``"iso"`` (``YYYY-MM-DD``, optionally ``[T ]HH:MM[:SS[.f]]``
     and an offset ``Z``/``+HH:MM``), a strptime pattern, or a ``TIMESTAMP_UNITS`` name.
-    ``timezone`` (IANA) applies to timestamps that carry no offset; epoch numbers are UTC.
+    ``timezone`` (an IANA name or a fixed offset such as ``+05:30``, see
+    :mod:`tradingd.timezones`) applies to timestamps that carry no offset; epoch numbers
+    are UTC.
+
+    With a ``time`` column, ``timestamp`` holds the date (read with ``timestamp_format``)
+    and ``time`` the time of day (``time_format``: ``"iso"`` = ``HH:MM[:SS[.f]]``, or a
+    strptime pattern of time directives). ``skip_rows`` lines (a vendor's banner) come
+    before the header. ``thousands`` (None or one of THOUSANDS_SEPARATORS), ``decimal``
+    and ``volume_suffixes`` (``131.48K``) describe how numbers are written.
     Invalid values raise ValueError naming the field.
     """
 
@@ -78,6 +99,11 @@ class CsvFormat:
     columns: Mapping[str, str | int] = field(default_factory=lambda: dict(_YAHOO_COLUMNS))
     timestamp_format: str = "iso"
     timezone: str = "UTC"
+    skip_rows: int = 0
+    time_format: str = "iso"
+    thousands: str | None = None
+    decimal: str = "."
+    volume_suffixes: bool = False
 
     def __post_init__(self) -> None:
         if len(self.delimiter) != 1 or self.delimiter in _BAD_DELIMITERS:
@@ -85,21 +111,48 @@ class CsvFormat:
                              "cannot occur in a number or a line end, such as , ; | or tab")
         object.__setattr__(self, "columns", MappingProxyType(_checked_columns(self)))
         _check_timestamp_format(self.timestamp_format)
+        if "time" in self.columns:
+            check_time_format(self.time_format)
         zone_info(self.timezone)
+        if isinstance(self.skip_rows, bool) or not isinstance(self.skip_rows, int) or not (
+                0 <= self.skip_rows <= 10_000):
+            raise ValueError(f"skip_rows {self.skip_rows!r}: expected 0..10000 lines")
+        if self.thousands is not None and self.thousands not in THOUSANDS_SEPARATORS:
+            raise ValueError(f"thousands {self.thousands!r}: expected null or one of "
+                             f"{' '.join(repr(s) for s in THOUSANDS_SEPARATORS)}")
+        if self.decimal not in DECIMAL_MARKS:
+            raise ValueError(f"decimal {self.decimal!r}: expected '.' or ','")
+        if self.thousands == self.decimal:
+            raise ValueError(f"thousands and decimal are both {self.decimal!r}")
+
+    @property
+    def plain_numbers(self) -> bool:
+        """Numbers are plain decimals (no separators, no suffixes)."""
+        return self.thousands is None and self.decimal == "." and not self.volume_suffixes
+
+    def key(self) -> dict[str, Any]:
+        """Every field as plain JSON values (the load cache's key; ``tradingd-data``)."""
+        return {"delimiter": self.delimiter, "header": self.header,
+                "columns": dict(self.columns), "timestamp_format": self.timestamp_format,
+                "timezone": self.timezone, "skip_rows": self.skip_rows,
+                "time_format": self.time_format, "thousands": self.thousands,
+                "decimal": self.decimal, "volume_suffixes": self.volume_suffixes}
 
     def __hash__(self) -> int:
         return hash((self.delimiter, self.header, tuple(self.columns.items()),
-                     self.timestamp_format, self.timezone))
+                     self.timestamp_format, self.timezone, self.skip_rows,
+                     self.time_format, self.thousands, self.decimal, self.volume_suffixes))
 
 
 def _checked_columns(fmt: CsvFormat) -> dict[str, str | int]:
     """The column mapping without absent volume, or ValueError saying what is wrong."""
-    columns = {k: v for k, v in dict(fmt.columns).items() if not (k == "volume" and v is None)}
-    unknown = sorted(set(columns) - set(FIELDS))
+    columns = {k: v for k, v in dict(fmt.columns).items()
+               if not (k in ("volume", "time") and v is None)}
+    unknown = sorted(set(columns) - set(COLUMN_KEYS))
     missing = [k for k in FIELDS[:5] if k not in columns]
     if unknown or missing:
         raise ValueError(f"columns: unknown {unknown} / missing {missing}; expected keys "
-                         f"{', '.join(FIELDS)} (volume may be left out)")
+                         f"{', '.join(COLUMN_KEYS)} (volume and time may be left out)")
     for key, where in columns.items():
         if isinstance(where, bool) or not isinstance(where, str | int) or (
                 isinstance(where, int) and where < 0):
@@ -124,12 +177,29 @@ def _check_timestamp_format(spec: str) -> None:
                          f"or one of {', '.join(TIMESTAMP_UNITS)} ({exc})") from None
 
 
-def zone_info(name: str) -> ZoneInfo:
+def check_time_format(spec: str) -> None:
+    """``iso`` or a strptime pattern of time-of-day directives only; else ValueError."""
+    if spec == "iso":
+        return
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7000)
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"timezone {name!r}: not an IANA time zone known here "
-                         "(e.g. UTC, America/New_York)") from None
+        if "%" not in spec:
+            raise ValueError("no % directive")
+        back = datetime.strptime(sample.strftime(spec), spec)
+    except ValueError as exc:
+        raise ValueError(f"time_format {spec!r}: expected 'iso' (HH:MM[:SS[.f]]) or a "
+                         f"strptime pattern such as '%H:%M:%S' or '%H%M%S' ({exc})") from None
+    if back.date() != datetime(1900, 1, 1).date():
+        raise ValueError(f"time_format {spec!r}: only time-of-day directives (%H %I %M %S "
+                         "%f %p) belong here; the date comes from timestamp_format")
+
+
+def zone_info(name: str) -> Zone:
+    """The zone of a format's ``timezone``; ValueError naming the field and the fix."""
+    try:
+        return parse_zone(name)
+    except ValueError as exc:
+        raise ValueError(f"timezone {exc}") from None
 
 
 #: Layouts known by name (``format: yahoo`` in the configuration).
@@ -159,11 +229,15 @@ def csv_format(spec: str | CsvFormat | Any) -> CsvFormat:
                               f"{' or '.join(BUILTIN_FORMATS)} or a custom format") from None
     columns = spec.columns
     if not isinstance(columns, Mapping):
-        columns = {k: getattr(columns, k, None) for k in FIELDS}
+        columns = {k: getattr(columns, k, None) for k in COLUMN_KEYS}
+    extra = {name: getattr(spec, name) for name in ("skip_rows", "thousands", "decimal",
+                                                     "volume_suffixes") if hasattr(spec, name)}
+    if getattr(spec, "time_format", None):
+        extra["time_format"] = spec.time_format
     try:
         return CsvFormat(delimiter=spec.delimiter, header=spec.header, columns=columns,
                          timestamp_format=spec.timestamp_format or "iso",
-                         timezone=spec.timezone)
+                         timezone=spec.timezone, **extra)
     except ValueError as exc:
         raise ConfigError(f"CSV format: {exc}") from None
 

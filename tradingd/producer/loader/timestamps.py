@@ -44,6 +44,20 @@ class Timestamps:
 
 
 _Part = tuple[str, int] | bytes  # (component, digits) or the byte(s) allowed at one place
+#: Parts read as letters, not digits: (kind, width).
+_MONTH_NAME = ("month_name", 3)  # %b: jan .. dec, any case (as strptime in the C locale)
+_AM_PM = ("am_pm", 2)  # %p: AM/PM, any case
+_YEAR2 = ("year2", 2)  # %y: 69..99 -> 19xx, 00..68 -> 20xx (as strptime)
+_HOUR12 = ("hour12", 2)  # %I: 01..12, needs %p
+_LETTER_PARTS = (_MONTH_NAME, _AM_PM)
+_MONTH_KEYS = np.array(sorted(int.from_bytes(name.encode(), "little") for name in (
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    np.int64)
+_MONTH_OF_KEY = np.array([1 + [int.from_bytes(n.encode(), "little") for n in (
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+    "dec")].index(int(k)) for k in _MONTH_KEYS], np.int64)
+#: Default components of a time-of-day column: the result is ns since midnight.
+_TIME_OF_DAY = (1970, 1, 1, 0, 0, 0, 0)
 
 
 class _Layout:
@@ -55,22 +69,30 @@ class _Layout:
     digits are then cut out of the word(s) holding them.
     """
 
-    def __init__(self, parts: list[_Part]) -> None:
+    def __init__(self, parts: list[_Part], base: tuple[int, ...] = _DEFAULTS) -> None:
         self.width = sum(p[1] if isinstance(p, tuple) else 1 for p in parts)
+        self.letters: list[tuple[str, int]] = []  # (kind, pos) of %b / %p
+        self.year2 = _YEAR2 in parts
         self.count = (self.width + 7) // 8
         self.expected = [0] * self.count  # per word: '0' for digits, the literal bytes
         self.limit = [0] * self.count  # added to a byte: bit 7 set if it is too large
         self.checked = [0] * self.count  # bit 7 of the bytes that belong to the layout
         self.choices: list[tuple[int, int, bytes]] = []  # (word, byte, allowed) for [ T]
         self.chunks: list[tuple[int, int, int, int, int]] = []  # (comp, word, byte, n, mul)
-        self.base = list(_DEFAULTS)
+        self.base = list(base)
         pos = 0
         for part in parts:
             if isinstance(part, bytes):
                 self._literal(pos, part)
                 pos += 1
+            elif part in _LETTER_PARTS:
+                self.letters.append((part[0], pos))
+                if part == _MONTH_NAME:
+                    self.base[1] = 0
+                pos += part[1]
             else:
-                self._component(pos, *part)
+                name = {"year2": "year", "hour12": "hour"}.get(part[0], part[0])
+                self._component(pos, name, part[1])
                 pos += part[1]
 
     def _byte(self, pos: int, expected: int, limit: int) -> None:
@@ -118,9 +140,38 @@ class _Layout:
             for other in allowed[1:]:
                 hit |= b == other
             ok &= hit
-        ns, valid = _civil_to_ns(*self._components(values))
+        comp = self._components(values)
+        if self.letters:
+            ok &= self._read_letters(data, starts, comp)
+        if self.year2:
+            year = comp[0]
+            comp[0] = year + np.where(np.asarray(year) < 69, 2000, 1900)
+        ns, valid = _civil_to_ns(*comp)
         ok &= valid
         return ns, ok
+
+    def _read_letters(self, data: Words, starts: np.ndarray,
+                      comp: list[np.ndarray | int]) -> np.ndarray:
+        """Month names and AM/PM, compared ignoring case; returns which rows have them."""
+        ok = np.ones(len(starts), bool)
+        for kind, pos in self.letters:
+            width = 3 if kind == "month_name" else 2
+            key = np.zeros(len(starts), np.int64)
+            for k in range(width):
+                b = data.raw[starts + (pos + k)].astype(np.int64)
+                ok &= ((b | 0x20) >= ord("a")) & ((b | 0x20) <= ord("z"))
+                key |= (b | 0x20) << (8 * k)
+            if kind == "month_name":
+                j = np.searchsorted(_MONTH_KEYS, key).clip(max=11)
+                ok &= _MONTH_KEYS[j] == key
+                comp[1] = _MONTH_OF_KEY[j]
+            else:
+                first = key & 0xFF
+                ok &= ((key >> 8) == ord("m")) & ((first == ord("a")) | (first == ord("p")))
+                hour = np.asarray(comp[3])
+                ok &= (hour >= 1) & (hour <= 12)
+                comp[3] = hour % 12 + np.where(first == ord("p"), 12, 0)
+        return ok
 
     def _components(self, values: list[np.ndarray]) -> list[np.ndarray | int]:
         comp: list[np.ndarray | int] = list(self.base)
@@ -233,6 +284,29 @@ def _iso_parse_text(text: str) -> tuple[int, int | None]:
     return ns, -offset if zone[0] == "-" else offset
 
 
+_ISO_TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?", re.ASCII)
+
+
+def _iso_time_parse_text(text: str) -> tuple[int, int | None]:
+    m = _ISO_TIME_RE.fullmatch(text)
+    if not m:
+        raise ValueError("expected a time of day HH:MM[:SS[.fraction]]")
+    h, mi, s, frac = m.groups()
+    if int(h) > 23 or int(mi) > 59 or int(s or 0) > 59:
+        raise ValueError("no such time of day")
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    return ((int(h) * 60 + int(mi)) * 60 + int(s or 0)) * 10**9 + nanos, None
+
+
+def _iso_time_timestamps() -> _LayoutTimestamps:
+    minutes: list[_Part] = [("hour", 2), b":", ("minute", 2)]
+    seconds = [*minutes, b":", ("second", 2)]
+    layouts = [_Layout(minutes, _TIME_OF_DAY), _Layout(seconds, _TIME_OF_DAY)]
+    layouts += [_Layout([*seconds, b".", ("nanosecond", k)], _TIME_OF_DAY)
+                for k in range(1, 10)]
+    return _LayoutTimestamps(layouts, _iso_time_parse_text)
+
+
 def _iso_timestamps() -> _LayoutTimestamps:
     date: list[tuple[str, int] | bytes] = [("year", 4), b"-", ("month", 2), b"-", ("day", 2)]
     minutes = [*date, b" T", ("hour", 2), b":", ("minute", 2)]
@@ -242,29 +316,48 @@ def _iso_timestamps() -> _LayoutTimestamps:
     return _LayoutTimestamps(layouts, _iso_parse_text)
 
 
-_PATTERN_PARTS = {"Y": ("year", 4), "m": ("month", 2), "d": ("day", 2), "H": ("hour", 2),
-                  "M": ("minute", 2), "S": ("second", 2)}
+_PATTERN_PARTS: dict[str, tuple[str, int]] = {
+    "Y": ("year", 4), "m": ("month", 2), "d": ("day", 2), "H": ("hour", 2),
+    "M": ("minute", 2), "S": ("second", 2), "y": _YEAR2, "b": _MONTH_NAME, "p": _AM_PM,
+    "I": _HOUR12}
 
 
-def _pattern_layout(pattern: str) -> _Layout | None:
-    """The fixed layout of a strptime pattern, if it only has fixed-width numeric fields."""
-    parts: list[tuple[str, int] | bytes] = []
+def _pattern_layouts(pattern: str, base: tuple[int, ...] = _DEFAULTS) -> list[_Layout]:
+    """The fixed-width layouts of a strptime pattern (one per width of ``%f``, 1..6
+    digits), or none if it has a directive of variable width (``%B``, ``%j``, ``%z`` ...).
+
+    Every literal, a space included, must then be that exact byte: strptime also accepts
+    other case and runs of whitespace, which the exact path (strptime itself) decides.
+    """
+    parts: list[_Part] = []
+    fraction_at: int | None = None
     chars = iter(pattern)
     for ch in chars:
         if ch == "%":
             directive = next(chars, "")
+            part = _PATTERN_PARTS.get(directive)
             if directive == "%":
                 parts.append(b"%")
-            elif directive in _PATTERN_PARTS and _PATTERN_PARTS[directive] not in parts:
-                parts.append(_PATTERN_PARTS[directive])
+            elif directive == "f" and fraction_at is None:
+                fraction_at = len(parts)
+                parts.append(b"")  # placeholder
+            elif part is None or part in parts:
+                return []
             else:
-                return None
-        elif ch.isascii() and not ch.isspace():
+                parts.append(part)
+        elif ch.isascii() and ch not in "\r\n":
             parts.append(ch.encode())
         else:
-            return None  # strptime matches whitespace loosely: leave it to strptime
-    layout = _Layout(parts)
-    return layout if layout.width <= BACK else None
+            return []
+    if (_HOUR12 in parts) != (_AM_PM in parts) or (_HOUR12 in parts and ("hour", 2) in parts):
+        return []  # %I without %p (or with %H): strptime's rules, not worth a layout
+    if fraction_at is None:
+        variants = [parts]
+    else:
+        variants = [[*parts[:fraction_at], ("nanosecond", k), *parts[fraction_at + 1:]]
+                    for k in range(1, 7)]
+    layouts = [_Layout(v, base) for v in variants]
+    return [layout for layout in layouts if layout.width <= BACK]
 
 
 def _pattern_timestamps(pattern: str) -> _LayoutTimestamps:
@@ -275,8 +368,24 @@ def _pattern_timestamps(pattern: str) -> _LayoutTimestamps:
         offset = moment.utcoffset()
         return ns, None if offset is None else int(offset.total_seconds())
 
-    layout = _pattern_layout(pattern)
-    return _LayoutTimestamps([layout] if layout else [], parse_text)
+    return _LayoutTimestamps(_pattern_layouts(pattern), parse_text)
+
+
+def _time_pattern_timestamps(pattern: str) -> _LayoutTimestamps:
+    def parse_text(text: str) -> tuple[int, int | None]:
+        moment = datetime.strptime(text, pattern)
+        if moment.date() != datetime(1900, 1, 1).date():
+            raise ValueError(f"expected only a time of day ({pattern})")
+        ns = ((moment.hour * 60 + moment.minute) * 60 + moment.second) * 10**9
+        return ns + moment.microsecond * 1000, None
+
+    return _LayoutTimestamps(_pattern_layouts(pattern, _TIME_OF_DAY), parse_text)
+
+
+@functools.lru_cache(maxsize=32)
+def time_parser(spec: str) -> Timestamps:
+    """The parser of a time-of-day column (``time_format``): ns since midnight."""
+    return _iso_time_timestamps() if spec == "iso" else _time_pattern_timestamps(spec)
 
 
 class _UnixTimestamps(Timestamps):
@@ -330,16 +439,22 @@ class ZoneConverter:
 
     _STEP = 86_400
 
-    def __init__(self, zone: ZoneInfo) -> None:
+    def __init__(self, zone: ZoneInfo | int) -> None:
+        """``zone``: an IANA zone, or a fixed offset in seconds east of UTC."""
         self.zone = zone
 
     def offset_at(self, utc_s: int) -> int:
+        if isinstance(self.zone, int):
+            return self.zone
         delta = datetime.fromtimestamp(utc_s, self.zone).utcoffset()
         return int(delta.total_seconds()) if delta is not None else 0
 
     def to_utc(self, wall_ns: np.ndarray) -> np.ndarray:
         if not len(wall_ns):
             return wall_ns
+        if isinstance(self.zone, int):
+            shifted: np.ndarray = wall_ns - self.zone * 10**9
+            return shifted
         lo = int(wall_ns.min()) // 10**9 - 2 * self._STEP
         hi = int(wall_ns.max()) // 10**9 + 2 * self._STEP
         initial = self.offset_at(lo)
