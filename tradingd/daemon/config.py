@@ -194,6 +194,12 @@ SCHEMA = Map({
         "data_dir": Str("../market_data", pattern=r".+", expected="a directory path",
                         doc="relative to the config file's directory"),
         "strict": Bool(False, doc="refuse to start on any bad row"),
+        "max_reject_share": Number(0.5, minimum=0.0, maximum=1.0,
+                                   doc="refuse to start (exit 65) when more of a file's rows "
+                                       "than this are rejected, even with strict off"),
+        "cache_dir": Nullable(Str(pattern=r".+", expected="a directory path"),
+                              doc="load cache directory (relative to this file); null: "
+                                  "$CACHE_DIRECTORY (systemd CacheDirectory=) or no cache"),
         "symbols": ListOf(SYMBOL, _DEFAULT_SYMBOLS, min_items=1),
         "formats": DictOf(Str(pattern=r"[A-Za-z0-9_-]{1,64}",
                               expected="a format name of letters, digits, _ and -"),
@@ -310,6 +316,8 @@ class ProducerConfig:
     formats: Mapping[str, FormatConfig]  # read-only
     replay: ReplayConfig
     metrics: MetricsConfig
+    max_reject_share: float = 0.5  # refuse a file with more of its rows rejected
+    cache_dir: Path | None = None  # absolute; None: $CACHE_DIRECTORY or no cache
 
 
 @dataclass(frozen=True)
@@ -493,6 +501,8 @@ def _build(v: dict[str, Any], source: Path) -> Config:
         formats=MappingProxyType(formats),
         replay=ReplayConfig(**p["replay"]),
         metrics=MetricsConfig(**p["metrics"]),
+        max_reject_share=p["max_reject_share"],
+        cache_dir=None if p["cache_dir"] is None else (source.parent / p["cache_dir"]).resolve(),
     )
     consumer = ConsumerConfig(
         wait=WaitConfig(**c["wait"]),

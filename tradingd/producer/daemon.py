@@ -32,8 +32,9 @@ from tradingd.daemon.config import Config, SymbolConfig, resolve_group
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
-from tradingd.errors import SegmentError
-from tradingd.producer import loader
+from tradingd.errors import DataRefused, SegmentError
+from tradingd.producer import cache as load_cache
+from tradingd.producer import loader, quality
 from tradingd.producer.metrics import ProducerMetrics
 from tradingd.producer.replay import (
     Replayer,
@@ -86,10 +87,48 @@ def seconds_since_process_start() -> float | None:
 # ---------------------------------------------------------------------------------------
 
 
-def load_symbol(config: Config, sym: SymbolConfig) -> loader.LoadResult:
-    """Load one symbol's CSV with its configured layout (strict per the config)."""
+def open_cache(config: Config) -> load_cache.LoadCache | None:
+    """The load cache (``producer.cache_dir``, else ``$CACHE_DIRECTORY``), or None."""
+    directory = load_cache.cache_directory(config.producer.cache_dir, os.environ)
+    if directory is None:
+        log.info("no load cache (producer.cache_dir is null and $CACHE_DIRECTORY unset): "
+                 "every start parses the CSV files")
+        return None
+    return load_cache.LoadCache(directory)
+
+
+def load_symbol(config: Config, sym: SymbolConfig,
+                cache: load_cache.LoadCache | None = None) -> loader.LoadResult:
+    """Load one symbol's CSV with its configured layout (strict per the config), from the
+    load cache when it holds a valid entry for this file and format."""
     fmt = loader.csv_format(config.format_of(sym))
+    if cache is not None:
+        found = cache.load(sym.path, fmt)
+        usable = found.result is not None and not (config.producer.strict
+                                                    and found.result.rows_rejected)
+        if usable and found.result is not None:
+            log.debug("%s: from the load cache %s", sym.file, cache.directory)
+            return found.result
+        if found.corrupt:
+            log.warning("%s: load cache entry %s; parsing the CSV again and rebuilding it",
+                        sym.file, found.status)
+        elif found.status != "absent":
+            log.info("%s: load cache entry %s; parsing the CSV again", sym.file,
+                     found.status)
     return loader.load_csv(sym.path, fmt, strict=config.producer.strict)
+
+
+def store_in_cache(cache: load_cache.LoadCache | None, config: Config, sym: SymbolConfig,
+                   result: loader.LoadResult) -> None:
+    """Keep a checked load for the next start (cache problems are logged, never fatal)."""
+    if cache is None or result.from_cache:
+        return  # no cache, or the result came from it
+    fmt = loader.csv_format(config.format_of(sym))
+    try:
+        cache.store(sym.path, fmt, result)
+    except OSError as exc:
+        log.warning("%s: cannot write the load cache in %s: %s (the next start parses "
+                    "the CSV again)", sym.file, cache.directory, exc.strerror or exc)
 
 
 def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
@@ -103,12 +142,13 @@ def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
     all_bars: list[np.ndarray] = []
     infos: list[SymbolInfo] = []
     rejected = 0
+    cache = open_cache(config)
     for i, sym in enumerate(symbols, 1):
         if stop.is_set():
             return None
         notifier.status(f"loading {i}/{n} files ({sym.file})")
         t0 = time.perf_counter()
-        result = load_symbol(config, sym)
+        result = load_symbol(config, sym, cache)
         took = time.perf_counter() - t0
         shown = sym.file  # as the operator wrote it in the config
         bad = _log_bad_rows(shown, result)
@@ -118,9 +158,14 @@ def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
                                 loader.REJECT_REASONS)
         bars = result.bars
         interval = bar_interval_ns(bars["event_ns"])
-        log.info("loaded %s: %d rows (%d skipped)%s for %s in %.1f ms (%.0f rows/s)",
+        log.info("loaded %s: %d rows (%d skipped)%s for %s in %.1f ms (%s)",
                  shown, len(bars), bad, ", newest first: reversed" if result.newest_first else "",
-                 sym.name, took * 1e3, result.rows_read / took if took > 0 else 0.0)
+                 sym.name, took * 1e3, "from the load cache" if result.from_cache else
+                 f"{result.rows_read / took if took > 0 else 0.0:.0f} rows/s")
+        summary = check_file(config, sym, result)
+        store_in_cache(cache, config, sym, result)
+        if metrics is not None:
+            metrics.record_gaps(shown, summary.gaps)
         all_bars.append(bars)
         infos.append(SymbolInfo(name=sym.name, asset_class=sym.asset_class,
                                 currency=sym.currency, price_decimals=sym.price_decimals,
@@ -128,6 +173,20 @@ def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
     timeline = build_timeline(all_bars, align=config.producer.replay.align)
     del all_bars
     return MarketData(infos, timeline, rejected)
+
+
+def check_file(config: Config, sym: SymbolConfig,
+               result: loader.LoadResult) -> quality.FileSummary:
+    """Log a file's summary (range, interval, gaps, rejects); DataRefused (exit 65) if it
+    has no data rows or more than ``producer.max_reject_share`` of them were rejected."""
+    fmt = config.format_of(sym)
+    has_volume = "volume" in loader.csv_format(fmt).columns
+    summary = quality.summarise(result, shown=sym.file, has_volume=has_volume)
+    log.info("%s", summary.line())
+    problem = quality.refusal(summary, config.producer.max_reject_share)
+    if problem:
+        raise DataRefused(f"{problem} (symbol {sym.name})")
+    return summary
 
 
 def _log_bad_rows(shown: str, result: loader.LoadResult) -> int:

@@ -269,6 +269,7 @@ class LoadResult:
     bad_rows: list[BadRow]  # the first MAX_BAD_ROW_DETAILS, by line
     reject_counts: dict[str, int]  # every reason in REJECT_REASONS -> rows (0 included)
     newest_first: bool = False  # the file ran newest first (bars are reversed into order)
+    from_cache: bool = False  # read from the load cache (tradingd.producer.cache), not parsed
 
     @property
     def rows_rejected(self) -> int:
