@@ -58,7 +58,9 @@ SEGMENT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 SEGMENT_NAME_EXPECTED = "a name of 1 to 200 characters from A-Z a-z 0-9 . _ - (no slash)"
 #: Symbol names fit the segment's ``char[24]`` (NUL-padded): printable ASCII, no spaces.
 SYMBOL_NAME_RE = r"[!-~]{1,23}"
-BUILTIN_FORMATS = ("yahoo", "pandas_index")
+#: Format names known without a ``producer.formats`` entry; ``auto`` guesses the format
+#: from the file at each load (tradingd.producer.sniff), refusing where it cannot decide.
+BUILTIN_FORMATS = ("yahoo", "pandas_index", "auto")
 ASSET_CLASSES = ("stock", "crypto", "forex")
 TIMESTAMP_UNITS = ("unix_s", "unix_ms", "unix_us", "unix_ns")
 

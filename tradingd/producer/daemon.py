@@ -43,6 +43,7 @@ from tradingd.producer.replay import (
     bar_interval_ns,
     build_timeline,
 )
+from tradingd.producer.sniff import sniff_file
 from tradingd.segment import ownership
 from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import SymbolInfo
@@ -97,11 +98,31 @@ def open_cache(config: Config) -> load_cache.LoadCache | None:
     return load_cache.LoadCache(directory)
 
 
+_SNIFFED: dict[str, loader.CsvFormat] = {}
+
+
+def symbol_format(config: Config, sym: SymbolConfig) -> loader.CsvFormat:
+    """A symbol's format; ``format: auto`` is sniffed from its file (once per process)
+    and logged as the YAML to paste; DataRefused (65) where the sniffer cannot decide."""
+    spec = config.format_of(sym)
+    if spec != "auto":
+        return loader.csv_format(spec)
+    key = str(sym.path)
+    if key not in _SNIFFED:
+        found = sniff_file(sym.path)
+        fmt = found.require()
+        log.info("%s: format auto: confidence %s (%.2f); the format found, to pin it under "
+                 "producer.formats:\n%s", sym.file, found.level, found.confidence,
+                 found.yaml().rstrip())
+        _SNIFFED[key] = fmt
+    return _SNIFFED[key]
+
+
 def load_symbol(config: Config, sym: SymbolConfig,
                 cache: load_cache.LoadCache | None = None) -> loader.LoadResult:
     """Load one symbol's CSV with its configured layout (strict per the config), from the
     load cache when it holds a valid entry for this file and format."""
-    fmt = loader.csv_format(config.format_of(sym))
+    fmt = symbol_format(config, sym)
     if cache is not None:
         found = cache.load(sym.path, fmt)
         usable = found.result is not None and not (config.producer.strict
@@ -123,7 +144,7 @@ def store_in_cache(cache: load_cache.LoadCache | None, config: Config, sym: Symb
     """Keep a checked load for the next start (cache problems are logged, never fatal)."""
     if cache is None or result.from_cache:
         return  # no cache, or the result came from it
-    fmt = loader.csv_format(config.format_of(sym))
+    fmt = symbol_format(config, sym)
     try:
         cache.store(sym.path, fmt, result)
     except OSError as exc:
@@ -179,8 +200,7 @@ def check_file(config: Config, sym: SymbolConfig,
                result: loader.LoadResult) -> quality.FileSummary:
     """Log a file's summary (range, interval, gaps, rejects); DataRefused (exit 65) if it
     has no data rows or more than ``producer.max_reject_share`` of them were rejected."""
-    fmt = config.format_of(sym)
-    has_volume = "volume" in loader.csv_format(fmt).columns
+    has_volume = "volume" in symbol_format(config, sym).columns
     summary = quality.summarise(result, shown=sym.file, has_volume=has_volume)
     log.info("%s", summary.line())
     problem = quality.refusal(summary, config.producer.max_reject_share)
