@@ -27,8 +27,8 @@ def parse_fast(block: Block, lines: Lines, plan: Plan,
     def field(col: int) -> tuple[np.ndarray, np.ndarray]:
         begin: np.ndarray = line_starts if col == 0 else f[col - 1] + 1
         end: np.ndarray = f[col]
-        if lines.quoted:  # "..." around a field (paired, checked by the tokeniser)
-            quoted = block.raw[begin] == 34
+        if lines.quoted is not None:  # "..." around the field (checked by the tokeniser)
+            quoted = lines.quoted[col]
             begin, end = begin + quoted, end - quoted
         return begin, end
 

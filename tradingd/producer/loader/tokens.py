@@ -20,7 +20,7 @@ class Lines(NamedTuple):
     ends: np.ndarray  # int64, end of the line's text (before \r\n or \n)
     fast: np.ndarray  # bool per line: right field count, quotes only around whole fields
     fields: np.ndarray  # (ncols, fast lines) int64: offset just past each field
-    quoted: bool = False  # some fast fields may be in quotes ("46,629.3"): strip them
+    quoted: np.ndarray | None = None  # (ncols, fast lines) bool: the field is in quotes
 
 
 def tokenize(block: Block, plan: Plan, fast_path: bool, scratch: Scratch) -> Lines:
@@ -51,19 +51,24 @@ def tokenize(block: Block, plan: Plan, fast_path: bool, scratch: Scratch) -> Lin
     if block.buf.find(b"\r", start, stop) >= 0:  # CRLF: text ends before the \r
         ends = newlines - (raw[newlines - 1] == 13)
         fields[-1] = ends[fast]
+    quoted = None
     if where is not None and fields.shape[1]:
-        good = _quotes_around_fields(block, fields, starts, fast, where)
+        good, quoted = _quotes_around_fields(block, fields, starts, fast, where)
         fast[np.flatnonzero(fast)[~good]] = False
         fields = fields[:, good]
+        quoted = quoted[:, good]
     if not fast_path:
         fast = np.zeros(nlines, bool)
         fields = fields[:, :0]
-    return Lines(starts, ends, fast, fields, where is not None)
+        quoted = None if quoted is None else quoted[:, :0]
+    return Lines(starts, ends, fast, fields, quoted)
 
 
 def _quotes_around_fields(block: Block, fields: np.ndarray, starts: np.ndarray,
-                          fast: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Per fast line: its quotes are exactly pairs enclosing whole fields."""
+                          fast: np.ndarray, where: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per fast line: its quotes are exactly pairs enclosing whole fields; and per field
+    whether it is quoted."""
     raw = block.raw
     begins = np.empty_like(fields)
     begins[0] = starts[fast]
@@ -74,7 +79,7 @@ def _quotes_around_fields(block: Block, fields: np.ndarray, starts: np.ndarray,
     before = np.searchsorted(where, starts)  # quotes before each line's start
     total = np.diff(before, append=len(where))[fast]
     good: np.ndarray = paired & (total == 2 * opening.sum(axis=0))
-    return good
+    return good, opening
 
 
 def _separators(block: Block, delimiter: str, scratch: Scratch, quotes: np.ndarray | None
