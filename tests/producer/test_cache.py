@@ -155,3 +155,28 @@ def test_cache_directory_order(tmp_path: Path) -> None:
     assert cache_directory(None, {"CACHE_DIRECTORY": "/var/cache/a:/var/cache/b"}) == Path(
         "/var/cache/a")
     assert cache_directory(None, {}) is None
+
+
+def test_the_merged_timeline_entry(csv: Path, store: LoadCache, tmp_path: Path) -> None:
+    from tradingd.producer.replay import build_timeline
+    from tradingd.segment import layout as L
+    other = write(tmp_path, ROWS[:10], name="b.csv")
+    parts = [store.store(p, YAHOO, load_csv(p, YAHOO)) for p in (csv, other)]
+    tag = {"align": "start"}
+    assert store.load_timeline(parts, tag, L.RECORD_DTYPE) == "absent"
+    timeline = build_timeline([p.result.bars for p in parts if p.result], align="start")
+    store.store_timeline(parts, tag, timeline.records, {"per_symbol": [1, 2]})
+    got = store.load_timeline(parts, tag, L.RECORD_DTYPE)
+    assert isinstance(got, tuple) and np.array_equal(got[0], timeline.records)
+    assert got[1] == {"per_symbol": [1, 2]}
+    assert store.load_timeline(parts, {"align": "none"}, L.RECORD_DTYPE) == "absent"
+    assert any(e.state == "valid" and "merged timeline of 2 files" in e.path
+               for e in store.entries())
+    (npy,) = store.directory.glob("timeline-*.npy")
+    npy.write_bytes(npy.read_bytes()[:-64])
+    status = store.load_timeline(parts, tag, L.RECORD_DTYPE)
+    assert isinstance(status, str) and status.startswith("corrupt") and "truncated" in status
+    assert not list(store.directory.glob("timeline-*"))
+    csv.write_text("\n".join(ROWS[:20]) + "\n")  # a part changes: another timeline
+    parts[0] = store.store(csv, YAHOO, load_csv(csv, YAHOO))
+    assert store.load_timeline(parts, tag, L.RECORD_DTYPE) == "absent"

@@ -432,13 +432,14 @@ def test_restart_after_sigkill_maps_the_warm_cache(
     with SegmentReader.attach(segment_name) as r:
         counts = [s.record_count for s in r.symbols()]
     entries = sorted((workdir / "cache").glob("*.npy"))
-    assert len(entries) == 4 and not list((workdir / "cache").glob(".*"))
+    assert len(entries) == 5 and not list((workdir / "cache").glob(".*"))  # 4 + merged
     os.kill(cold.pid, signal.SIGKILL)
     assert cold.wait_exit() == -signal.SIGKILL
     warm = start(config)
     warm.wait_ready()
     log = warm.log
-    assert log.count("from the load cache") == 4, log
+    assert log.count("from the load cache") == 5, log
+    assert "merged timeline from the load cache" in log
     with SegmentReader.attach(segment_name) as r:
         assert [s.record_count for s in r.symbols()] == counts
     print(f"\nREADY cold {cold.ready_after:.2f} s, warm {warm.ready_after:.2f} s")
@@ -451,21 +452,31 @@ def test_a_corrupt_cache_entry_is_rebuilt_not_trusted(
     config = cache_config(workdir)
     first = start(config)
     first.wait_ready()
+    with SegmentReader.attach(segment_name) as r:
+        counts = [s.record_count for s in r.symbols()]
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait_exit() == 0
-    biggest = max((workdir / "cache").glob("*.npy"), key=lambda q: q.stat().st_size)
-    data = bytearray(biggest.read_bytes())
-    data[-100] ^= 0xFF  # one flipped byte in the bars
-    biggest.write_bytes(bytes(data))
+    cache = workdir / "cache"
+    (timeline,) = cache.glob("timeline-*.npy")
+    biggest = max((p for p in cache.glob("*.npy") if p != timeline),
+                  key=lambda q: q.stat().st_size)
+    for damaged in (timeline, biggest):
+        data = bytearray(damaged.read_bytes())
+        data[-100] ^= 0xFF  # one flipped byte in the records
+        damaged.write_bytes(bytes(data))
     second = start(config)
     second.wait_ready()
     log = second.log
+    assert "merged timeline corrupt: " in log and "checksum mismatch" in log
     assert "checksum mismatch (corrupted); parsing the CSV again and rebuilding it" in log
-    assert log.count("from the load cache") == 3
+    assert "merged timeline from the load cache" not in log
+    with SegmentReader.attach(segment_name) as r:
+        assert [s.record_count for s in r.symbols()] == counts
     second.proc.send_signal(signal.SIGTERM)
     assert second.wait_exit() == 0
     third = start(config)
     third.wait_ready()
-    assert third.log.count("from the load cache") == 4
+    assert "merged timeline from the load cache" in third.log
+    assert "corrupt" not in third.log
     third.proc.send_signal(signal.SIGTERM)
     assert third.wait_exit() == 0

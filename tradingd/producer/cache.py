@@ -82,6 +82,10 @@ class Lookup:
 
     result: LoadResult | None
     status: str  # hit | absent | stale: ... | corrupt: ...
+    extra: Mapping[str, Any] | None = None  # what the producer stored beside the bars
+    name: str = ""  # the entry's name
+    checksum: int = 0  # of its bars, as recorded
+    verified: bool = False  # the bars' length and checksum were checked
 
     @property
     def corrupt(self) -> bool:
@@ -124,8 +128,13 @@ class LoadCache:
         return {"cache_version": CACHE_VERSION, "loader_version": LOADER_VERSION,
                 "path": os.path.abspath(path), "format": fmt.key(), **file_identity(path)}
 
-    def load(self, path: Path, fmt: CsvFormat) -> Lookup:
-        """The cached load of ``path`` with ``fmt``, if valid; a corrupt entry is removed."""
+    def load(self, path: Path, fmt: CsvFormat, *, verify: bool = True) -> Lookup:
+        """The cached load of ``path`` with ``fmt``, if valid; a corrupt entry is removed.
+
+        ``verify=False`` maps the bars after the length and header checks only, leaving the
+        checksum (a read of every byte) to :meth:`verify`: for a start whose merged
+        timeline is cached too, the per-file bars are never read.
+        """
         name = self.name(path, fmt)
         meta_path = self.directory / (name + _SUFFIX_META)
         try:
@@ -143,7 +152,7 @@ class LoadCache:
         if stale:
             return Lookup(None, f"stale: {stale}")
         try:
-            bars = self._map(name, meta)
+            bars = self._map(name, meta, verify=verify)
         except _Corrupt as exc:
             self._remove(name)
             return Lookup(None, f"corrupt: {exc}")
@@ -152,9 +161,20 @@ class LoadCache:
         result = LoadResult(meta["result_path"], bars, int(meta["rows_read"]), bad,
                             {str(k): int(v) for k, v in meta["reject_counts"].items()},
                             newest_first=bool(meta["newest_first"]), from_cache=True)
-        return Lookup(result, "hit")
+        return Lookup(result, "hit", meta.get("extra"), name, int(meta["checksum"]), verify)
 
-    def _map(self, name: str, meta: Mapping[str, Any]) -> np.ndarray:
+    def verify(self, found: Lookup) -> Lookup:
+        """``found`` with its bars' checksum checked; a corrupt entry is removed."""
+        if found.result is None or found.verified:
+            return found
+        if checksum(found.result.bars) != found.checksum:
+            self._remove(found.name)
+            return Lookup(None, f"corrupt: {found.name}{_SUFFIX_BARS}: checksum mismatch "
+                                "(corrupted)")
+        return Lookup(found.result, found.status, found.extra, found.name, found.checksum,
+                      True)
+
+    def _map(self, name: str, meta: Mapping[str, Any], verify: bool = True) -> np.ndarray:
         bars_path = self.directory / (name + _SUFFIX_BARS)
         try:
             size = bars_path.stat().st_size
@@ -170,31 +190,86 @@ class LoadCache:
         if bars.dtype != BAR_DTYPE or bars.shape != (meta["bars"],):
             raise _Corrupt(f"{bars_path.name}: dtype/shape {bars.dtype}/{bars.shape}, "
                            f"expected {meta['bars']} bars")
-        if checksum(bars) != meta["checksum"]:
+        if verify and checksum(bars) != meta["checksum"]:
             raise _Corrupt(f"{bars_path.name}: checksum mismatch (corrupted)")
         return bars
 
     # -- store -------------------------------------------------------------------------
 
-    def store(self, path: Path, fmt: CsvFormat, result: LoadResult) -> Path:
-        """Store one load (atomically); returns the ``.npy`` path. OSError if it cannot."""
+    def store(self, path: Path, fmt: CsvFormat, result: LoadResult,
+              extra: Mapping[str, Any] | None = None) -> Lookup:
+        """Store one load (atomically) and ``extra`` (JSON values the caller wants back
+        with it); returns the entry as a verified hit. OSError if it cannot."""
         key = self.key(path, fmt)
         name = self.name(path, fmt)
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         bars = np.ascontiguousarray(result.bars, BAR_DTYPE)
         bars_path = self.directory / (name + _SUFFIX_BARS)
         self._atomic(bars_path, lambda f: np.save(f, bars, allow_pickle=False))
-        meta = {
+        total = checksum(bars)
+        kept = dict(extra or {})
+        meta: dict[str, Any] = {
             "key": key, "bars": len(bars), "npy_bytes": bars_path.stat().st_size,
-            "checksum": checksum(bars), "result_path": result.path,
+            "checksum": total, "result_path": result.path,
             "rows_read": result.rows_read, "reject_counts": result.reject_counts,
             "bad_rows": [[r.path, r.line, r.reason, r.text] for r in result.bad_rows],
-            "newest_first": result.newest_first,
+            "newest_first": result.newest_first, "extra": kept,
         }
         text = json.dumps(meta, indent=1).encode()
         self._atomic(self.directory / (name + _SUFFIX_META), lambda f: f.write(text))
         self._prune(key["path"], keep=name)
-        return bars_path
+        return Lookup(result, "hit", kept, name, total, True)
+
+    # -- the merged timeline ---------------------------------------------------------------
+
+    def timeline_name(self, parts: list[Lookup], tag: Mapping[str, Any]) -> str:
+        key = json.dumps({"parts": [(p.name, p.checksum) for p in parts], "tag": tag},
+                         sort_keys=True)
+        return "timeline-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def load_timeline(self, parts: list[Lookup], tag: Mapping[str, Any],
+                      dtype: np.dtype[Any]) -> tuple[np.ndarray, dict[str, Any]] | str:
+        """The merged records of ``parts`` (every file a hit) built under ``tag`` (e.g. the
+        align mode and the record layout), mapped copy-on-write, and what was stored
+        with them; or why not (a string: absent, corrupt: ...)."""
+        name = self.timeline_name(parts, tag)
+        try:
+            meta = json.loads((self.directory / (name + _SUFFIX_META)).read_text())
+        except FileNotFoundError:
+            return "absent"
+        except (OSError, ValueError) as exc:
+            self._remove(name)
+            return f"corrupt: unreadable sidecar ({exc})"
+        path = self.directory / (name + _SUFFIX_BARS)
+        try:
+            if path.stat().st_size != meta["npy_bytes"]:
+                raise _Corrupt(f"{path.name} is {path.stat().st_size} bytes, expected "
+                               f"{meta['npy_bytes']} (truncated?)")
+            records = np.load(path, mmap_mode="c", allow_pickle=False)
+            if records.dtype != dtype or records.shape != (meta["records"],):
+                raise _Corrupt(f"{path.name}: dtype/shape {records.dtype}/{records.shape}")
+            if checksum(records) != meta["checksum"]:
+                raise _Corrupt(f"{path.name}: checksum mismatch (corrupted)")
+        except (OSError, ValueError, KeyError, TypeError, _Corrupt) as exc:
+            self._remove(name)
+            return f"corrupt: {exc}"
+        return records, dict(meta.get("extra", {}))
+
+    def store_timeline(self, parts: list[Lookup], tag: Mapping[str, Any],
+                       records: np.ndarray, extra: Mapping[str, Any]) -> None:
+        """Store merged records (atomically); older timelines are removed. OSError if not."""
+        name = self.timeline_name(parts, tag)
+        self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        path = self.directory / (name + _SUFFIX_BARS)
+        self._atomic(path, lambda f: np.save(f, records, allow_pickle=False))
+        meta = {"records": len(records), "npy_bytes": path.stat().st_size,
+                "checksum": checksum(records), "tag": dict(tag), "extra": dict(extra),
+                "parts": [p.name for p in parts]}
+        text = json.dumps(meta).encode()
+        self._atomic(self.directory / (name + _SUFFIX_META), lambda f: f.write(text))
+        for old in self.directory.glob("timeline-*" + _SUFFIX_META):
+            if old.name != name + _SUFFIX_META:
+                self._remove(old.name[:-len(_SUFFIX_META)])
 
     def _atomic(self, target: Path, write: Any) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.directory)
@@ -236,6 +311,9 @@ class LoadCache:
             name = meta_path.name[:-len(_SUFFIX_META)]
             bars_path = self.directory / (name + _SUFFIX_BARS)
             size = sum(p.stat().st_size for p in (meta_path, bars_path) if p.exists())
+            if name.startswith("timeline-"):
+                out.append(self._timeline_entry(name, meta_path, size))
+                continue
             try:
                 meta = json.loads(meta_path.read_text())
                 csv_path, count = str(meta["key"]["path"]), int(meta["bars"])
@@ -244,6 +322,16 @@ class LoadCache:
                 continue
             out.append(Entry(name, csv_path, count, size, self._state(name, meta)))
         return out
+
+    def _timeline_entry(self, name: str, meta_path: Path, size: int) -> Entry:
+        try:
+            meta = json.loads(meta_path.read_text())
+            count, parts = int(meta["records"]), list(meta["parts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return Entry(name, "(merged timeline)", 0, size, "corrupt: unreadable sidecar")
+        missing = [p for p in parts if not (self.directory / (p + _SUFFIX_META)).exists()]
+        state = f"stale: {len(missing)} of its files' entries are gone" if missing else "valid"
+        return Entry(name, f"(merged timeline of {len(parts)} files)", count, size, state)
 
     def _state(self, name: str, meta: Mapping[str, Any]) -> str:
         key = meta["key"]

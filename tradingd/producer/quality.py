@@ -105,6 +105,37 @@ class FileSummary:
         }
 
 
+def summary_to_json(s: FileSummary) -> dict[str, Any]:
+    """The summary as plain JSON values (kept in the load cache beside the bars)."""
+    return {"path": s.path, "rows": s.rows, "bars": s.bars, "first_ns": s.first_ns,
+            "last_ns": s.last_ns, "interval_ns": s.interval_ns, "gaps": s.gaps,
+            "missing_bars": s.missing_bars,
+            "first_gaps": [[g.after_ns, g.before_ns, g.missing] for g in s.first_gaps],
+            "zero_volume": s.zero_volume, "rejected": s.rejected,
+            "reject_counts": s.reject_counts,
+            "bad_rows": [[r.path, r.line, r.reason, r.text] for r in s.bad_rows],
+            "newest_first": s.newest_first}
+
+
+def summary_from_json(d: Any) -> FileSummary | None:
+    """The summary stored by :func:`summary_to_json`, or None if it is not one."""
+    try:
+        return FileSummary(
+            path=str(d["path"]), rows=int(d["rows"]), bars=int(d["bars"]),
+            first_ns=None if d["first_ns"] is None else int(d["first_ns"]),
+            last_ns=None if d["last_ns"] is None else int(d["last_ns"]),
+            interval_ns=int(d["interval_ns"]), gaps=int(d["gaps"]),
+            missing_bars=int(d["missing_bars"]),
+            first_gaps=tuple(Gap(int(a), int(b), int(m)) for a, b, m in d["first_gaps"]),
+            zero_volume=int(d["zero_volume"]), rejected=int(d["rejected"]),
+            reject_counts={str(k): int(v) for k, v in d["reject_counts"].items()},
+            bad_rows=tuple(BadRow(str(p), int(n), str(r), str(x))
+                           for p, n, r, x in d["bad_rows"]),
+            newest_first=bool(d["newest_first"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def summarise(result: LoadResult, *, shown: str | None = None,
               has_volume: bool = True) -> FileSummary:
     """The summary of one load; ``shown`` names the file as the operator wrote it."""
