@@ -57,7 +57,10 @@ def parse_formatted(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray,
         shape = _shape(first, pattern, thousands, suffixes)
         if shape is None:
             continue
-        values[rows], ok[rows] = _parse_shape(tail[rows], shape)
+        if len(rows) == n:  # one length throughout: no copy of the column
+            values, ok = _parse_shape(tail, shape)
+        else:
+            values[rows], ok[rows] = _parse_shape(tail[rows], shape)
     rest = np.flatnonzero(~ok)
     if len(rest):
         values[rest], ok[rest] = _parse_general(raw, starts[rest], ends[rest], thousands,

@@ -33,10 +33,10 @@ def tokenize(block: Block, plan: Plan, fast_path: bool, scratch: Scratch) -> Lin
     """
     raw, start, stop = block.raw, block.start, block.stop
     quotes = block.buf.find(b'"', start, stop) >= 0
-    where = np.flatnonzero(raw[start:stop] == 34) + start if quotes else None
-    seps, nlines, where = _separators(block, plan.delimiter, scratch, where)
+    seps, nlines, where = _separators(block, plan.delimiter, scratch, quotes)
     every = seps[plan.ncols - 1::plan.ncols]  # the newlines, if every line is regular
-    if (not quotes and len(seps) == nlines * plan.ncols and len(every) == nlines
+    if ((not quotes or where is not None) and len(seps) == nlines * plan.ncols
+            and len(every) == nlines
             and bool((raw[every] == 10).all())):
         fast = np.ones(nlines, bool)
         fields = seps.reshape(nlines, plan.ncols).T.copy()  # fields[k]: field k's ends
@@ -65,7 +65,7 @@ def tokenize(block: Block, plan: Plan, fast_path: bool, scratch: Scratch) -> Lin
 
 
 def _quotes_around_fields(block: Block, fields: np.ndarray, starts: np.ndarray,
-                          fast: np.ndarray, where: np.ndarray
+                          fast: np.ndarray, quote: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Per fast line: its quotes are exactly pairs enclosing whole fields; and per field
     whether it is quoted."""
@@ -76,16 +76,21 @@ def _quotes_around_fields(block: Block, fields: np.ndarray, starts: np.ndarray,
     opening = raw[begins] == 34
     closing = (raw[fields - 1] == 34) & (fields - begins >= 2)
     paired = (opening == closing).all(axis=0)
+    at_ends = 2 * opening.sum(axis=0)
+    if bool(fast.all()) and int(np.count_nonzero(quote)) == int(at_ends.sum()):
+        return paired, opening  # no quote elsewhere in the block (the usual case)
+    where = np.flatnonzero(quote) + block.start
     before = np.searchsorted(where, starts)  # quotes before each line's start
     total = np.diff(before, append=len(where))[fast]
-    good: np.ndarray = paired & (total == 2 * opening.sum(axis=0))
+    good: np.ndarray = paired & (total == at_ends)
     return good, opening
 
 
-def _separators(block: Block, delimiter: str, scratch: Scratch, quotes: np.ndarray | None
+def _separators(block: Block, delimiter: str, scratch: Scratch, quotes: bool
                 ) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Offsets (into raw) of every delimiter and newline of the block, the line count, and
-    the quotes' offsets (None if there are none, or if a quoted field spans lines).
+    the quote mask from ``start`` (None if there are no quotes, or if a quoted field spans
+    lines).
 
     The masks start at offset 0 (cleared before ``start``) so that positions come out as
     offsets into raw without another pass. A delimiter after an odd number of quotes is
@@ -97,15 +102,19 @@ def _separators(block: Block, delimiter: str, scratch: Scratch, quotes: np.ndarr
     nlines = int(np.count_nonzero(separator))
     delimiters = np.equal(body, ord(delimiter), out=scratch.get("delimiter", len(body), bool))
     delimiters[:block.start] = False
-    if quotes is not None:
-        inside = np.zeros(len(body), bool)
-        inside[block.start:] = _inside_quotes(body[block.start:] == 34)
-        if bool((separator & inside).any()):
-            quotes = None  # a quoted field spans lines: the exact path reads these lines
-        else:
-            delimiters &= ~inside
+    found: np.ndarray | None = None
+    if quotes:
+        inside = scratch.get("inside", len(body), bool)
+        inside[:block.start] = False
+        quote = np.equal(body[block.start:], 34, out=scratch.get("quote", len(body) -
+                                                                 block.start, bool))
+        inside[block.start:] = _inside_quotes(quote)
+        if not bool(np.logical_and(separator, inside).any()):
+            np.logical_not(inside, out=inside)
+            delimiters &= inside
+            found = quote  # else a quoted field spans lines: the exact path reads them
     separator |= delimiters
-    return np.flatnonzero(separator), nlines, quotes
+    return np.flatnonzero(separator), nlines, found
 
 
 _ONES = np.uint64(2**64 - 1)
