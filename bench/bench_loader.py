@@ -11,8 +11,9 @@ Prints, for this machine and this run (files generated in a temporary directory)
   2. rows/s of ``load_csv`` per format (bench/loader_data.py: strptime with a space,
      date and time in two columns, Investing.com's quoted ``42,742.1`` and ``131.48K``,
      European ``42.742,1234``, a fixed UTC offset);
-  3. the real ``tradingd-producer`` on a --ready-rows Yahoo file: spawn to READY=1 with
-     an empty load cache (cold: parse, check, store) and again with the warm cache;
+  3. the real ``tradingd-producer`` on --ready-files copies of a --ready-rows Yahoo file
+     (one symbol each): spawn to READY=1 with an empty load cache (cold: parse, check,
+     merge, store) and again with the warm cache (mapped, checksummed);
   4. the producer's RSS with the bundled data (no cache), after READY.
 Absolute figures drift between runs on a shared VM; compare within one run.
 """
@@ -157,14 +158,15 @@ class Producer:
             shm.unlink(self.segment)
 
 
-def producer_config(tmp: Path, data: Path | None, cache: Path | None) -> Path:
+def producer_config(tmp: Path, data: list[Path] | None, cache: Path | None) -> Path:
     raw: dict = {"producer": {"metrics": {"port": 0},
                               "replay": {"mode": "paced", "speed": 1.0}},
+                 "segment": {"symbol_capacity": max(64, len(data or ()))},
                  "consumer": {"metrics": {"port": 0}}}
     if data is not None:
-        raw["producer"].update(data_dir=str(data.parent), symbols=[
-            {"name": "GEN", "file": data.name, "asset_class": "stock", "format": "yahoo"}],
-            cache_dir=str(cache))
+        raw["producer"].update(data_dir=str(data[0].parent), symbols=[
+            {"name": f"GEN{i}", "file": p.name, "asset_class": "stock", "format": "yahoo"}
+            for i, p in enumerate(data)], cache_dir=str(cache))
     else:
         raw["producer"]["data_dir"] = str(ROOT / "market_data")
     path = tmp / f"bench-{uuid.uuid4().hex[:6]}.yaml"
@@ -172,11 +174,16 @@ def producer_config(tmp: Path, data: Path | None, cache: Path | None) -> Path:
     return path
 
 
-def bench_ready(tmp: Path, rows: int) -> None:
+def bench_ready(tmp: Path, rows: int, files: int) -> None:
     path = generated(tmp, "yahoo", rows)
+    paths = [path]
+    for i in range(1, files):  # more symbols: copies of the file under other names
+        paths.append(tmp / f"copy{i}-{path.name}")
+        shutil.copyfile(path, paths[-1])
     cache = tmp / "cache"
-    config = producer_config(tmp, path, cache)
-    print(f"3. tradingd-producer spawn -> READY=1, one file of {rows:,} rows:")
+    config = producer_config(tmp, paths, cache)
+    print(f"3. tradingd-producer spawn -> READY=1, {files} file{'s' if files > 1 else ''} of "
+          f"{rows:,} rows ({files * rows:,} rows):")
     times = []
     for label in ("cold (empty cache: parse, check, store)", "warm (cache mapped)",
                   "warm again"):
@@ -191,6 +198,8 @@ def bench_ready(tmp: Path, rows: int) -> None:
     size = sum(f.stat().st_size for f in cache.iterdir())
     print(f"  cold / warm: {times[0] / min(times[1:]):.1f}x; cache {size / 1e6:.0f} MB")
     shutil.rmtree(cache, ignore_errors=True)
+    for p in paths[1:]:
+        p.unlink()
 
 
 def bench_rss(tmp: Path) -> None:
@@ -209,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--format-rows", type=int, default=2_000_000)
     parser.add_argument("--ready-rows", type=int, default=3_000_000)
+    parser.add_argument("--ready-files", type=int, default=1,
+                        help="symbols for the READY measurement (copies of the file)")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip", default="", help="comma-separated: pandas,formats,ready,rss")
     args = parser.parse_args(argv)
@@ -220,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if "formats" not in skip:
             bench_formats(tmp, args.format_rows, args.repeat)
         if "ready" not in skip:
-            bench_ready(tmp, args.ready_rows)
+            bench_ready(tmp, args.ready_rows, args.ready_files)
         if "rss" not in skip:
             bench_rss(tmp)
     aapl = load_csv(AAPL, BUILTIN_FORMATS["yahoo"])
