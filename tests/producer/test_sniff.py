@@ -188,3 +188,17 @@ def test_sniff_command_prints_yaml_that_the_config_accepts(tmp_path: Path) -> No
     res = subprocess.run([str(Path(sys.executable).parent / "tradingd-data"), "sniff",
                           str(bad)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 65 and "REFUSED" in res.stdout
+
+
+def test_the_producer_verifies_on_the_head_only(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradingd.producer import sniff
+    monkeypatch.setattr(sniff, "HEAD_BYTES", 4096)
+    lines = ["Date,Open,High,Low,Close,Volume"]
+    lines += [f"{d},{o},{h},{lo},{c},{i}" for i, (d, (o, h, lo, c)) in
+              enumerate(zip(days(400), walk(400), strict=True))]
+    path = write(tmp_path, lines)
+    head = sniff_file(path, verify_all=False)
+    assert head.format is not None and 0 < head.rows_checked < 400
+    assert any(note.startswith("verified on the first 4 KiB") for note in head.notes)
+    assert sniff_file(path).rows_checked == 400

@@ -108,7 +108,7 @@ def symbol_format(config: Config, sym: SymbolConfig) -> loader.CsvFormat:
         return loader.csv_format(spec)
     key = str(sym.path)
     if key not in _SNIFFED:
-        found = sniff_file(sym.path)
+        found = sniff_file(sym.path, verify_all=False)
         fmt = found.require()
         log.info("%s: format auto: confidence %s (%.2f); the format found, to pin it under "
                  "producer.formats:\n%s", sym.file, found.level, found.confidence,

@@ -70,7 +70,10 @@ def resolve_format(args: argparse.Namespace, path: Path) -> tuple[CsvFormat, str
         target = path.resolve()
         for sym in config.producer.symbols:
             if sym.path.resolve() == target:
-                return (csv_format(config.format_of(sym)),
+                spec = config.format_of(sym)
+                if spec == "auto":
+                    return _sniffed(path), f"auto (sniffed), of symbol {sym.name}"
+                return (csv_format(spec),
                         f"{sym.format}, of symbol {sym.name} in {config.source_path}")
     return _sniffed(path), "auto (sniffed; no configured symbol reads this file)"
 
