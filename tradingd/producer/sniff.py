@@ -263,21 +263,17 @@ def _guess(lines: list[str], result: SniffResult) -> CsvFormat:
 
 def _delimiter(lines: list[str]) -> tuple[str, int, int]:
     """(delimiter, fields per row, banner lines) from the lines' field counts."""
-    best: tuple[float, int, str, int, int] | None = None
-    tail = lines[len(lines) // 4:] or lines
-    for rank, d in enumerate(DELIMITERS):
+    best: tuple[float, int, str] | None = None  # (share of lines, fields, delimiter)
+    tail = lines[len(lines) // 4:] or lines  # below any banner
+    for d in DELIMITERS:  # in order of preference: the first of equals wins
         counts = [len(next(csv.reader([line], delimiter=d))) for line in tail]
         mode, hits = Counter(counts).most_common(1)[0]
-        if mode < 3:
-            continue
-        share = hits / len(tail)
-        score = (share, mode, d, -rank)
-        if best is None or score[:2] > best[:2]:
-            best = (share, mode, d, -rank, 0)
+        if mode >= 3 and (best is None or (hits / len(tail), mode) > best[:2]):
+            best = (hits / len(tail), mode, d)
     if best is None or best[0] < 0.8:
         raise _Refuse("no delimiter (, ; tab |) splits the lines into the same number of "
                       "fields: set delimiter by hand")
-    _, ncols, d, _, _ = best
+    _, ncols, d = best
     counts = [len(next(csv.reader([line], delimiter=d))) for line in lines]
     skip = 0
     while skip < len(lines) - 2 and not all(c == ncols for c in counts[skip:skip + 3]):
@@ -369,7 +365,7 @@ def _roles_by_values(columns: list[tuple[str, ...]], result: SniffResult) -> dic
     va, vb = values[a], values[b]
     if _newest_first(list(columns[stamps[0]])):  # continuity runs the other way
         va, vb = va[::-1], vb[::-1]
-    opening, _ = _open_close(va, vb)
+    opening = _open_close(va, vb)
     if opening is None:
         raise _Refuse(f"columns {a} and {b} both fit open and close (unnamed prices that "
                       f"fit two orders): set columns.open and columns.close by hand")
@@ -389,21 +385,21 @@ def _roles_by_values(columns: list[tuple[str, ...]], result: SniffResult) -> dic
     return roles
 
 
-def _open_close(a: list[float | None], b: list[float | None]) -> tuple[int | None, None]:
+def _open_close(a: list[float | None], b: list[float | None]) -> int | None:
     """Which of two columns is the open: 0 (a), 1 (b), None (cannot tell). An open is the
     previous bar's close give or take a tick; the other pairing is a whole bar apart."""
     av = [x for x in a if x is not None]
     bv = [x for x in b if x is not None]
     n = min(len(av), len(bv))
     if n < 10:
-        return None, None
+        return None
     a_after_b = sum(abs(av[i] - bv[i - 1]) for i in range(1, n))
     b_after_a = sum(abs(bv[i] - av[i - 1]) for i in range(1, n))
     if a_after_b * 3 < b_after_a:
-        return 0, None
+        return 0
     if b_after_a * 3 < a_after_b:
-        return 1, None
-    return None, None
+        return 1
+    return None
 
 
 def _newest_first(stamps: list[str]) -> bool:
