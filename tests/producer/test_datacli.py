@@ -91,6 +91,7 @@ def test_check_with_a_custom_format_from_the_config(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "code", "fragment"), [
     (["check", "/nonexistent.csv", "--format", "yahoo"], 66, "cannot open"),
+    (["sniff", "/nonexistent.csv"], 66, "cannot open"),
     (["check"], 64, "the following arguments are required"),
     (["--config", "/nonexistent.yaml", "check", "x.csv", "--format", "mine"], 78,
      "does not exist"),

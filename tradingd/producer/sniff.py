@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tradingd.errors import DataRefused
+from tradingd.errors import DataError, DataRefused
 from tradingd.producer.loader import CsvFormat, load_csv
 from tradingd.producer.loader.blocks import UTF8_BOM
 
@@ -173,14 +173,14 @@ def normalise(name: str) -> str:
 def sniff_file(path: Path, *, verify_all: bool = True) -> SniffResult:
     """Guess ``path``'s format and verify it by loading the file (see the module doc);
     ``verify_all=False`` loads only the head it guessed from (the producer's ``format:
-    auto``, which then loads the whole file once, with the load cache)."""
+    auto``, which then loads the whole file once, with the load cache). DataError (66)
+    if the file cannot be read at all."""
     result = SniffResult(str(path))
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
     except OSError as exc:
-        result.problems.append(f"cannot read the file: {exc.strerror or exc}")
-        return result
+        raise DataError(f"{path}: cannot open: {exc.strerror or exc}") from None
     text = head.removeprefix(UTF8_BOM).decode("utf-8", "replace")
     lines = text.splitlines()
     if len(head) == HEAD_BYTES and lines:
