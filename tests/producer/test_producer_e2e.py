@@ -480,3 +480,29 @@ def test_a_corrupt_cache_entry_is_rebuilt_not_trusted(
     assert "corrupt" not in third.log
     third.proc.send_signal(signal.SIGTERM)
     assert third.wait_exit() == 0
+
+
+def test_format_auto_sniffs_a_vendor_layout_and_loads_it(
+        workdir: Path, start: Callable[..., ProducerProcess], segment_name: str) -> None:
+    rows = ["Datum;Zeit;Eröffnung;Hoch;Tief;Schluss;Volumen"]
+    for day in range(13, 29):
+        for hour in range(9, 17):
+            rows.append(f"{day:02d}.01.2020;{hour:02d}:00;1.234,5;1.240,25;1.230,0;"
+                        f"1.235,75;{day * hour}")
+    data = workdir / "data"
+    data.mkdir()
+    (data / "EU.csv").write_text("\n".join(rows) + "\n")
+    config = write_config(workdir, symbols=[{"name": "EU", "file": "EU.csv",
+                                             "asset_class": "stock", "format": "auto"}])
+    raw = yaml.safe_load(config.read_text())
+    raw["producer"]["data_dir"] = str(data)
+    config.write_text(yaml.safe_dump(raw))
+    p = start(config)
+    p.wait_ready()
+    log = p.log
+    assert "EU.csv: format auto: confidence high" in log, log
+    assert 'timestamp_format: "%d.%m.%Y"' in log and 'decimal: ","' in log
+    with SegmentReader.attach(segment_name) as r:
+        assert [s.record_count for s in r.symbols()] == [16 * 8]
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.wait_exit() == 0

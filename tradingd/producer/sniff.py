@@ -322,20 +322,32 @@ def _roles_by_name(header: list[str], columns: list[tuple[str, ...]],
     if missing:
         raise _Refuse(f"no column named like {', '.join(missing)} (header: "
                       f"{', '.join(header)}): set columns by hand")
-    dates = [i for i, n in enumerate(names) if n in NAMES["timestamp"] and i not in
-             roles.values()]
+    taken = set(roles.values())
+    dates = [i for i, n in enumerate(names) if n in NAMES["timestamp"] and i not in taken]
     if not dates and names and names[0] == "":
         dates = [0]  # pandas: the unnamed index column
         result.notes.append("timestamps in the unnamed first column (a pandas index)")
     if not dates:
         raise _Refuse(f"no date or time column (header: {', '.join(header)}): set "
                       "columns.timestamp by hand")
-    if len(dates) == 2 and {names[dates[0]], names[dates[1]]} & set(NAMES["time"]) and (
-            _time_format_or_none(list(columns[dates[1]])) is not None):
-        roles["timestamp"], roles["time"] = dates[0], dates[1]
-    else:
-        roles["timestamp"] = dates[0]
+    # prefer a date column over one named like a time of day ("Date" before "Time")
+    dates.sort(key=lambda i: names[i] in NAMES["time"])
+    roles["timestamp"] = dates[0]
+    clocks = [i for i, n in enumerate(names) if n in NAMES["time"] and i not in taken
+              and i != dates[0] and _time_format_or_none(list(columns[i])) is not None]
+    if clocks and _date_only(list(columns[dates[0]])):
+        roles["time"] = clocks[0]
     return roles
+
+
+def _date_only(values: list[str]) -> bool:
+    """The values are dates without a time of day (a time column may complete them)."""
+    try:
+        spec = _timestamp_format(values, "date")
+    except _Refuse:
+        return False
+    return (spec == "iso" and all(len(v) == 10 for v in values[:SAMPLE_ROWS])) or (
+        spec not in ("iso", "unix_s", "unix_ms", "unix_us", "unix_ns", "%Y%m%d%H%M%S"))
 
 
 def _roles_by_values(columns: list[tuple[str, ...]], result: SniffResult) -> dict[str, int]:
@@ -535,9 +547,11 @@ def _verify(path: Path, fmt: CsvFormat, result: SniffResult) -> None:
     result.rows_checked, result.rows_rejected = loaded.rows_read, loaded.rows_rejected
     share = loaded.rows_rejected / loaded.rows_read if loaded.rows_read else 1.0
     if share > 0.5 or not len(loaded.bars):
+        top = max(loaded.reject_counts.items(), key=lambda kv: kv[1])[0]
         result.problems.append(f"with the guessed format {loaded.rows_rejected} of "
-                               f"{loaded.rows_read} rows are rejected: set the format by "
-                               "hand (tradingd-data check FILE --format NAME shows why)")
+                               f"{loaded.rows_read} rows are rejected (mostly {top}): set "
+                               "the format by hand (tradingd-data check FILE --format NAME "
+                               "shows why)")
         return
     result.notes.append("rows run newest first (reversed into time order when loaded)"
                         if loaded.newest_first else "rows run oldest first")
