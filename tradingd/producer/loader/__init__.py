@@ -4,8 +4,10 @@ Why it is built this way: the producer loads millions of rows and must still rep
 bad row with its file, line and reason. Parsing row by row in Python manages ~0.3 M rows/s,
 so the loader works on blocks of whole lines (about 1 MiB each) with numpy:
 
-1. **Tokenise.** One vectorised scan finds every delimiter and newline of the block. A line
-   with the expected number of fields and no quote is a candidate for the fast path.
+1. **Tokenise.** One vectorised scan finds every delimiter and newline of the block
+   (delimiters inside quotes excepted: the quote parity comes from a bit-parallel prefix
+   XOR). A line with the expected number of fields whose quotes only enclose whole
+   fields is a candidate for the fast path.
 2. **Fast path.** A numeric field is read as little-endian 64-bit words ending at its last
    byte; eight ASCII digits become a number with three multiply-shift steps (SWAR, "SIMD
    within a register", one numpy operation for the whole column). The result is exact:
@@ -27,6 +29,14 @@ so the loader works on blocks of whole lines (about 1 MiB each) with numpy:
 Each skipped row is counted per reason (``REJECT_REASONS``, used as metric label values)
 and the first ``MAX_BAD_ROW_DETAILS`` are kept with their line number (1-based, as an
 editor shows it). Pure domain code: no logging, metrics or configuration parsing here.
+
+The package, by concern: :mod:`.spec` (the bar dtype, reject reasons, ``CsvFormat``,
+results), :mod:`.blocks` (reading blocks of whole lines), :mod:`.plan` (the format
+resolved against the header; ``skip_rows``), :mod:`.tokens` (lines and fields),
+:mod:`.swar` (plain numbers, eight digits a step), :mod:`.formatted` (``46,629.3``,
+``1.234,5``, ``131.48K``), :mod:`.timestamps` (fixed-width layouts, epoch units, zones),
+:mod:`.fast` (the fast path over a block), :mod:`.exact` (one row at a time, the
+reference), :mod:`.checks` (values, order, the reject log) and :mod:`.load` (the driver).
 """
 
 from tradingd.producer.loader.load import load_csv
