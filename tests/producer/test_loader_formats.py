@@ -349,3 +349,34 @@ def test_bit_parallel_quote_parity_equals_a_running_count() -> None:
         quote = rng.random(n) < 0.1
         expected = (np.cumsum(quote) & 1).astype(bool)
         assert np.array_equal(_inside_quotes(quote), expected), n
+
+
+def test_random_quoting_agrees_between_the_fast_and_the_exact_path(tmp_path: Path) -> None:
+    """Quotes around whole fields, inside fields, escaped, unbalanced, across lines:
+    whatever the tokeniser accepts must parse as the csv module does (load_every_way)."""
+    rng = random.Random(11)
+    fmt = CsvFormat(columns={**OHLCV, "timestamp": "Date"}, thousands=",",
+                    volume_suffixes=True)
+    for round_ in range(6):
+        lines = ["Date,Open,High,Low,Close,Volume"]
+        for i in range(300):
+            cells = [f"2020-01-01 00:{i // 60:02d}:{i % 60:02d}", "1,010.5", "1,020", "1,000",
+                     "1,015.25", rng.choice(["1.5K", "12", "2M", "7"])]
+            out = []
+            for cell in cells:
+                roll = rng.random()
+                if roll < 0.6 or "," in cell:
+                    text = f'"{cell}"'
+                    if roll > 0.97:
+                        text = f'"{cell[:1]}""{cell[1:]}"'  # an escaped quote inside
+                    elif roll > 0.95:
+                        text = f' "{cell}"'  # a space before the quote
+                else:
+                    text = cell
+                out.append(text)
+            if round_ % 2 and rng.random() < 0.02:
+                out[-1] = out[-1][:-1]  # an unbalanced quote (odd rounds only)
+            lines.append(",".join(out))
+        result = load_every_way(write(tmp_path, lines, name=f"q{round_}.csv"), fmt)
+        assert len(result.bars) + result.rows_rejected == result.rows_read
+        assert len(result.bars) > 200, result.reject_counts
