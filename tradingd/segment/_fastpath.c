@@ -73,6 +73,12 @@ typedef struct {
     uint64_t mask;
     uint64_t symcap;
     int64_t margin; /* ring_window - ring_capacity */
+    /* The sleepers flag (tradingd/segment/waiters.py): a word in the small group-writable
+     * companion segment that blocking readers set before they sleep. While one is attached
+     * the writer wakes only when it is set: no syscall per publish when nobody sleeps. */
+    Py_buffer wbuf;
+    int have_wbuf;
+    uint64_t *sleepers;
 } Segment;
 
 static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
@@ -120,6 +126,11 @@ static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
 }
 
 static void Segment_release_buf(Segment *self) {
+    if (self->have_wbuf) {
+        PyBuffer_Release(&self->wbuf);
+        self->have_wbuf = 0;
+        self->sleepers = NULL;
+    }
     if (self->have_buf) {
         PyBuffer_Release(&self->buf);
         self->have_buf = 0;
@@ -144,6 +155,21 @@ static void wake_readers(Segment *self) {
     tradingd_header *h = self->hdr;
     STORE_REL(&h->wake_seq, LOAD_RLX(&h->wake_seq) + 1);
     syscall(SYS_futex, (uint32_t *)&h->wake_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* After a cursor store: wake blocked readers. With a sleepers flag attached, only when a
+ * reader said it sleeps. The fence orders our cursor store before the flag load; the
+ * reader stores the flag, fences, then loads the cursor (Dekker): either we see its flag
+ * or it sees our cursor. The flag is cleared before the wake: a reader that sleeps again
+ * sets it again. */
+static inline void maybe_wake(Segment *self) {
+    if (!self->wake) return;
+    if (self->sleepers) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (!LOAD_RLX(self->sleepers)) return;
+        __atomic_store_n(self->sleepers, 0, __ATOMIC_SEQ_CST);
+    }
+    wake_readers(self);
 }
 
 /* The record body: everything after the stamp (seq_lo). The writer marks the stamp (its
@@ -204,7 +230,7 @@ static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_
     lt->valid = 1;
     STORE_REL(&lt->lock, 2 * s + 2);
     STORE_REL(&h->ring_cursor, s + 1);
-    if (self->wake) wake_readers(self);
+    maybe_wake(self);
     return PyLong_FromUnsignedLongLong(s);
 }
 
@@ -270,10 +296,171 @@ static PyObject *Segment_publish_records(Segment *self, PyObject *arg) {
             STORE_REL(&lt->lock, 2 * seq + 2);
         }
         STORE_REL(&h->ring_cursor, s + k);
-        if (self->wake) wake_readers(self);
+        maybe_wake(self);
     }
     PyBuffer_Release(&in);
     return PyLong_FromUnsignedLongLong(first);
+}
+
+/* The ring writes of one chunk of prebuilt records: each slot marked (its complement, in
+ * one 8-byte store with the symbol id), the body with event_ns shifted and publish_ns set,
+ * then the stamp. 8-byte word stores: the record is built in registers, no memcpy. */
+static inline void write_chunk(Segment *self, const tradingd_record *src, uint64_t k,
+                               uint64_t s, int64_t shift, uint64_t now) {
+    for (uint64_t j = 0; j < k; j++) {
+        const tradingd_record *in = &src[j];
+        tradingd_record *r = &self->ring[(s + j) & self->mask];
+        uint64_t *w = (uint64_t *)r;
+        const uint64_t *iw = (const uint64_t *)in;
+        uint64_t w0 = (uint64_t)(~(uint32_t)(s + j)) | ((uint64_t)in->symbol_id << 32);
+        STORE_RLX(&w[0], w0);
+        __atomic_thread_fence(__ATOMIC_RELEASE); /* the mark before any body store */
+        STORE_RLX(&w[1], (uint64_t)(in->event_ns + shift));
+        STORE_RLX(&w[2], now);
+        for (int i = 3; i < 8; i++) STORE_RLX(&w[i], iw[i]);
+        STORE_REL(&r->seq_lo, (uint32_t)(s + j)); /* the stamp last */
+    }
+}
+
+/* The latest slot of every symbol in a chunk, from its last record (walked backwards). */
+static inline void latest_from_chunk(Segment *self, const tradingd_record *src, uint64_t k,
+                                     uint64_t s, int64_t shift, uint64_t now) {
+    uint8_t seen[4096 / 8];
+    uint64_t nsym = self->symcap < 4096 ? self->symcap : 4096;
+    uint64_t left = nsym;
+    memset(seen, 0, (nsym + 7) / 8);
+    for (uint64_t j = k; j-- > 0 && left;) {
+        const tradingd_record *r = &src[j];
+        uint32_t sym = r->symbol_id;
+        if (sym >= nsym || (seen[sym >> 3] & (1u << (sym & 7)))) continue;
+        seen[sym >> 3] |= (uint8_t)(1u << (sym & 7));
+        left--;
+        tradingd_latest *lt = &self->latest[sym];
+        uint64_t seq = s + j;
+        STORE_RLX(&lt->lock, 2 * seq + 1);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        lt->price = r->close;
+        lt->volume = r->volume;
+        lt->event_ns = r->event_ns + shift;
+        lt->publish_ns = now;
+        lt->valid = 1;
+        STORE_REL(&lt->lock, 2 * seq + 2);
+    }
+}
+
+/* publish_stream(buffer, start, stop, event_shift_ns) -> first seq: records [start, stop)
+ * of a prebuilt RECORD array (the replay's merged stream: seq_lo and publish_ns are
+ * ignored), event_ns shifted by event_shift_ns (a replay loop's offset), in chunks of
+ * ring_window records: per chunk the records (mark, body, stamp), the latest slots, the
+ * cursor, and a wake only if a reader sleeps (sleepers flag) or wake is on without one.
+ * The replay's fast mode: no copy or arithmetic in Python, one call per large batch. */
+static PyObject *Segment_publish_stream(Segment *self, PyObject *const *args,
+                                        Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "publish_stream(buffer, start, stop, event_shift_ns)");
+        return NULL;
+    }
+    if (check_open(self) < 0) return NULL;
+    if (!self->writable) {
+        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    long long shift = PyLong_AsLongLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer in;
+    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t total = in.len / (Py_ssize_t)sizeof(tradingd_record);
+    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
+        PyErr_SetString(PyExc_ValueError, "buffer is not a whole number of records");
+        goto done;
+    }
+    if (start < 0 || stop < start || stop > total) {
+        PyErr_Format(PyExc_IndexError, "records [%zd, %zd) outside a stream of %zd", start,
+                     stop, total);
+        goto done;
+    }
+    const tradingd_record *src = (const tradingd_record *)in.buf + start;
+    uint64_t n = (uint64_t)(stop - start);
+    for (uint64_t i = 0; i < n; i++) {
+        if (src[i].symbol_id >= self->symcap) {
+            PyErr_Format(PyExc_IndexError, "record %llu: symbol id %u outside the symbol table",
+                         (unsigned long long)(i + (uint64_t)start), src[i].symbol_id);
+            goto done;
+        }
+    }
+    tradingd_header *h = self->hdr;
+    uint64_t first = LOAD_RLX(&h->ring_cursor), window = h->ring_window;
+    for (uint64_t pos = 0; pos < n; pos += window) {
+        uint64_t k = n - pos < window ? n - pos : window;
+        uint64_t s = LOAD_RLX(&h->ring_cursor), now = mono_ns();
+        write_chunk(self, src + pos, k, s, (int64_t)shift, now);
+        latest_from_chunk(self, src + pos, k, s, (int64_t)shift, now);
+        STORE_REL(&h->ring_cursor, s + k);
+        maybe_wake(self);
+    }
+    result = PyLong_FromUnsignedLongLong(first);
+done:
+    PyBuffer_Release(&in);
+    return result;
+}
+
+/* attach_sleepers(buffer, offset): the companion segment's sleepers flag (writer: wake only
+ * when set; reader: set it before blocking). None detaches. */
+static PyObject *Segment_attach_sleepers(Segment *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "attach_sleepers(buffer, offset)");
+        return NULL;
+    }
+    if (check_open(self) < 0) return NULL;
+    if (self->have_wbuf) {
+        PyBuffer_Release(&self->wbuf);
+        self->have_wbuf = 0;
+        self->sleepers = NULL;
+    }
+    if (args[0] == Py_None) Py_RETURN_NONE;
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    if (PyObject_GetBuffer(args[0], &self->wbuf, PyBUF_WRITABLE) < 0) return NULL;
+    self->have_wbuf = 1;
+    if (off < 0 || off % 8 || off + 8 > self->wbuf.len) {
+        PyBuffer_Release(&self->wbuf);
+        self->have_wbuf = 0;
+        PyErr_SetString(PyExc_ValueError, "sleepers offset outside the companion buffer");
+        return NULL;
+    }
+    self->sleepers = (uint64_t *)((char *)self->wbuf.buf + off);
+    Py_RETURN_NONE;
+}
+
+/* wait_blocking(position, expected_wake, timeout_s) -> bool: the blocking reader's sleep.
+ * Sets the sleepers flag (when attached), fences, and sleeps on wake_seq only if the
+ * cursor is still at or below `position` (False: it was, True: records are there). */
+static PyObject *Segment_wait_blocking(Segment *self, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "wait_blocking(position, expected_wake, timeout_s)");
+        return NULL;
+    }
+    if (check_open(self) < 0) return NULL;
+    unsigned long long pos = PyLong_AsUnsignedLongLong(args[0]);
+    unsigned long long expected = PyLong_AsUnsignedLongLong(args[1]);
+    double timeout = PyFloat_AsDouble(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (timeout < 0) timeout = 0;
+    if (self->sleepers) {
+        __atomic_store_n(self->sleepers, 1, __ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the flag before the cursor load */
+    }
+    if (LOAD_ACQ(&self->hdr->ring_cursor) > pos) Py_RETURN_TRUE;
+    struct timespec ts = {(time_t)timeout, (long)((timeout - (double)(time_t)timeout) * 1e9)};
+    uint32_t *word = (uint32_t *)&self->hdr->wake_seq;
+    Py_BEGIN_ALLOW_THREADS
+    syscall(SYS_futex, word, FUTEX_WAIT, (uint32_t)expected, &ts, NULL, 0);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(LOAD_ACQ(&self->hdr->ring_cursor) > pos);
 }
 
 /* latest(symbol_id) -> (seq, price, volume, event_ns, publish_ns, valid) | None */
@@ -361,6 +548,12 @@ static PyMethodDef Segment_methods[] = {
      "futex_wait(expected_wake, timeout_s): block until the producer wakes readers"},
     {"release", (PyCFunction)Segment_release, METH_NOARGS,
      "release the buffer (call before closing the mmap)"},
+    {"publish_stream", (PyCFunction)(void (*)(void))Segment_publish_stream, METH_FASTCALL,
+     "publish_stream(records, start, stop, event_shift_ns) -> first seq"},
+    {"attach_sleepers", (PyCFunction)(void (*)(void))Segment_attach_sleepers, METH_FASTCALL,
+     "attach_sleepers(companion buffer | None, offset): the blocking readers' sleepers flag"},
+    {"wait_blocking", (PyCFunction)(void (*)(void))Segment_wait_blocking, METH_FASTCALL,
+     "wait_blocking(position, expected_wake, timeout_s) -> True if records are there"},
     {NULL, NULL, 0, NULL},
 };
 
