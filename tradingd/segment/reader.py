@@ -405,8 +405,10 @@ class RingSubscription:
             self.poll_one = self._st.poll_one  # type: ignore[method-assign]
             self.spin = self._st.spin  # type: ignore[method-assign]
             self.next = self._st.next  # type: ignore[method-assign]
+            self._read_into = getattr(self._st, "read_into", None)
         else:
             self._st = _PyCursor(position)
+            self._read_into = None
         self._out = np.empty(0, L.RECORD_DTYPE)
         self._check = np.empty(0, np.uint32)
 
@@ -458,6 +460,10 @@ class RingSubscription:
         record's sequence number is ``self.position - len(result)`` after the call.
         """
         words, st = self._words, self._st
+        if self._read_into is not None:  # the same protocol in one C pass
+            if len(self._out) < max_records:
+                self._buffers(max_records)
+            return self._out[:self._read_into(self._out, max_records)]
         c1 = words[_W_CURSOR]
         p = st.position
         if c1 <= p:
