@@ -79,6 +79,8 @@ if [L.RECORD.offset(f) for f in _HLCV] != [8 * (_HLCV0 + i) for i in range(len(_
 _HLCV_ITEM = np.dtype({"names": ["hlcv"], "formats": ["V32"], "offsets": [8 * _HLCV0],
                        "itemsize": L.RECORD.size})
 _HLCV_ITEM32 = np.dtype("V32")
+#: Symbols whose figures are computed together (bounds the 2-D temporaries of stats()).
+_STATS_BLOCK = 256
 #: The tail tried first holds this many windows per symbol in the chunk.
 _TAIL_FACTOR = 2
 
@@ -436,45 +438,74 @@ class Analytics:
         return np.concatenate((buf[start:], buf[:start]))
 
     def stats(self) -> list[SymbolStats]:
-        """Figures for every symbol that has received records, by symbol id."""
-        rates = self.tick_rates()
-        return [self._symbol_stats(i, float(rates[i])) for i in self.symbol_ids()]
+        """Figures for every symbol that has received records, by symbol id.
 
-    def _symbol_stats(self, i: int, rate: float) -> SymbolStats:
-        close = self.window_of(i, "close")
-        volume = self.window_of(i, "volume")
-        vol_sum = float(volume.sum())
-        vwap = float(np.dot(close, volume) / vol_sum) if vol_sum > 0 else math.nan
+        Computed for all symbols at once, in blocks of :data:`_STATS_BLOCK` symbols
+        (2-D array operations over their windows, no Python loop per record): a scrape
+        of 4,096 symbols with 512-record windows costs tens of ms, not a second.
+        """
+        rates = self.tick_rates()
+        out: list[SymbolStats] = []
+        for lo in range(0, self.symbol_capacity, _STATS_BLOCK):
+            hi = min(lo + _STATS_BLOCK, self.symbol_capacity)
+            if self._count[lo:hi].any():
+                out += self._block_stats(lo, hi, rates)
+        return out
+
+    def _block_stats(self, lo: int, hi: int, rates: np.ndarray) -> list[SymbolStats]:
+        """Figures of the symbols in ``[lo, hi)`` that have records, from their buffers.
+
+        No reordering of the ring buffers: VWAP, volume, high and low do not depend on the
+        order, and the log returns are the differences between ring-adjacent slots except
+        across the ring's start (the oldest slot's predecessor is the newest record).
+        """
+        w = self.window
+        count_all = self._count[lo:hi]
+        sel = np.flatnonzero(count_all)
+        ids = sel + lo
+        count = count_all[sel]
+        length = np.minimum(count, w)
+        # (hlcv, symbols, window), ring order: one contiguous plane per field
+        win = np.ascontiguousarray(np.moveaxis(self._buf[lo:hi][sel], 2, 0))
+        j = np.arange(w)
+        valid = j < length[:, None]  # a full ring: every slot; else slots 0..count-1
+        close, volume = win[_HLCV["close"]], win[_HLCV["volume"]]
+        volume = np.where(valid, volume, 0.0)
+        vol_sum = volume.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            returns = np.diff(np.log(close))
-        returns = returns[np.isfinite(returns)]
-        mean = float(returns.mean()) if len(returns) else math.nan
-        std = float(returns.std(ddof=1)) if len(returns) >= 2 else math.nan
-        last, prev, first = float(self._last[i]), float(self._prev[i]), float(self._first[i])
-        return SymbolStats(
-            symbol_id=i,
-            name=self.names[i] if i < len(self.names) else f"#{i}",
-            records=int(self._count[i]),
-            last_price=last,
-            previous_price=prev,
-            first_price=first,
-            change=last - prev,
-            change_pct=_pct(last, prev),
-            change_since_first=last - first,
-            change_since_first_pct=_pct(last, first),
-            vwap=vwap,
-            return_mean=mean,
-            return_std=std,
-            high=float(self.window_of(i, "high").max()),
-            low=float(self.window_of(i, "low").min()),
-            last_volume=float(self._last_volume[i]),
-            window_volume=vol_sum,
-            total_volume=float(self._total_volume[i]),
-            window_records=len(close),
-            tick_rate=rate,
-            last_event_ns=int(self._last_event[i]),
-            last_publish_ns=int(self._last_publish[i]),
-        )
+            vwap = np.where(vol_sum > 0, (close * volume).sum(axis=1) / vol_sum, math.nan)
+            logc = np.log(close)
+            rets = logc - np.roll(logc, 1, axis=1)  # slot k minus slot k-1 (ring)
+        start = np.where(count > w, count % w, 0)  # the oldest record's slot
+        ok = valid & (j != start[:, None]) & np.isfinite(rets)
+        ok[:, 0] &= count > w  # slot 0 follows slot w-1 only in a full ring
+        n_ret = ok.sum(axis=1)
+        rets = np.where(ok, rets, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(n_ret > 0, rets.sum(axis=1) / n_ret, math.nan)
+            dev = np.where(ok, rets - mean[:, None], 0.0)
+            std = np.where(n_ret >= 2, np.sqrt((dev * dev).sum(axis=1) / (n_ret - 1)),
+                           math.nan)
+        high = np.where(valid, win[_HLCV["high"]], -np.inf).max(axis=1)
+        low = np.where(valid, win[_HLCV["low"]], np.inf).min(axis=1)
+        cols = zip(ids.tolist(), count.tolist(), self._last[ids].tolist(),
+                   self._prev[ids].tolist(), self._first[ids].tolist(), vwap.tolist(),
+                   mean.tolist(), std.tolist(), high.tolist(), low.tolist(),
+                   self._last_volume[ids].tolist(), vol_sum.tolist(),
+                   self._total_volume[ids].tolist(), length.tolist(), rates[ids].tolist(),
+                   self._last_event[ids].tolist(), self._last_publish[ids].tolist(),
+                   strict=True)
+        names = self.names
+        return [SymbolStats(
+            symbol_id=i, name=names[i] if i < len(names) else f"#{i}", records=c,
+            last_price=last, previous_price=prev, first_price=first, change=last - prev,
+            change_pct=_pct(last, prev), change_since_first=last - first,
+            change_since_first_pct=_pct(last, first), vwap=vw, return_mean=mu,
+            return_std=sd, high=hi, low=lo, last_volume=lv, window_volume=wv,
+            total_volume=tv, window_records=ln, tick_rate=rate, last_event_ns=ev,
+            last_publish_ns=pub)
+            for (i, c, last, prev, first, vw, mu, sd, hi, lo, lv, wv, tv, ln, rate, ev, pub)
+            in cols]
 
 
 def _pct(now: float, then: float) -> float:
