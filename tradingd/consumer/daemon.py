@@ -129,7 +129,7 @@ class ConsumerService:
                                               if r[0] >= self.follower.attach_cursor])
             else:
                 fresh = records[backlog:] if backlog > 0 else records
-                self.latency.observe_publish_ns(now, fresh["publish_ns"])
+                self.latency.observe_records(now, fresh)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:

@@ -1168,7 +1168,53 @@ done:
     return result;
 }
 
+/* publish_runs(records, values, lengths) -> runs: the runs of equal publish_ns in a batch
+ * of records (the writer stamps a whole chunk with one publish_ns), into int64 arrays of
+ * at least len(records) items: what the consumer's latency histogram bins, one value a
+ * run, instead of one a record. */
+static PyObject *fp_publish_runs(PyObject *Py_UNUSED(m), PyObject *const *args,
+                                 Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "publish_runs(records, values, lengths)");
+        return NULL;
+    }
+    Py_buffer in;
+    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    Buf b[2];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    Py_ssize_t n = in.len / (Py_ssize_t)sizeof(tradingd_record);
+    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
+        PyErr_SetString(PyExc_ValueError, "records buffer is not a whole number of records");
+        goto done;
+    }
+    if (get_buf(args[1], &b[0], n, 8, "values") < 0 || get_buf(args[2], &b[1], n, 8, "lengths") < 0)
+        goto done;
+    {
+        const tradingd_record *r = (const tradingd_record *)in.buf;
+        int64_t *values = b[0].b.buf, *lengths = b[1].b.buf;
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t v = (int64_t)r[i].publish_ns;
+            if (k && values[k - 1] == v) {
+                lengths[k - 1]++;
+            } else {
+                values[k] = v;
+                lengths[k++] = 1;
+            }
+        }
+        result = PyLong_FromSsize_t(k);
+    }
+done:
+    for (int i = 0; i < 2; i++)
+        if (b[i].have) PyBuffer_Release(&b[i].b);
+    PyBuffer_Release(&in);
+    return result;
+}
+
 static PyMethodDef fastpath_functions[] = {
+    {"publish_runs", (PyCFunction)(void (*)(void))fp_publish_runs, METH_FASTCALL,
+     "publish_runs(records, values, lengths) -> runs of equal publish_ns"},
     {"analytics_update", (PyCFunction)(void (*)(void))fp_analytics_update, METH_FASTCALL,
      "analytics_update(records, symbol_capacity, window, buf, count, last, prev, first, "
      "last_volume, total_volume, last_event, last_publish) -> records ignored"},
