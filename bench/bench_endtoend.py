@@ -224,6 +224,8 @@ def _consumer_child(name: str, capacity: int, seconds: float, go: Any, out: Any)
         _consume(name, capacity, seconds, go, out)
     except BaseException as exc:  # report, never hang the parent
         out.put({"error": repr(exc)})
+    out.close()
+    out.join_thread()  # the queue's feeder thread has written the result
     os._exit(0)
 
 
