@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -444,13 +444,20 @@ class Analytics:
         (2-D array operations over their windows, no Python loop per record): a scrape
         of 4,096 symbols with 512-record windows costs tens of ms, not a second.
         """
+        return [st for block in self.stats_blocks() for st in block]
+
+    def stats_blocks(self) -> Iterator[list[SymbolStats]]:
+        """:meth:`stats` a block of :data:`_STATS_BLOCK` symbol ids at a time.
+
+        A caller that shares the analytics with the data path can hold its lock per block
+        (a few ms each), not for a whole scrape of 4,096 symbols.
+        """
         rates = self.tick_rates()
-        out: list[SymbolStats] = []
         for lo in range(0, self.symbol_capacity, _STATS_BLOCK):
             hi = min(lo + _STATS_BLOCK, self.symbol_capacity)
             if self._count[lo:hi].any():
-                out += self._block_stats(lo, hi, rates)
-        return out
+                self._flush()
+                yield self._block_stats(lo, hi, rates)
 
     def _block_stats(self, lo: int, hi: int, rates: np.ndarray) -> list[SymbolStats]:
         """Figures of the symbols in ``[lo, hi)`` that have records, from their buffers.
