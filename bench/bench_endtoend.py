@@ -241,9 +241,9 @@ def _consume(name: str, capacity: int, seconds: float, go: Any, out: Any) -> Non
     go.wait(10)
     svc._stop = stop = _Stop(seconds)
     svc.strategy = bc.make_strategy("block", stop)
-    c0, t0 = reader.cursor, time.perf_counter()
-    backlog = c0 - sub.position
-    consumed0, lost0 = svc.follower.consumed + backlog, svc.follower.lost
+    sub.position = c0 = reader.cursor  # count what is published from now on
+    t0 = time.perf_counter()
+    consumed0, lost0 = svc.follower.consumed, svc.follower.lost
     svc.run()
     dt = time.perf_counter() - t0
     out.put({"published": (reader.cursor - c0) / dt,

@@ -46,6 +46,13 @@ def test_both_paths_match_the_reference(impl: str, symbols: int, window: int, n:
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_a_capacity_beyond_4096_symbols(impl: str) -> None:  # C: heap slot tables
+    recs = make_records(9000, 5000, seed=11)
+    a = feed(impl, recs, 5000, 3, [4000])
+    assert_matches(a, reference(recs, 3))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_ids_beyond_capacity_are_ignored_by_both(impl: str) -> None:
     recs = make_records(5000, 12, seed=3)
     a = feed(impl, recs, 8, 16, [2500])  # ids 8..11 do not fit

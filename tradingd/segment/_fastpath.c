@@ -1138,6 +1138,24 @@ static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *ar
         int64_t *count = b[1].b.buf, *levent = b[7].b.buf;
         uint64_t *lpub = b[8].b.buf;
         unsigned long long ignored = 0;
+        /* each symbol's next buffer slot: one division at its first record of the batch,
+         * then an increment (a 64-bit division per record costs more than the rest) */
+        uint32_t slot_stack[4096];
+        uint8_t seen_stack[4096 / 8];
+        uint32_t *next_slot = slot_stack;
+        uint8_t *seen = seen_stack;
+        if (cap > 4096) {
+            next_slot = PyMem_Malloc((size_t)cap * sizeof *next_slot);
+            seen = PyMem_Calloc(((size_t)cap + 7) / 8, 1);
+            if (!next_slot || !seen) {
+                PyMem_Free(next_slot);
+                PyMem_Free(seen);
+                PyErr_NoMemory();
+                goto done;
+            }
+        } else {
+            memset(seen_stack, 0, ((size_t)cap + 7) / 8);
+        }
         for (Py_ssize_t i = 0; i < n; i++, r++) {
             uint32_t sym = r->symbol_id;
             if ((Py_ssize_t)sym >= cap) {
@@ -1145,7 +1163,15 @@ static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *ar
                 continue;
             }
             int64_t c = count[sym];
-            double *slot = &buf[((Py_ssize_t)sym * window + (Py_ssize_t)(c % window)) * 4];
+            uint32_t at;
+            if (seen[sym >> 3] & (1u << (sym & 7))) {
+                at = next_slot[sym];
+            } else {
+                seen[sym >> 3] |= (uint8_t)(1u << (sym & 7));
+                at = (uint32_t)(c % window);
+            }
+            next_slot[sym] = at + 1 == (uint32_t)window ? 0 : at + 1;
+            double *slot = &buf[((Py_ssize_t)sym * window + (Py_ssize_t)at) * 4];
             slot[0] = r->high;
             slot[1] = r->low;
             slot[2] = r->close;
@@ -1158,6 +1184,10 @@ static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *ar
             lpub[sym] = r->publish_ns;
             tvol[sym] += r->volume;
             count[sym] = c + 1;
+        }
+        if (cap > 4096) {
+            PyMem_Free(next_slot);
+            PyMem_Free(seen);
         }
         result = PyLong_FromUnsignedLongLong(ignored);
     }
@@ -1193,17 +1223,14 @@ static PyObject *fp_publish_runs(PyObject *Py_UNUSED(m), PyObject *const *args,
     {
         const tradingd_record *r = (const tradingd_record *)in.buf;
         int64_t *values = b[0].b.buf, *lengths = b[1].b.buf;
-        Py_ssize_t k = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t v = (int64_t)r[i].publish_ns;
-            if (k && values[k - 1] == v) {
-                lengths[k - 1]++;
-            } else {
-                values[k] = v;
-                lengths[k++] = 1;
-            }
+        Py_ssize_t k = 0, start = 0;
+        for (Py_ssize_t i = 1; i <= n; i++) { /* the run's value and start in registers */
+            if (i < n && r[i].publish_ns == r[start].publish_ns) continue;
+            values[k] = (int64_t)r[start].publish_ns;
+            lengths[k++] = i - start;
+            start = i;
         }
-        result = PyLong_FromSsize_t(k);
+        result = PyLong_FromSsize_t(n ? k : 0);
     }
 done:
     for (int i = 0; i < 2; i++)
