@@ -22,7 +22,7 @@ def figures(h: LatencyHistogram) -> tuple[list[tuple[float, int]], float, int, l
     return h.cumulative(), h.sum_seconds, h.total, sorted(h.recent().tolist())
 
 
-@pytest.mark.skipif(lat_mod._PUBLISH_RUNS is None, reason="C fast path not built")
+@pytest.mark.skipif(lat_mod._LATENCY_OBSERVE is None, reason="C fast path not built")
 @pytest.mark.parametrize(("n", "run"), [(3000, 1024), (5000, 1), (100_000, 1024), (70_000, 7)])
 def test_runs_path_matches_the_per_record_path(n: int, run: int) -> None:
     now = 10**12 + 2 * 3_000_000 * (n // run + 1)

@@ -35,8 +35,8 @@ DEFAULT_RECENT = 65536
 #: producer batch costs).
 DEFAULT_STAGE = 8192
 _SMALL = 4
-#: The C split of a batch into runs of equal publish_ns (None: not built).
-_PUBLISH_RUNS = getattr(FAST, "publish_runs", None)
+#: The C one-pass histogram update of a batch (None: not built).
+_LATENCY_OBSERVE = getattr(FAST, "latency_observe", None)
 #: Batches at least this long are binned by runs at once (observe_publish_ns).
 _RUNS_BATCH = 2048
 
@@ -60,7 +60,6 @@ class LatencyHistogram:
         # latencies are staged and binned a chunk at a time (see observe_publish_ns)
         self._stage = np.zeros(stage, np.int64)
         self._staged = 0
-        self._run_values = self._run_lengths = np.empty(0, np.int64)
 
     def observe_publish_ns(self, now_ns: int, publish_ns: np.ndarray) -> None:
         """Stage the latencies ``now_ns - publish_ns`` of a batch (binned later, in chunks).
@@ -123,37 +122,19 @@ class LatencyHistogram:
         """Stage the latencies ``now_ns - publish_ns`` of a batch of ``RECORD_DTYPE`` records.
 
         The same as :meth:`observe_publish_ns` of their ``publish_ns``; a big batch is
-        split into its runs of equal ``publish_ns`` in one C pass when the fast path is
-        built (one value per writer chunk is binned, not one per record).
+        binned in one C pass when the fast path is built (``latency_observe``: one value
+        per run of equal ``publish_ns``, i.e. per writer chunk, not one per record).
         """
         n = len(records)
-        if n < _RUNS_BATCH or _PUBLISH_RUNS is None:
+        if n < _RUNS_BATCH or _LATENCY_OBSERVE is None:
             self.observe_publish_ns(now_ns, records["publish_ns"])
             return
         self._flush()
-        if len(self._run_values) < n:
-            self._run_values = np.empty(n, np.int64)
-            self._run_lengths = np.empty(n, np.int64)
-        k = _PUBLISH_RUNS(np.ascontiguousarray(records), self._run_values, self._run_lengths)
-        if k * 4 >= n:  # no runs to speak of
-            self.observe_publish_ns(now_ns, records["publish_ns"])
-            return
-        values = np.maximum(np.int64(now_ns) - self._run_values[:k], 0)
-        lengths = self._run_lengths[:k]
-        idx = np.searchsorted(self._bounds_np, values, side="left")
-        self.counts += np.bincount(idx, weights=lengths,
-                                   minlength=len(self.counts)).astype(np.int64)
-        self.sum_ns += int(np.dot(values, lengths))
+        self.sum_ns += _LATENCY_OBSERVE(np.ascontiguousarray(records), now_ns,
+                                        self._bounds_np, self.counts, self._recent,
+                                        self._recent_n)
         self.count += n
-        cap = len(self._recent)
-        if n > cap:  # only the newest `cap` samples are kept
-            keep = np.cumsum(lengths[::-1])
-            m = int(np.searchsorted(keep, cap)) + 1  # runs (from the end) holding them
-            tail = np.repeat(values[k - m:], lengths[k - m:])[-cap:]
-            self._recent[:] = tail
-            self._recent_n += n
-        else:
-            self._push_many(np.repeat(values, lengths))
+        self._recent_n += n
 
     def _observe_runs(self, lat: np.ndarray) -> None:
         """Bin latencies that come in runs of equal values (a big batch: one consume time,

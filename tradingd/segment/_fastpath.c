@@ -1198,19 +1198,26 @@ done:
     return result;
 }
 
-/* publish_runs(records, values, lengths) -> runs: the runs of equal publish_ns in a batch
- * of records (the writer stamps a whole chunk with one publish_ns), into int64 arrays of
- * at least len(records) items: what the consumer's latency histogram bins, one value a
- * run, instead of one a record. */
-static PyObject *fp_publish_runs(PyObject *Py_UNUSED(m), PyObject *const *args,
-                                 Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "publish_runs(records, values, lengths)");
+/* latency_observe(records, now_ns, bounds, counts, recent, recent_n) -> added sum (ns):
+ * the consumer's latency histogram fed from a batch in one pass. Latency = now_ns -
+ * publish_ns (0 if negative); equal publish_ns come in runs (one per writer chunk), each
+ * run binned once: counts[i] += run length for the first bound >= latency (counts has
+ * len(bounds) + 1 items: the last is above the top bound). The newest min(n, len(recent))
+ * latencies go to the ring `recent`, sample j of the stream at j % len(recent) (j counted
+ * from recent_n). The caller adds n to recent_n and to its count. */
+static PyObject *fp_latency_observe(PyObject *Py_UNUSED(m), PyObject *const *args,
+                                    Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "latency_observe(records, now_ns, bounds, counts, recent, recent_n)");
         return NULL;
     }
+    long long now = PyLong_AsLongLong(args[1]);
+    unsigned long long rn = PyLong_AsUnsignedLongLong(args[5]);
+    if (PyErr_Occurred()) return NULL;
     Py_buffer in;
     if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    Buf b[2];
+    Buf b[3];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
     Py_ssize_t n = in.len / (Py_ssize_t)sizeof(tradingd_record);
@@ -1218,30 +1225,52 @@ static PyObject *fp_publish_runs(PyObject *Py_UNUSED(m), PyObject *const *args,
         PyErr_SetString(PyExc_ValueError, "records buffer is not a whole number of records");
         goto done;
     }
-    if (get_buf(args[1], &b[0], n, 8, "values") < 0 || get_buf(args[2], &b[1], n, 8, "lengths") < 0)
+    if (get_buf(args[2], &b[0], 1, 8, "bounds") < 0 || get_buf(args[3], &b[1], 2, 8, "counts") < 0 ||
+        get_buf(args[4], &b[2], 1, 8, "recent") < 0)
         goto done;
     {
-        const tradingd_record *r = (const tradingd_record *)in.buf;
-        int64_t *values = b[0].b.buf, *lengths = b[1].b.buf;
-        Py_ssize_t k = 0, start = 0;
-        for (Py_ssize_t i = 1; i <= n; i++) { /* the run's value and start in registers */
-            if (i < n && r[i].publish_ns == r[start].publish_ns) continue;
-            values[k] = (int64_t)r[start].publish_ns;
-            lengths[k++] = i - start;
-            start = i;
+        Py_ssize_t nb = b[0].b.len / 8, cap = b[2].b.len / 8;
+        if (b[1].b.len / 8 < nb + 1) {
+            PyErr_SetString(PyExc_ValueError, "latency_observe: counts shorter than bounds + 1");
+            goto done;
         }
-        result = PyLong_FromSsize_t(n ? k : 0);
+        const int64_t *bounds = b[0].b.buf;
+        int64_t *counts = b[1].b.buf, *recent = b[2].b.buf;
+        const tradingd_record *r = (const tradingd_record *)in.buf;
+        Py_ssize_t first_kept = n > cap ? n - cap : 0;
+        long long sum = 0;
+        /* ring position of the first kept sample; then incremented (no division a record) */
+        unsigned long long at = (rn + (unsigned long long)first_kept) % (unsigned long long)cap;
+        for (Py_ssize_t start = 0; start < n;) {
+            Py_ssize_t end = start + 1;
+            while (end < n && r[end].publish_ns == r[start].publish_ns) end++;
+            long long v = now - (long long)r[start].publish_ns;
+            if (v < 0) v = 0;
+            Py_ssize_t lo = 0, hi = nb; /* first bound >= v (searchsorted side=left) */
+            while (lo < hi) {
+                Py_ssize_t mid = (lo + hi) / 2;
+                if (bounds[mid] < v) lo = mid + 1; else hi = mid;
+            }
+            counts[lo] += end - start;
+            sum += v * (long long)(end - start);
+            for (Py_ssize_t j = start > first_kept ? start : first_kept; j < end; j++) {
+                recent[at] = v;
+                if (++at == (unsigned long long)cap) at = 0;
+            }
+            start = end;
+        }
+        result = PyLong_FromLongLong(sum);
     }
 done:
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (b[i].have) PyBuffer_Release(&b[i].b);
     PyBuffer_Release(&in);
     return result;
 }
 
 static PyMethodDef fastpath_functions[] = {
-    {"publish_runs", (PyCFunction)(void (*)(void))fp_publish_runs, METH_FASTCALL,
-     "publish_runs(records, values, lengths) -> runs of equal publish_ns"},
+    {"latency_observe", (PyCFunction)(void (*)(void))fp_latency_observe, METH_FASTCALL,
+     "latency_observe(records, now_ns, bounds, counts, recent, recent_n) -> sum of latencies"},
     {"analytics_update", (PyCFunction)(void (*)(void))fp_analytics_update, METH_FASTCALL,
      "analytics_update(records, symbol_capacity, window, buf, count, last, prev, first, "
      "last_volume, total_volume, last_event, last_publish) -> records ignored"},
