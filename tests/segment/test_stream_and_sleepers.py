@@ -190,3 +190,14 @@ def test_a_blocked_reader_in_another_process_is_woken(segment_name: str,
     assert ok == "True"
     assert mode == ("flag" if FAST is not None else "always")
     assert float(waited) < 30  # woken by the publish, not by the 60 s timeout
+
+
+@needs_c
+def test_a_name_too_long_for_the_companion_falls_back(segment_name: str) -> None:
+    name = segment_name + "x" * (199 - len(segment_name))  # + ".wait" is over 200
+    try:
+        with SegmentWriter.create(name, SYMS) as w, SegmentReader.attach(name) as r:
+            assert not w.sleepers_flag
+            assert r._sleep_setup() == "always"
+    finally:
+        shm.unlink(name)

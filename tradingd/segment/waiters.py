@@ -44,7 +44,7 @@ import mmap
 import os
 import stat
 
-from tradingd.errors import SegmentExists
+from tradingd.errors import SegmentExists, TradingdError
 from tradingd.segment import shm
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,12 @@ class Companion:
         The data segment was created exclusively, so a companion already at the name is a
         leftover of a dead producer: removed once, then created exclusively.
         """
-        name = companion_name(data_name)
+        try:
+            name = companion_name(data_name)
+        except TradingdError as exc:  # a data name too long for the suffix
+            log.warning("no sleepers companion (%s): blocking readers are woken on every "
+                        "publish", exc)
+            return None
         for attempt in range(2):
             try:
                 fd = shm.create_exclusive(name, SIZE)
@@ -130,10 +135,10 @@ class Companion:
         Usable: a regular file (not followed through a symlink) of :data:`SIZE` bytes,
         owned by the data segment's owner, with the magic and the same generation.
         """
-        name = companion_name(data_name)
         try:
+            name = companion_name(data_name)
             fd = os.open(shm.segment_path(name), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
+        except (OSError, TradingdError):
             return None
         try:
             st = os.fstat(fd)
