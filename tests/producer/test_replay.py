@@ -317,3 +317,23 @@ def test_align_start_makes_every_symbol_begin_together() -> None:
     assert recs["close"][recs["symbol_id"] == 1].tolist() == [7, 8, 9]
     with pytest.raises(ValueError, match="align"):
         build_timeline([a], align="end")
+
+
+def test_the_producer_passes_fast_batch_size_on() -> None:
+    import dataclasses
+
+    from tradingd.daemon.config import default_config
+    from tradingd.daemon.notify import Notifier
+    from tradingd.daemon.signals import StopFlag
+    from tradingd.producer.daemon import Producer
+
+    cfg = default_config()
+    replay = dataclasses.replace(cfg.producer.replay, mode="fast", fast_batch_size=4096)
+    cfg = dataclasses.replace(cfg, producer=dataclasses.replace(cfg.producer, replay=replay))
+    with StopFlag(install=False) as stop:
+        settings = Producer(cfg, notifier=Notifier(env={}), stop=stop)._replay_settings()
+    assert (settings.mode, settings.fast_batch_size, settings.step_records) == ("fast", 4096,
+                                                                                4096)
+    assert dataclasses.replace(settings, mode="paced").step_records == settings.batch_size
+    with pytest.raises(ValueError, match="fast batch"):
+        ReplaySettings(fast_batch_size=0)
