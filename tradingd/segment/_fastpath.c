@@ -1098,7 +1098,7 @@ static int get_buf(PyObject *obj, Buf *out, Py_ssize_t min_items, Py_ssize_t ite
 /* analytics_update(records, symbol_capacity, window, buf, count, last, prev, first,
  *                  last_volume, total_volume, last_event, last_publish) -> ignored
  * records: RECORD-sized records in sequence order (read only). buf: float64
- * [symbol_capacity][window][4] (high, low, close, volume); count: int64; last, prev, first,
+ * [symbol_capacity][stride >= window][4] (high, low, close, volume); count: int64; last, prev, first,
  * last_volume, total_volume: float64; last_event: int64; last_publish: uint64, all
  * [symbol_capacity]. Records with a symbol id >= symbol_capacity are skipped and counted. */
 static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *args,
@@ -1129,6 +1129,13 @@ static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *ar
     for (int i = 0; i < 9; i++) {
         Py_ssize_t items = i == 0 ? cap * window * 4 : cap;
         if (get_buf(args[3 + i], &b[i], items, 8, names[i]) < 0) goto done;
+    }
+    /* buf's rows may be padded (analytics.py pads them off cache-set aliasing): the row
+     * stride in slots is what the buffer holds per symbol */
+    Py_ssize_t stride = b[0].b.len / (cap * 32);
+    if (b[0].b.len % (cap * 32) || stride < window) {
+        PyErr_SetString(PyExc_ValueError, "analytics_update: buf is not [capacity][>= window][4]");
+        goto done;
     }
     {
         const tradingd_record *r = (const tradingd_record *)in.buf;
@@ -1171,7 +1178,7 @@ static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *ar
                 at = (uint32_t)(c % window);
             }
             next_slot[sym] = at + 1 == (uint32_t)window ? 0 : at + 1;
-            double *slot = &buf[((Py_ssize_t)sym * window + (Py_ssize_t)at) * 4];
+            double *slot = &buf[((Py_ssize_t)sym * stride + (Py_ssize_t)at) * 4];
             slot[0] = r->high;
             slot[1] = r->low;
             slot[2] = r->close;
