@@ -169,10 +169,34 @@ class Companion:
         self._fd = -1
 
 
+def remove_stale(data_name: str, generation: int) -> bool:
+    """Remove ``NAME.wait`` if it is the companion of generation ``generation`` (whose data
+    segment was just removed as stale); a newer producer's companion is left alone."""
+    try:
+        path = shm.segment_path(companion_name(data_name))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, TradingdError):
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != SIZE:
+            return False
+        head = os.pread(fd, 16, 0)
+        if (int.from_bytes(head[:8], "little") != MAGIC
+                or int.from_bytes(head[8:16], "little") != generation):
+            return False
+        if shm.FileId.of_path(path) != shm.FileId(st.st_dev, st.st_ino):
+            return False
+        shm.unlink(companion_name(data_name))
+        return True
+    finally:
+        os.close(fd)
+
+
 def exists(data_name: str) -> bool:
     """True if ``/dev/shm/NAME.wait`` exists (any file: for the writer's fallback test)."""
     return os.path.lexists(shm.segment_path(data_name + SUFFIX))
 
 
 __all__ = ["FALLBACK_SLICE_S", "SIZE", "SLEEPERS_OFFSET", "Companion", "companion_mode",
-           "companion_name", "exists"]
+           "companion_name", "exists", "remove_stale"]
