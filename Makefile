@@ -54,6 +54,7 @@ bench: venv
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
 	$(BIN)/python bench/bench_exec.py
+	$(BIN)/python bench/bench_endtoend.py
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h

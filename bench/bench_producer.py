@@ -6,7 +6,8 @@ Prints, for this machine and this run:
   1. loading each configured CSV with the producer's own code path (best of 5): rows/s,
      and the time to merge every symbol into one time-ordered stream;
   2. replaying that stream in fast mode (looping) into a private segment, in process,
-     for ``--seconds``: records/s at the configured batch size and at 1024;
+     for ``--seconds``: records/s at the configured fast_batch_size and at 1024
+     (bench_endtoend.py has ring sizes, symbol counts and the C ring beside it);
   3. the real ``tradingd-producer`` process on a private segment, fast mode, looping:
      time from spawn to READY=1 (received on a notify socket), its RSS after
      ``--seconds`` of replay, and its publish rate read from the segment's cursor.
@@ -77,7 +78,7 @@ def bench_replay(all_bars: list, seconds: float, batch: int) -> float:
                        record_count=len(b)) for i, b in enumerate(all_bars)]
     name = _name()
     with SegmentWriter.create(name, syms, ring_capacity=65536) as w:
-        rp = Replayer(tl, w, ReplaySettings(mode="fast", batch_size=batch, at_end="loop"),
+        rp = Replayer(tl, w, ReplaySettings(mode="fast", fast_batch_size=batch, at_end="loop"),
                       clock=ManualClock())
         step = rp.step
         t0 = time.perf_counter()
@@ -160,7 +161,7 @@ def main() -> None:
     args = ap.parse_args()
     all_bars = bench_load(args.config)
     print("2. fast-mode replay into a private segment, in process")
-    for batch in (load_config(args.config).producer.replay.batch_size, 1024):
+    for batch in (load_config(args.config).producer.replay.fast_batch_size, 1024):
         bench_replay(all_bars, args.seconds, batch)
     bench_process(args.config, args.seconds)
 

@@ -24,12 +24,12 @@ def new_segment_name(prefix: str = "tdtest") -> str:
 
 @pytest.fixture
 def segment_name() -> Iterator[str]:
-    """A fresh segment name; /dev/shm/<name> is removed after the test."""
+    """A fresh segment name; /dev/shm/<name> (and <name>.wait) is removed after the test."""
     name = new_segment_name()
     yield name
-    path = shm.segment_path(name)
-    if os.path.lexists(path):
-        os.unlink(path)
+    for path in (shm.segment_path(name), shm.segment_path(name) + ".wait"):
+        if os.path.lexists(path):  # .wait: the sleepers companion (segment/waiters.py)
+            os.unlink(path)
 
 
 @pytest.fixture

@@ -240,6 +240,8 @@ def test_segment_override_replaces_an_invalid_name_only_in_effect(tmp_path: Path
      "producer.formats.f.columns", "open: 'Open'"),
     ("producer: {formats: {f: {columns: {open: [1]}}}}", "producer.formats.f.columns.open",
      "expected a column name or an integer from 0 to 9999, got a list"),
+    ("producer: {replay: {fast_batch_size: 0}}", "producer.replay.fast_batch_size",
+     "from 1 to 16777216"),
     ("producer: {metrics: {address: localhost}}", "producer.metrics.address",
      "expected an IP address"),
     ("producer: {metrics: {port: 65536}}", "producer.metrics.port", "from 0 to 65535"),

@@ -49,9 +49,9 @@ def new_name() -> str:
 
 
 def remove_segment(name: str) -> None:
-    path = shm.segment_path(name)
-    if os.path.lexists(path):
-        os.unlink(path)
+    for path in (shm.segment_path(name), shm.segment_path(name) + ".wait"):
+        if os.path.lexists(path):  # .wait: the sleepers companion (segment/waiters.py)
+            os.unlink(path)
 
 
 def write_config(directory: Path, *, replay: dict | None = None,

@@ -24,6 +24,7 @@ from inspector_support import Producer, inspect, inspect_cli
 from tradingd import constants as C
 from tradingd.segment import layout as L
 from tradingd.segment import liveness, shm
+from tradingd.segment.fastpath import FAST
 from tradingd.segment.model import SymbolInfo
 from tradingd.segment.writer import SegmentWriter
 
@@ -64,6 +65,8 @@ def test_killed_producer_is_dead_and_cleanup_removes_it(
     assert check(p.segment)[0] == OK
     generation = inspect("status", "--segment", p.segment, "--json").json()["header"][
         "generation"]
+    # the sleepers companion (the C writer's; see tradingd/segment/waiters.py)
+    assert os.path.exists(shm.segment_path(p.segment + ".wait")) == (FAST is not None)
     p.kill_and_reap()
     # PID gone but the heartbeat not yet stale: a WARNING, not yet "dead"
     code, out = check(p.segment, "--heartbeat-factor", "200")
@@ -83,6 +86,7 @@ def test_killed_producer_is_dead_and_cleanup_removes_it(
         rf"live, last heartbeat [\d.]+ s ago \(\d+ beats\); dead\): producer PID {p.pid} is "
         rf"not running and its heartbeat stopped [\d.]+ s ago\n", r.out), r.out
     assert not os.path.exists(shm.segment_path(p.segment))
+    assert not os.path.exists(shm.segment_path(p.segment + ".wait"))  # its companion too
     again = inspect("cleanup", "--segment", p.segment, "--json").json()
     assert again["action"] == "nothing" and again["code"] == 0
     assert check(p.segment)[0] == CRITICAL  # missing

@@ -105,7 +105,7 @@ def test_bar_interval_is_the_median_positive_gap() -> None:
 def test_fast_mode_publishes_batches_in_order_and_loops_with_increasing_times() -> None:
     tl = build_timeline(three_symbols())
     sink = FakeSink()
-    rp = Replayer(tl, sink, ReplaySettings(mode="fast", batch_size=3, at_end="loop"),
+    rp = Replayer(tl, sink, ReplaySettings(mode="fast", fast_batch_size=3, at_end="loop"),
                   clock=ManualClock())
     sizes = [rp.step().published for _ in range(6)]
     # 3 + 3 + 1 (the end of the data: loop in the same step), then loop 2
@@ -128,7 +128,7 @@ def test_fast_mode_publishes_batches_in_order_and_loops_with_increasing_times() 
 def test_fast_mode_stop_at_end_marks_finished_and_publishes_nothing_more() -> None:
     tl = build_timeline(three_symbols())
     sink = FakeSink()
-    rp = Replayer(tl, sink, ReplaySettings(mode="fast", batch_size=100, at_end="stop"),
+    rp = Replayer(tl, sink, ReplaySettings(mode="fast", fast_batch_size=100, at_end="stop"),
                   clock=ManualClock())
     res = rp.step()
     assert res.published == 7 and res.finished
@@ -206,7 +206,7 @@ def test_paced_loop_continues_the_time_line() -> None:
 def test_loop_shift_wraps_before_int64_overflows() -> None:
     last = 9_000_000_000 * SEC  # close to the int64 limit (2255)
     tl = build_timeline([bars([last - 100 * DAY, last])])
-    rp = Replayer(tl, FakeSink(), ReplaySettings(mode="fast", batch_size=10, at_end="loop"),
+    rp = Replayer(tl, FakeSink(), ReplaySettings(mode="fast", fast_batch_size=10, at_end="loop"),
                   clock=ManualClock())
     limit = int(np.iinfo(np.int64).max)
     fits = rp.shifts_that_fit
@@ -233,7 +233,7 @@ def test_progress_and_status_text_with_rate() -> None:
     clock = ManualClock()
     times = [T0 + i * SEC for i in range(3000)]
     rp = Replayer(build_timeline([bars(times)]), FakeSink(),
-                  ReplaySettings(mode="fast", batch_size=1000, at_end="loop"), clock=clock)
+                  ReplaySettings(mode="fast", fast_batch_size=1000, at_end="loop"), clock=clock)
     rp.step()
     clock.advance(0.5)
     rp.step()
@@ -277,7 +277,7 @@ def test_replay_into_a_real_segment(segment_name: str) -> None:
     symbols = [SymbolInfo("A", record_count=3), SymbolInfo("B", record_count=2),
                SymbolInfo("C", record_count=2)]
     with SegmentWriter.create(segment_name, symbols, ring_capacity=64) as w:
-        rp = Replayer(tl, w, ReplaySettings(mode="fast", batch_size=4, at_end="loop"),
+        rp = Replayer(tl, w, ReplaySettings(mode="fast", fast_batch_size=4, at_end="loop"),
                       clock=ManualClock())
         with SegmentReader.attach(segment_name) as r:
             sub = r.subscribe("oldest")
@@ -293,7 +293,7 @@ def test_replay_into_a_real_segment(segment_name: str) -> None:
             # symbol 1's last record so far: loop 2's third record (seq 9)
             assert latest is not None and (latest.seq, latest.price) == (9, 200.0)
             assert latest.event_ns == T0 + DAY // 2 + tl.loop_shift_ns
-            rp.settings = ReplaySettings(mode="fast", batch_size=4, at_end="stop")
+            rp.settings = ReplaySettings(mode="fast", fast_batch_size=4, at_end="stop")
             while not rp.step().finished:
                 pass
             assert r.state == L.STATE_FINISHED
@@ -317,3 +317,23 @@ def test_align_start_makes_every_symbol_begin_together() -> None:
     assert recs["close"][recs["symbol_id"] == 1].tolist() == [7, 8, 9]
     with pytest.raises(ValueError, match="align"):
         build_timeline([a], align="end")
+
+
+def test_the_producer_passes_fast_batch_size_on() -> None:
+    import dataclasses
+
+    from tradingd.daemon.config import default_config
+    from tradingd.daemon.notify import Notifier
+    from tradingd.daemon.signals import StopFlag
+    from tradingd.producer.daemon import Producer
+
+    cfg = default_config()
+    replay = dataclasses.replace(cfg.producer.replay, mode="fast", fast_batch_size=4096)
+    cfg = dataclasses.replace(cfg, producer=dataclasses.replace(cfg.producer, replay=replay))
+    with StopFlag(install=False) as stop:
+        settings = Producer(cfg, notifier=Notifier(env={}), stop=stop)._replay_settings()
+    assert (settings.mode, settings.fast_batch_size, settings.step_records) == ("fast", 4096,
+                                                                                4096)
+    assert dataclasses.replace(settings, mode="paced").step_records == settings.batch_size
+    with pytest.raises(ValueError, match="fast batch"):
+        ReplaySettings(fast_batch_size=0)

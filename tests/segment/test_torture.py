@@ -36,6 +36,18 @@ def spawn(role: str, name: str, env: dict[str, str], *extra: str) -> subprocess.
 ])
 def test_no_torn_record_is_ever_accepted(segment_name: str, impl: str, ring: int,
                                          seconds: float) -> None:
+    # Run to the counts below with a generous cap: on a busy machine a run of `seconds`
+    # may check too few records, so it is repeated, twice as long each time (every run's
+    # records are checked: none may be torn).
+    for attempt in range(4):
+        enough = run_torture(segment_name, impl, ring, seconds * 2 ** attempt)
+        if enough:
+            return
+    pytest.fail("too few records checked in four runs (is the machine that busy?)")
+
+
+def run_torture(segment_name: str, impl: str, ring: int, seconds: float) -> bool:
+    """One run: every check must hold; True if it also checked enough records."""
     env, writer_env = dict(os.environ), dict(os.environ)
     writer_env["TRADINGD_PURE_PYTHON"] = "1" if impl != "c" else "0"
     env["TRADINGD_PURE_PYTHON"] = "1" if impl == "python" else "0"
@@ -75,11 +87,11 @@ def test_no_torn_record_is_ever_accepted(segment_name: str, impl: str, ring: int
         r = results[role]  # and by marked stamps alone (no cursor read)
         assert (r["stamp_reads"] > 0) == (impl != "python"), (role, r)
         assert (r["trusted_reads"] > 0) == (impl != "python"), (role, r)
-    assert wstats["published"] == wstats["singles"] + wstats["batched"]
+    assert wstats["published"] == wstats["singles"] + wstats["batched"] + wstats["streamed"]
     assert wstats["published"] > 50 * ring  # the ring was overwritten many times over
     assert results["single"]["lost"] > 0  # the slow path was lapped, and it was counted
     total = sum(r["read"] for r in results.values())
-    if impl == "c" and ring > 8:
-        assert total >= 3_000_000, results  # several million records checked
-    if ring == 8:  # tens of thousands of copies raced the writer's overwrite of their slot
-        assert min(results[role]["stamp_reads"] for role in ("single", "next")) >= 10_000
+    if impl == "c" and ring > 8 and total < 3_000_000:  # several million records checked
+        return False
+    # ring 8: tens of thousands of copies raced the writer's overwrite of their slot
+    return ring > 8 or min(results[role]["stamp_reads"] for role in ("single", "next")) >= 10_000

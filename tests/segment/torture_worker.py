@@ -42,7 +42,7 @@ def writer(name: str, seconds: float, ring: int = RING) -> dict:
     print("ready", flush=True)
     sys.stdin.readline()  # "go": the readers are attached
     publish = w.publish
-    singles = batches = 0
+    singles = batches = streamed = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         s = w.cursor
@@ -52,8 +52,14 @@ def writer(name: str, seconds: float, ring: int = RING) -> dict:
         for _ in range(20):  # the batch path, chunked by ring_window inside
             w.publish_batch(records_for(w.cursor, 3000))
             batches += 3000
+        for _ in range(10):  # the replay's stream path: a prebuilt slice, event_ns shifted
+            stream = records_for(w.cursor - 7, 307)
+            stream["event_ns"] -= 5  # 5 short: publish_stream shifts it back
+            w.publish_stream(stream, 7, 307, 5)  # records 7.. carry seq cursor.. fields
+            streamed += 300
     w.set_state(L.STATE_FINISHED)
-    stats = {"published": w.cursor, "singles": singles, "batched": batches}
+    stats = {"published": w.cursor, "singles": singles, "batched": batches,
+             "streamed": streamed}
     print(json.dumps(stats), flush=True)
     sys.stdin.readline()  # the readers are done
     w.close()

@@ -130,7 +130,7 @@ class ConsumerService:
                                               if r[0] >= self.follower.attach_cursor])
             else:
                 fresh = records[backlog:] if backlog > 0 else records
-                self.latency.observe_publish_ns(now, fresh["publish_ns"])
+                self.latency.observe_records(now, fresh)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -245,10 +245,17 @@ class ConsumerService:
         last_data = (None if f.last_data_ns is None
                      else (now_wall - (now_mono - f.last_data_ns)) / 1e9)
         with self._lock:
-            stats = self.analytics.stats()
+            blocks = self.analytics.stats_blocks()
             buckets = self.latency.cumulative()
             latency_sum = self.latency.sum_seconds
             base = dict(self._symbol_base)
+        stats = []
+        while True:  # the lock per block of symbols: the data path waits ms, not a scrape
+            with self._lock:
+                block = next(blocks, None)
+            if block is None:
+                break
+            stats += block
         for st in stats:
             base[st.name] = base.get(st.name, 0) + st.records
         return ConsumerSnapshot(

@@ -222,6 +222,7 @@ SCHEMA = Map({
             "at_end": Str("loop", choices=("loop", "stop")),
             "align": Str("start", choices=("none", "start")),
             "batch_size": Int(256, minimum=1, maximum=65536),
+            "fast_batch_size": Int(65536, minimum=1, maximum=1 << 24),
         }),
         "metrics": _metrics(C.DEFAULT_PRODUCER_METRICS_PORT),
     }),
@@ -398,6 +399,7 @@ class ReplayConfig:
     at_end: str  # loop | stop
     align: str  # none (real history) | start (every symbol starts together)
     batch_size: int
+    fast_batch_size: int = 65536  # records per publish in fast mode
 
 
 @dataclass(frozen=True)

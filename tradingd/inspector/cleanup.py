@@ -25,7 +25,7 @@ from tradingd.clock import Clock
 from tradingd.errors import SegmentCorrupt, SegmentForeign, SegmentVersionMismatch
 from tradingd.inspector.status import pid_detail
 from tradingd.segment import layout as L
-from tradingd.segment import liveness, ownership, shm
+from tradingd.segment import liveness, ownership, shm, waiters
 
 
 @dataclass
@@ -121,6 +121,9 @@ def cleanup(name: str, clock: Clock, *, force: bool = False, dry_run: bool = Fal
         return CleanupResult("changed", C.EXIT_SEGMENT_OWNED,
                              f"not removed: {path} changed while it was examined (a new "
                              f"producer created it?); run cleanup again", details)
+    generation = (finding.header or {}).get("generation")
+    if generation:  # its sleepers companion (NAME.wait), if it is that generation's
+        details["companion_removed"] = waiters.remove_stale(name, generation)
     forced = " (forced)" if details["forced"] else ""
     return CleanupResult("removed", C.EXIT_OK,
                          f"removed {what}{forced}: {finding.reason}", details)

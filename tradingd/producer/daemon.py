@@ -56,6 +56,9 @@ log = logging.getLogger("tradingd.producer.daemon")
 BAD_ROWS_LOGGED_PER_FILE = 5
 #: Longest sleep of the main loop (watchdog pings, signals and STATUS stay responsive).
 MAX_SLEEP_S = 0.25
+#: Paced replay: the last stretch before a record is due is spun, not slept: a sleep
+#: overshoots by 50-100 us in a VM (timer slack, wake-up), which would be the pacing error.
+PACE_SPIN_S = 0.0002
 #: Least time between two STATUS progress texts computed (the notifier rate-limits too).
 STATUS_EVERY_S = 0.5
 #: How often the producer checks that /dev/shm/NAME is still its own file.
@@ -370,7 +373,7 @@ class Producer:
     def _replay_settings(self) -> ReplaySettings:
         r = self.config.producer.replay
         return ReplaySettings(mode=r.mode, speed=r.speed, at_end=r.at_end,
-                              batch_size=r.batch_size)
+                              batch_size=r.batch_size, fast_batch_size=r.fast_batch_size)
 
     def _create_segment(self, data: MarketData) -> SegmentWriter:
         seg = self.config.segment
@@ -482,10 +485,27 @@ class Producer:
             if step.published and step.next_due_ns is None and not step.finished:
                 continue  # more is due now (or fast mode): no sleep
             wake = min(next_hb, next_status, now + max_sleep_ns)
-            if step.next_due_ns is not None:
-                wake = min(wake, step.next_due_ns)
-            if wake > now:
+            if step.next_due_ns is not None and step.next_due_ns <= wake:
+                sleep_until(clock, stop, step.next_due_ns)  # a record: on time
+            elif wake > now:
                 stop.wait((wake - now) / 1e9)
+
+
+def sleep_until(clock: Clock, stop: StopFlag, due_ns: int, spin_s: float = PACE_SPIN_S) -> None:
+    """Sleep until ``due_ns`` (``clock`` time): the last ``spin_s`` busy-waiting.
+
+    The spin is bounded by real time too, so a test clock that does not advance by itself
+    costs at most ``spin_s``.
+    """
+    spin_ns = int(spin_s * 1e9)
+    left = due_ns - clock.monotonic_ns()
+    if left > spin_ns:
+        stop.wait((left - spin_ns) / 1e9)
+        left = due_ns - clock.monotonic_ns()
+    give_up = time.monotonic_ns() + min(left, spin_ns)
+    while clock.monotonic_ns() < due_ns and time.monotonic_ns() < give_up:
+        if stop.is_set():
+            return
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,14 +6,18 @@ Two parts, both free of daemon plumbing:
   ONCE into a single ``RECORD_DTYPE`` array ordered by event time. The sort is stable and
   the inputs are concatenated in configuration order, so records with equal timestamps
   keep a fixed order (by symbol, then file order): two runs publish identical streams.
-* :class:`Replayer` walks that array and hands slices of it to a sink's ``publish_batch``
-  (a :class:`tradingd.segment.writer.SegmentWriter`). ``fast`` publishes one batch per
-  :meth:`Replayer.step`; ``paced`` publishes the records whose time has come, following the
-  data's own timestamps times ``speed`` (data seconds per wall second). A paced batch holds
-  every record due by now (at most ``batch_size``), found with one binary search, so
-  pacing stays accurate without a call per record. At the end it either loops (timestamps
-  keep increasing: each loop is shifted by the data's span plus one bar) or stops (segment
-  state ``finished``; the producer keeps heartbeating).
+* :class:`Replayer` walks that array and hands slices of it to a sink's ``publish_stream``
+  (a :class:`tradingd.segment.writer.SegmentWriter`: the C fast path copies the slice
+  straight into the ring, shifting event times by the loop's offset, so publishing is a
+  copy plus the stamps; sinks without it get ``publish_batch`` of a shifted copy).
+  ``fast`` publishes one batch of ``fast_batch_size`` records (65,536: large, so the
+  per-call cost vanishes) per :meth:`Replayer.step`; ``paced`` publishes the records
+  whose time has come, following the data's own timestamps times ``speed`` (data seconds
+  per wall second). A paced batch holds every record due by now (at most ``batch_size``),
+  found with one binary search, so pacing stays accurate without a call per record. At
+  the end it either loops (timestamps keep increasing: each loop is shifted by the data's
+  span plus one bar) or stops (segment state ``finished``; the producer keeps
+  heartbeating).
 
 Time comes from an injected clock, so pacing, looping and rates are unit-tested with
 :class:`tradingd.clock.ManualClock`.
@@ -40,6 +44,9 @@ class Sink(Protocol):
     """Where records go: the part of :class:`~tradingd.segment.writer.SegmentWriter` replay uses."""
 
     def publish_batch(self, records: np.ndarray) -> int: ...
+
+    # optional: ``publish_stream(records, start, stop, event_shift_ns) -> int`` (used when
+    # the sink has it: SegmentWriter)
 
     def set_counter(self, field: str, value: int) -> None: ...
 
@@ -132,7 +139,8 @@ class ReplaySettings:
     mode: str = "paced"  # fast | paced
     speed: float = 86400.0  # data seconds per wall-clock second (paced)
     at_end: str = "loop"  # loop | stop
-    batch_size: int = 256
+    batch_size: int = 256  # paced: most records per publish
+    fast_batch_size: int = 65536  # fast: records per publish (large: the C copy dominates)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -143,6 +151,13 @@ class ReplaySettings:
             raise ValueError(f"replay speed must be > 0, not {self.speed}")
         if self.batch_size < 1:
             raise ValueError(f"replay batch size must be >= 1, not {self.batch_size}")
+        if self.fast_batch_size < 1:
+            raise ValueError(f"replay fast batch size must be >= 1, not {self.fast_batch_size}")
+
+    @property
+    def step_records(self) -> int:
+        """Most records one step publishes in this mode."""
+        return self.fast_batch_size if self.mode == "fast" else self.batch_size
 
 
 @dataclass(frozen=True)
@@ -258,7 +273,14 @@ class Replayer:
         self._shift = max(1, timeline.loop_shift_ns)
         #: shifted copies of the data that fit below the int64 limit (>= 1)
         self.shifts_that_fit = max(1, (_INT64_MAX - self._last_ns) // self._shift + 1)
-        self._scratch = np.empty(min(settings.batch_size, max(total, 1)), L.RECORD_DTYPE)
+        self._records = np.ascontiguousarray(self._records)
+        # the sink's C stream path (SegmentWriter): no copy, no shift in Python
+        self._stream = getattr(sink, "publish_stream", None)
+        # contiguous symbol ids (4 bytes a record): published_by_symbol's bincount reads
+        # them, not the 64-byte records; a whole loop adds the per-symbol totals instead
+        self._symbols = np.ascontiguousarray(self._records["symbol_id"])
+        self._per_symbol = np.asarray(timeline.per_symbol, np.int64)
+        self._scratch = np.empty(0, L.RECORD_DTYPE)
         self.position = 0  # index of the next record in the current loop
         self.loops = 0  # completed loops (header replay_loops)
         self.published = 0
@@ -319,7 +341,7 @@ class Replayer:
         total = self.timeline.total
         if total == 0:
             return self._end_of_data()
-        end = min(self.position + self.settings.batch_size, total)
+        end = min(self.position + self.settings.step_records, total)
         if self.settings.mode == "paced":
             due = self._due_index(now)
             if due <= self.position:
@@ -337,16 +359,24 @@ class Replayer:
         return StepResult(n, duration, False, None)
 
     def _publish(self, lo: int, hi: int) -> None:
-        chunk = self._records[lo:hi]
         offset = self.offset_ns
-        if offset:
-            out = self._scratch[:hi - lo]
-            out[...] = chunk
-            out["event_ns"] += offset
-            chunk = out
-        self._sink.publish_batch(chunk)
-        self.published_by_symbol += np.bincount(chunk["symbol_id"],
-                                                minlength=len(self.published_by_symbol))
+        if self._stream is not None:
+            self._stream(self._records, lo, hi, offset)
+        else:
+            chunk = self._records[lo:hi]
+            if offset:
+                if len(self._scratch) < hi - lo:
+                    self._scratch = np.empty(hi - lo, L.RECORD_DTYPE)
+                out = self._scratch[:hi - lo]
+                out[...] = chunk
+                out["event_ns"] += offset
+                chunk = out
+            self._sink.publish_batch(chunk)
+        if lo == 0 and hi == self.timeline.total:
+            self.published_by_symbol += self._per_symbol
+        else:
+            self.published_by_symbol += np.bincount(self._symbols[lo:hi],
+                                                    minlength=len(self.published_by_symbol))
 
     def _end_of_data(self) -> StepResult:
         if self.settings.at_end == "loop" and self.timeline.total:

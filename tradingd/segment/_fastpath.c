@@ -75,6 +75,12 @@ typedef struct {
     uint64_t lag; /* ring_capacity - ring_window: records below cursor - lag may be torn */
     uint64_t latest_offset;
     PyObject *where; /* the segment's path, for error messages */
+    /* The sleepers flag (tradingd/segment/waiters.py): a word in the small group-writable
+     * companion segment that blocking readers set before they sleep. While one is attached
+     * the writer wakes only when it is set: no syscall per publish when nobody sleeps. */
+    Py_buffer wbuf;
+    int have_wbuf;
+    uint64_t *sleepers;
 } Segment;
 
 /* The oldest record a reader may still take when the cursor is c: c - lag, or 0. Unsigned
@@ -154,6 +160,11 @@ static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
 }
 
 static void Segment_release_buf(Segment *self) {
+    if (self->have_wbuf) {
+        PyBuffer_Release(&self->wbuf);
+        self->have_wbuf = 0;
+        self->sleepers = NULL;
+    }
     if (self->have_buf) {
         PyBuffer_Release(&self->buf);
         self->have_buf = 0;
@@ -179,6 +190,21 @@ static void wake_readers(Segment *self) {
     tradingd_header *h = self->hdr;
     STORE_REL(&h->wake_seq, LOAD_RLX(&h->wake_seq) + 1);
     syscall(SYS_futex, (uint32_t *)&h->wake_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* After a cursor store: wake blocked readers. With a sleepers flag attached, only when a
+ * reader said it sleeps. The fence orders our cursor store before the flag load; the
+ * reader stores the flag, fences, then loads the cursor (Dekker): either we see its flag
+ * or it sees our cursor. The flag is cleared before the wake: a reader that sleeps again
+ * sets it again. */
+static inline void maybe_wake(Segment *self) {
+    if (!self->wake) return;
+    if (self->sleepers) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (!LOAD_RLX(self->sleepers)) return;
+        __atomic_store_n(self->sleepers, 0, __ATOMIC_SEQ_CST);
+    }
+    wake_readers(self);
 }
 
 /* The record body: everything after the stamp (seq_lo). The writer marks the stamp (its
@@ -239,7 +265,7 @@ static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_
     lt->valid = 1;
     STORE_REL(&lt->lock, 2 * s + 2);
     STORE_REL(&h->ring_cursor, s + 1);
-    if (self->wake) wake_readers(self);
+    maybe_wake(self);
     return PyLong_FromUnsignedLongLong(s);
 }
 
@@ -305,10 +331,171 @@ static PyObject *Segment_publish_records(Segment *self, PyObject *arg) {
             STORE_REL(&lt->lock, 2 * seq + 2);
         }
         STORE_REL(&h->ring_cursor, s + k);
-        if (self->wake) wake_readers(self);
+        maybe_wake(self);
     }
     PyBuffer_Release(&in);
     return PyLong_FromUnsignedLongLong(first);
+}
+
+/* The ring writes of one chunk of prebuilt records: each slot marked (its complement, in
+ * one 8-byte store with the symbol id), the body with event_ns shifted and publish_ns set,
+ * then the stamp. 8-byte word stores: the record is built in registers, no memcpy. */
+static inline void write_chunk(Segment *self, const tradingd_record *src, uint64_t k,
+                               uint64_t s, int64_t shift, uint64_t now) {
+    for (uint64_t j = 0; j < k; j++) {
+        const tradingd_record *in = &src[j];
+        tradingd_record *r = &self->ring[(s + j) & self->mask];
+        uint64_t *w = (uint64_t *)r;
+        const uint64_t *iw = (const uint64_t *)in;
+        uint64_t w0 = (uint64_t)(~(uint32_t)(s + j)) | ((uint64_t)in->symbol_id << 32);
+        STORE_RLX(&w[0], w0);
+        __atomic_thread_fence(__ATOMIC_RELEASE); /* the mark before any body store */
+        STORE_RLX(&w[1], (uint64_t)(in->event_ns + shift));
+        STORE_RLX(&w[2], now);
+        for (int i = 3; i < 8; i++) STORE_RLX(&w[i], iw[i]);
+        STORE_REL(&r->seq_lo, (uint32_t)(s + j)); /* the stamp last */
+    }
+}
+
+/* The latest slot of every symbol in a chunk, from its last record (walked backwards). */
+static inline void latest_from_chunk(Segment *self, const tradingd_record *src, uint64_t k,
+                                     uint64_t s, int64_t shift, uint64_t now) {
+    uint8_t seen[4096 / 8];
+    uint64_t nsym = self->symcap < 4096 ? self->symcap : 4096;
+    uint64_t left = nsym;
+    memset(seen, 0, (nsym + 7) / 8);
+    for (uint64_t j = k; j-- > 0 && left;) {
+        const tradingd_record *r = &src[j];
+        uint32_t sym = r->symbol_id;
+        if (sym >= nsym || (seen[sym >> 3] & (1u << (sym & 7)))) continue;
+        seen[sym >> 3] |= (uint8_t)(1u << (sym & 7));
+        left--;
+        tradingd_latest *lt = &self->latest[sym];
+        uint64_t seq = s + j;
+        STORE_RLX(&lt->lock, 2 * seq + 1);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        lt->price = r->close;
+        lt->volume = r->volume;
+        lt->event_ns = r->event_ns + shift;
+        lt->publish_ns = now;
+        lt->valid = 1;
+        STORE_REL(&lt->lock, 2 * seq + 2);
+    }
+}
+
+/* publish_stream(buffer, start, stop, event_shift_ns) -> first seq: records [start, stop)
+ * of a prebuilt RECORD array (the replay's merged stream: seq_lo and publish_ns are
+ * ignored), event_ns shifted by event_shift_ns (a replay loop's offset), in chunks of
+ * ring_window records: per chunk the records (mark, body, stamp), the latest slots, the
+ * cursor, and a wake only if a reader sleeps (sleepers flag) or wake is on without one.
+ * The replay's fast mode: no copy or arithmetic in Python, one call per large batch. */
+static PyObject *Segment_publish_stream(Segment *self, PyObject *const *args,
+                                        Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "publish_stream(buffer, start, stop, event_shift_ns)");
+        return NULL;
+    }
+    if (check_open(self) < 0) return NULL;
+    if (!self->writable) {
+        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    long long shift = PyLong_AsLongLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer in;
+    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t total = in.len / (Py_ssize_t)sizeof(tradingd_record);
+    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
+        PyErr_SetString(PyExc_ValueError, "buffer is not a whole number of records");
+        goto done;
+    }
+    if (start < 0 || stop < start || stop > total) {
+        PyErr_Format(PyExc_IndexError, "records [%zd, %zd) outside a stream of %zd", start,
+                     stop, total);
+        goto done;
+    }
+    const tradingd_record *src = (const tradingd_record *)in.buf + start;
+    uint64_t n = (uint64_t)(stop - start);
+    for (uint64_t i = 0; i < n; i++) {
+        if (src[i].symbol_id >= self->symcap) {
+            PyErr_Format(PyExc_IndexError, "record %llu: symbol id %u outside the symbol table",
+                         (unsigned long long)(i + (uint64_t)start), src[i].symbol_id);
+            goto done;
+        }
+    }
+    tradingd_header *h = self->hdr;
+    uint64_t first = LOAD_RLX(&h->ring_cursor), window = h->ring_window;
+    for (uint64_t pos = 0; pos < n; pos += window) {
+        uint64_t k = n - pos < window ? n - pos : window;
+        uint64_t s = LOAD_RLX(&h->ring_cursor), now = mono_ns();
+        write_chunk(self, src + pos, k, s, (int64_t)shift, now);
+        latest_from_chunk(self, src + pos, k, s, (int64_t)shift, now);
+        STORE_REL(&h->ring_cursor, s + k);
+        maybe_wake(self);
+    }
+    result = PyLong_FromUnsignedLongLong(first);
+done:
+    PyBuffer_Release(&in);
+    return result;
+}
+
+/* attach_sleepers(buffer, offset): the companion segment's sleepers flag (writer: wake only
+ * when set; reader: set it before blocking). None detaches. */
+static PyObject *Segment_attach_sleepers(Segment *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "attach_sleepers(buffer, offset)");
+        return NULL;
+    }
+    if (check_open(self) < 0) return NULL;
+    if (self->have_wbuf) {
+        PyBuffer_Release(&self->wbuf);
+        self->have_wbuf = 0;
+        self->sleepers = NULL;
+    }
+    if (args[0] == Py_None) Py_RETURN_NONE;
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    if (PyObject_GetBuffer(args[0], &self->wbuf, PyBUF_WRITABLE) < 0) return NULL;
+    self->have_wbuf = 1;
+    if (off < 0 || off % 8 || off + 8 > self->wbuf.len) {
+        PyBuffer_Release(&self->wbuf);
+        self->have_wbuf = 0;
+        PyErr_SetString(PyExc_ValueError, "sleepers offset outside the companion buffer");
+        return NULL;
+    }
+    self->sleepers = (uint64_t *)((char *)self->wbuf.buf + off);
+    Py_RETURN_NONE;
+}
+
+/* wait_blocking(position, expected_wake, timeout_s) -> bool: the blocking reader's sleep.
+ * Sets the sleepers flag (when attached), fences, and sleeps on wake_seq only if the
+ * cursor is still at or below `position` (False: it was, True: records are there). */
+static PyObject *Segment_wait_blocking(Segment *self, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "wait_blocking(position, expected_wake, timeout_s)");
+        return NULL;
+    }
+    if (check_open(self) < 0) return NULL;
+    unsigned long long pos = PyLong_AsUnsignedLongLong(args[0]);
+    unsigned long long expected = PyLong_AsUnsignedLongLong(args[1]);
+    double timeout = PyFloat_AsDouble(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (timeout < 0) timeout = 0;
+    if (self->sleepers) {
+        __atomic_store_n(self->sleepers, 1, __ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the flag before the cursor load */
+    }
+    if (LOAD_ACQ(&self->hdr->ring_cursor) > pos) Py_RETURN_TRUE;
+    struct timespec ts = {(time_t)timeout, (long)((timeout - (double)(time_t)timeout) * 1e9)};
+    uint32_t *word = (uint32_t *)&self->hdr->wake_seq;
+    Py_BEGIN_ALLOW_THREADS
+    syscall(SYS_futex, word, FUTEX_WAIT, (uint32_t)expected, &ts, NULL, 0);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(LOAD_ACQ(&self->hdr->ring_cursor) > pos);
 }
 
 /* latest(symbol_id[, timeout_s=1.0]) -> (seq, price, volume, event_ns, publish_ns, valid)
@@ -414,6 +601,12 @@ static PyMethodDef Segment_methods[] = {
      "futex_wait(expected_wake, timeout_s): block until the producer wakes readers"},
     {"release", (PyCFunction)Segment_release, METH_NOARGS,
      "release the buffer (call before closing the mmap)"},
+    {"publish_stream", (PyCFunction)(void (*)(void))Segment_publish_stream, METH_FASTCALL,
+     "publish_stream(records, start, stop, event_shift_ns) -> first seq"},
+    {"attach_sleepers", (PyCFunction)(void (*)(void))Segment_attach_sleepers, METH_FASTCALL,
+     "attach_sleepers(companion buffer | None, offset): the blocking readers' sleepers flag"},
+    {"wait_blocking", (PyCFunction)(void (*)(void))Segment_wait_blocking, METH_FASTCALL,
+     "wait_blocking(position, expected_wake, timeout_s) -> True if records are there"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -850,6 +1043,65 @@ static PyObject *Cursor_spin(Cursor *self, PyObject *arg) {
     return PyBool_FromLong(spin_until(seg, self->position, timeout_ns));
 }
 
+/* read_into(out, max_records) -> records kept: poll_batch's protocol in one pass (the
+ * batch read path). Reads the cursor, skips (and counts) records the writer may already
+ * be overwriting, copies up to max_records into `out` (a writable RECORD buffer), reads
+ * the cursor again and drops (counts as lost) the leading records the writer may have
+ * overwritten meanwhile, then drops (counts as rejected) any whose stamp is not its
+ * sequence number. The records kept are packed at the start of `out`; the position moves
+ * past every record considered. Same result as the pure-Python poll_batch. */
+static PyObject *Cursor_read_into(Cursor *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read_into(out, max_records)");
+        return NULL;
+    }
+    Segment *seg = self->seg;
+    if (check_open(seg) < 0) return NULL;
+    Py_ssize_t maxr = PyLong_AsSsize_t(args[1]);
+    if (maxr == -1 && PyErr_Occurred()) return NULL;
+    Py_buffer ob;
+    if (PyObject_GetBuffer(args[0], &ob, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    Py_ssize_t room = ob.len / (Py_ssize_t)sizeof(tradingd_record);
+    if (maxr > room) maxr = room;
+    uint64_t kept = 0;
+    if (maxr > 0) {
+        tradingd_header *h = seg->hdr;
+        tradingd_record *out = (tradingd_record *)ob.buf;
+        uint64_t c1 = LOAD_ACQ(&h->ring_cursor), p = self->position;
+        if (c1 > p) {
+            uint64_t oldest = oldest_intact(seg, c1);
+            if (p < oldest) {
+                self->lost += oldest - p;
+                p = oldest;
+            }
+            uint64_t n = c1 - p < (uint64_t)maxr ? c1 - p : (uint64_t)maxr;
+            uint64_t cap = seg->mask + 1, i0 = p & seg->mask;
+            uint64_t head = n < cap - i0 ? n : cap - i0;
+            memcpy(out, &seg->ring[i0], head * sizeof *out);
+            if (head < n) memcpy(out + head, &seg->ring[0], (n - head) * sizeof *out);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the copies before the second read */
+            uint64_t c2 = LOAD_RLX(&h->ring_cursor);
+            uint64_t start = 0;
+            uint64_t oldest2 = oldest_intact(seg, c2);
+            if (p < oldest2) {
+                start = oldest2 - p < n ? oldest2 - p : n;
+                self->lost += start;
+            }
+            for (uint64_t i = start; i < n; i++) {
+                if (out[i].seq_lo != (uint32_t)(p + i)) {
+                    self->rejected += 1;
+                    continue;
+                }
+                if (kept != i) out[kept] = out[i];
+                kept++;
+            }
+            self->position = p + n;
+        }
+    }
+    PyBuffer_Release(&ob);
+    return PyLong_FromUnsignedLongLong(kept);
+}
+
 static PyMethodDef Cursor_methods[] = {
     {"poll_one", (PyCFunction)Cursor_poll_one, METH_NOARGS,
      "the next record (a Record), or None"},
@@ -857,6 +1109,8 @@ static PyMethodDef Cursor_methods[] = {
      "next(timeout_s) -> the next record (spinning for it), or None on timeout"},
     {"spin", (PyCFunction)Cursor_spin, METH_O,
      "spin(timeout_s) -> True when records beyond the position exist"},
+    {"read_into", (PyCFunction)(void (*)(void))Cursor_read_into, METH_FASTCALL,
+     "read_into(out, max_records) -> records kept at the start of out (poll_batch)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -883,10 +1137,226 @@ static PyTypeObject CursorType = {
     .tp_members = Cursor_members,
 };
 
+/* ----------------------------------------------------------------------------------- */
+/* analytics_update: the consumer's per-symbol state, updated from a batch in one pass.  */
+/*                                                                                     */
+/* Why in C: the numpy update groups a batch with ~30 array passes (bincounts, a sort,  */
+/* a scatter), ~13 ns a record; a consumer must be at least as fast as a producer that  */
+/* publishes 80-150 M records/s or it is lapped. One pass here is ~2-4 ns a record with */
+/* few symbols. tradingd/consumer/analytics.py owns the state and its meaning; its      */
+/* numpy path is the reference (the tests compare the two).                             */
+/* ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    Py_buffer b;
+    int have;
+} Buf;
+
+static int get_buf(PyObject *obj, Buf *out, Py_ssize_t min_items, Py_ssize_t item,
+                   const char *what) {
+    if (PyObject_GetBuffer(obj, &out->b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return -1;
+    out->have = 1;
+    if (out->b.len < min_items * item) {
+        PyErr_Format(PyExc_ValueError, "analytics_update: %s holds %zd bytes, needs %zd", what,
+                     out->b.len, min_items * item);
+        return -1;
+    }
+    return 0;
+}
+
+/* analytics_update(records, symbol_capacity, window, buf, count, last, prev, first,
+ *                  last_volume, total_volume, last_event, last_publish) -> ignored
+ * records: RECORD-sized records in sequence order (read only). buf: float64
+ * [symbol_capacity][stride >= window][4] (high, low, close, volume); count: int64; last, prev, first,
+ * last_volume, total_volume: float64; last_event: int64; last_publish: uint64, all
+ * [symbol_capacity]. Records with a symbol id >= symbol_capacity are skipped and counted. */
+static PyObject *fp_analytics_update(PyObject *Py_UNUSED(m), PyObject *const *args,
+                                     Py_ssize_t nargs) {
+    if (nargs != 12) {
+        PyErr_SetString(PyExc_TypeError, "analytics_update(records, symbol_capacity, window, "
+                                         "buf, count, last, prev, first, last_volume, "
+                                         "total_volume, last_event, last_publish)");
+        return NULL;
+    }
+    Py_ssize_t cap = PyLong_AsSsize_t(args[1]), window = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (cap < 1 || window < 1 || cap > (Py_ssize_t)1 << 30 || window > (Py_ssize_t)1 << 30) {
+        PyErr_SetString(PyExc_ValueError, "analytics_update: bad capacity or window");
+        return NULL;
+    }
+    Py_buffer in;
+    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    Buf b[9];
+    memset(b, 0, sizeof b);
+    static const char *names[9] = {"buf", "count", "last", "prev", "first", "last_volume",
+                                   "total_volume", "last_event", "last_publish"};
+    PyObject *result = NULL;
+    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
+        PyErr_SetString(PyExc_ValueError, "records buffer is not a whole number of records");
+        goto done;
+    }
+    for (int i = 0; i < 9; i++) {
+        Py_ssize_t items = i == 0 ? cap * window * 4 : cap;
+        if (get_buf(args[3 + i], &b[i], items, 8, names[i]) < 0) goto done;
+    }
+    /* buf's rows may be padded (analytics.py pads them off cache-set aliasing): the row
+     * stride in slots is what the buffer holds per symbol */
+    Py_ssize_t stride = b[0].b.len / (cap * 32);
+    if (b[0].b.len % (cap * 32) || stride < window) {
+        PyErr_SetString(PyExc_ValueError, "analytics_update: buf is not [capacity][>= window][4]");
+        goto done;
+    }
+    {
+        const tradingd_record *r = (const tradingd_record *)in.buf;
+        Py_ssize_t n = in.len / (Py_ssize_t)sizeof(tradingd_record);
+        double *buf = b[0].b.buf, *last = b[2].b.buf, *prev = b[3].b.buf;
+        double *first = b[4].b.buf, *lvol = b[5].b.buf, *tvol = b[6].b.buf;
+        int64_t *count = b[1].b.buf, *levent = b[7].b.buf;
+        uint64_t *lpub = b[8].b.buf;
+        unsigned long long ignored = 0;
+        /* each symbol's next buffer slot: one division at its first record of the batch,
+         * then an increment (a 64-bit division per record costs more than the rest) */
+        uint32_t slot_stack[4096];
+        uint8_t seen_stack[4096 / 8];
+        uint32_t *next_slot = slot_stack;
+        uint8_t *seen = seen_stack;
+        if (cap > 4096) {
+            next_slot = PyMem_Malloc((size_t)cap * sizeof *next_slot);
+            seen = PyMem_Calloc(((size_t)cap + 7) / 8, 1);
+            if (!next_slot || !seen) {
+                PyMem_Free(next_slot);
+                PyMem_Free(seen);
+                PyErr_NoMemory();
+                goto done;
+            }
+        } else {
+            memset(seen_stack, 0, ((size_t)cap + 7) / 8);
+        }
+        for (Py_ssize_t i = 0; i < n; i++, r++) {
+            uint32_t sym = r->symbol_id;
+            if ((Py_ssize_t)sym >= cap) {
+                ignored++;
+                continue;
+            }
+            int64_t c = count[sym];
+            uint32_t at;
+            if (seen[sym >> 3] & (1u << (sym & 7))) {
+                at = next_slot[sym];
+            } else {
+                seen[sym >> 3] |= (uint8_t)(1u << (sym & 7));
+                at = (uint32_t)(c % window);
+            }
+            next_slot[sym] = at + 1 == (uint32_t)window ? 0 : at + 1;
+            double *slot = &buf[((Py_ssize_t)sym * stride + (Py_ssize_t)at) * 4];
+            slot[0] = r->high;
+            slot[1] = r->low;
+            slot[2] = r->close;
+            slot[3] = r->volume;
+            if (c == 0) first[sym] = r->close;
+            prev[sym] = last[sym];
+            last[sym] = r->close;
+            lvol[sym] = r->volume;
+            levent[sym] = r->event_ns;
+            lpub[sym] = r->publish_ns;
+            tvol[sym] += r->volume;
+            count[sym] = c + 1;
+        }
+        if (cap > 4096) {
+            PyMem_Free(next_slot);
+            PyMem_Free(seen);
+        }
+        result = PyLong_FromUnsignedLongLong(ignored);
+    }
+done:
+    for (int i = 0; i < 9; i++)
+        if (b[i].have) PyBuffer_Release(&b[i].b);
+    PyBuffer_Release(&in);
+    return result;
+}
+
+/* latency_observe(records, now_ns, bounds, counts, recent, recent_n) -> added sum (ns):
+ * the consumer's latency histogram fed from a batch in one pass. Latency = now_ns -
+ * publish_ns (0 if negative); equal publish_ns come in runs (one per writer chunk), each
+ * run binned once: counts[i] += run length for the first bound >= latency (counts has
+ * len(bounds) + 1 items: the last is above the top bound). The newest min(n, len(recent))
+ * latencies go to the ring `recent`, sample j of the stream at j % len(recent) (j counted
+ * from recent_n). The caller adds n to recent_n and to its count. */
+static PyObject *fp_latency_observe(PyObject *Py_UNUSED(m), PyObject *const *args,
+                                    Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "latency_observe(records, now_ns, bounds, counts, recent, recent_n)");
+        return NULL;
+    }
+    long long now = PyLong_AsLongLong(args[1]);
+    unsigned long long rn = PyLong_AsUnsignedLongLong(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer in;
+    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    Buf b[3];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    Py_ssize_t n = in.len / (Py_ssize_t)sizeof(tradingd_record);
+    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
+        PyErr_SetString(PyExc_ValueError, "records buffer is not a whole number of records");
+        goto done;
+    }
+    if (get_buf(args[2], &b[0], 1, 8, "bounds") < 0 || get_buf(args[3], &b[1], 2, 8, "counts") < 0 ||
+        get_buf(args[4], &b[2], 1, 8, "recent") < 0)
+        goto done;
+    {
+        Py_ssize_t nb = b[0].b.len / 8, cap = b[2].b.len / 8;
+        if (b[1].b.len / 8 < nb + 1) {
+            PyErr_SetString(PyExc_ValueError, "latency_observe: counts shorter than bounds + 1");
+            goto done;
+        }
+        const int64_t *bounds = b[0].b.buf;
+        int64_t *counts = b[1].b.buf, *recent = b[2].b.buf;
+        const tradingd_record *r = (const tradingd_record *)in.buf;
+        Py_ssize_t first_kept = n > cap ? n - cap : 0;
+        long long sum = 0;
+        /* ring position of the first kept sample; then incremented (no division a record) */
+        unsigned long long at = (rn + (unsigned long long)first_kept) % (unsigned long long)cap;
+        for (Py_ssize_t start = 0; start < n;) {
+            Py_ssize_t end = start + 1;
+            while (end < n && r[end].publish_ns == r[start].publish_ns) end++;
+            long long v = now - (long long)r[start].publish_ns;
+            if (v < 0) v = 0;
+            Py_ssize_t lo = 0, hi = nb; /* first bound >= v (searchsorted side=left) */
+            while (lo < hi) {
+                Py_ssize_t mid = (lo + hi) / 2;
+                if (bounds[mid] < v) lo = mid + 1; else hi = mid;
+            }
+            counts[lo] += end - start;
+            sum += v * (long long)(end - start);
+            for (Py_ssize_t j = start > first_kept ? start : first_kept; j < end; j++) {
+                recent[at] = v;
+                if (++at == (unsigned long long)cap) at = 0;
+            }
+            start = end;
+        }
+        result = PyLong_FromLongLong(sum);
+    }
+done:
+    for (int i = 0; i < 3; i++)
+        if (b[i].have) PyBuffer_Release(&b[i].b);
+    PyBuffer_Release(&in);
+    return result;
+}
+
+static PyMethodDef fastpath_functions[] = {
+    {"latency_observe", (PyCFunction)(void (*)(void))fp_latency_observe, METH_FASTCALL,
+     "latency_observe(records, now_ns, bounds, counts, recent, recent_n) -> sum of latencies"},
+    {"analytics_update", (PyCFunction)(void (*)(void))fp_analytics_update, METH_FASTCALL,
+     "analytics_update(records, symbol_capacity, window, buf, count, last, prev, first, "
+     "last_volume, total_volume, last_event, last_publish) -> records ignored"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fastpath_module = {
     PyModuleDef_HEAD_INIT, "tradingd.segment._fastpath",
     "C hot paths of the tradingd segment protocol (layout from tradingd_segment.h).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    fastpath_functions, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void) {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from tradingd.errors import (
     SegmentVersionMismatch,
 )
 from tradingd.segment import layout as L
-from tradingd.segment import shm
+from tradingd.segment import shm, waiters
 from tradingd.segment.fastpath import FAST
 from tradingd.segment.model import LatestValue, Record, SymbolInfo
 
@@ -45,6 +46,7 @@ _RECORD_UNPACK = L.RECORD.struct_format(L.RECORD.dtype.names).unpack_from
 _LATEST_UNPACK = L.LATEST.struct_format(
     ("price", "volume", "event_ns", "publish_ns", "valid")).unpack_from
 _MASK32 = 0xFFFFFFFF
+_FENCE = threading.Lock()  # see SegmentReader.sleep_until_data
 _new_record = tuple.__new__  # a Record without NamedTuple.__new__'s argument parsing
 #: A seqlock held odd this long means the writer died mid-update (it may also just be
 #: descheduled for a few ms on a busy machine: readers yield the CPU while they wait).
@@ -199,6 +201,8 @@ class SegmentReader:
                       if FAST is not None else None)
         if self._fast is not None:
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
+        self._companion: waiters.Companion | None = None
+        self._sleep_mode: str | None = None  # blocking waits: see _sleep_setup
         self._closed = False
 
     def _validate_before_mapping(self, fd: int, st: os.stat_result, owner: int | None,
@@ -248,6 +252,9 @@ class SegmentReader:
         if self._fast is not None:
             self._fast.release()
             self._fast = None
+        if self._companion is not None:
+            self._companion.close()
+            self._companion = None
         self._u8 = self._ring_u8 = None  # type: ignore[assignment]
         self._words.release()
         with contextlib.suppress(BufferError):  # a caller still holds a numpy view of the mapping
@@ -379,6 +386,50 @@ class SegmentReader:
     def wake_seq(self) -> int:
         return self._words[_W_WAKE]
 
+    def _sleep_setup(self) -> str:
+        """How blocking waits sleep (decided at the first one, opened lazily).
+
+        ``"flag"``: the producer's sleepers companion is ours to set (waiters.py), the
+        writer wakes only readers that announce their sleep. ``"always"``: there is no
+        companion, the writer wakes after every publish (pure-Python or older writer).
+        ``"slices"``: there is one but we cannot write it: sleep in short slices.
+        """
+        if self._sleep_mode is None:
+            comp = None
+            if self.name is not None:
+                comp = waiters.Companion.open(self.name, self.generation,
+                                              os.fstat(self._fd).st_uid)
+            if comp is not None:
+                self._companion = comp
+                if self._fast is not None:
+                    self._fast.attach_sleepers(comp.mm, waiters.SLEEPERS_OFFSET)
+                self._sleep_mode = "flag"
+            elif self.name is not None and waiters.exists(self.name):
+                self._sleep_mode = "slices"
+            else:
+                self._sleep_mode = "always"
+        return self._sleep_mode
+
+    def sleep_until_data(self, position: int, expected_wake: int, timeout_s: float) -> bool:
+        """One blocking sleep: True if records beyond ``position`` are there afterwards.
+
+        With the sleepers flag, the flag is set and fenced before the cursor is checked
+        (waiters.py): the writer then sees it, or we see its cursor.
+        """
+        mode = self._sleep_setup()
+        if mode == "slices":
+            timeout_s = min(timeout_s, waiters.FALLBACK_SLICE_S)
+        if self._fast is not None:
+            return bool(self._fast.wait_blocking(position, expected_wake & _MASK32, timeout_s))
+        if mode == "flag" and self._companion is not None:
+            self._companion.words[waiters.W_SLEEPERS] = 1
+            _FENCE.acquire()  # a locked instruction: a full fence on x86-64 (store -> load)
+            _FENCE.release()
+        if self._words[_W_CURSOR] > position:
+            return True
+        shm.futex_wait(self._wake_addr, expected_wake & _MASK32, timeout_s)
+        return self._words[_W_CURSOR] > position
+
 
 class _PyCursor:
     """Pure-Python twin of ``tradingd.segment._fastpath.Cursor``: a position and two counters."""
@@ -425,8 +476,10 @@ class RingSubscription:
             self.poll_one = self._st.poll_one  # type: ignore[method-assign]
             self.spin = self._st.spin  # type: ignore[method-assign]
             self.next = self._st.next  # type: ignore[method-assign]
+            self._read_into = getattr(self._st, "read_into", None)
         else:
             self._st = _PyCursor(position)
+            self._read_into = None
         self._out = np.empty(0, L.RECORD_DTYPE)
         self._check = np.empty(0, np.uint32)
 
@@ -478,6 +531,10 @@ class RingSubscription:
         record's sequence number is ``self.position - len(result)`` after the call.
         """
         words, st = self._words, self._st
+        if self._read_into is not None:  # the same protocol in one C pass
+            if len(self._out) < max_records:
+                self._buffers(max_records)
+            return self._out[:self._read_into(self._out, max_records)]
         c1 = words[_W_CURSOR]
         p = st.position
         if c1 <= p:
@@ -576,7 +633,8 @@ class RingSubscription:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            reader.wait(wake, left)
+            if reader.sleep_until_data(self.position, wake, left):
+                return True
 
 
 __all__ = ["RingSubscription", "SegmentReader", "Validated", "validate_header"]

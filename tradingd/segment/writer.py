@@ -31,6 +31,7 @@ from tradingd.segment import shm
 from tradingd.segment.fastpath import FAST
 from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import SymbolInfo
+from tradingd.segment.waiters import SLEEPERS_OFFSET, Companion
 
 _W_MAGIC = L.HEADER.word("magic")
 _W_STATE = L.HEADER.word("state")
@@ -105,8 +106,13 @@ class SegmentWriter:
             self._initialise(symbols, heartbeat_interval_ns)
             _open_up(fd, self.path, mode, group, gid)
             if FAST is not None:  # C hot path over the same mapping (see fastpath.py)
-                self._fast = FAST.Segment(self._mm, True, wake_readers)
-                self.publish = self._fast.publish  # type: ignore[method-assign]
+                self._fast = fast = FAST.Segment(self._mm, True, wake_readers)
+                self.publish = fast.publish  # type: ignore[method-assign]
+                if wake_readers:  # wake only readers that sleep (waiters.py); before live
+                    comp = Companion.create(name, self.generation, mode, gid)
+                    self._companion = comp
+                    if comp is not None:
+                        fast.attach_sleepers(comp.mm, SLEEPERS_OFFSET)
             self._words[_W_STATE] = L.STATE_LIVE  # the ready word, stored last
         except BaseException:
             self._abandon()
@@ -150,6 +156,7 @@ class SegmentWriter:
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
         self.generation = 0
         self._fast = None
+        self._companion: Companion | None = None
         self._closed = False
 
     def _initialise(self, symbols: Sequence[SymbolInfo], heartbeat_interval_ns: int) -> None:
@@ -210,6 +217,9 @@ class SegmentWriter:
         if fast is not None:
             fast.release()
             self._fast = None
+        if self._companion is not None:
+            self._companion.close()
+            self._companion = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
         self._ring_body = None  # type: ignore[assignment]
         for view in (getattr(self, "_stamps", None), getattr(self, "_words", None)):
@@ -314,6 +324,32 @@ class SegmentWriter:
         for pos in range(0, n, self._window):
             self._publish_chunk(records[pos:pos + self._window], src[pos:pos + self._window])
         return first
+
+    def publish_stream(self, records: np.ndarray, start: int, stop: int,
+                       event_shift_ns: int = 0) -> int:
+        """Publish ``records[start:stop]`` with ``event_ns`` shifted; return the first seq.
+
+        ``records`` is a prebuilt, C-contiguous ``RECORD_DTYPE`` stream (the replay's
+        timeline: its ``seq_lo``/``publish_ns`` are ignored). The C fast path copies it
+        straight into the ring in ``ring_window`` chunks (no Python work per chunk); the
+        pure-Python path copies and shifts, then publishes as :meth:`publish_batch`.
+        """
+        if records.dtype != L.RECORD_DTYPE or not records.flags.c_contiguous:
+            raise TypeError("publish_stream needs a C-contiguous RECORD_DTYPE array")
+        if self._fast is not None:
+            return self._fast.publish_stream(records, start, stop, event_shift_ns)
+        if not 0 <= start <= stop <= len(records):
+            raise IndexError(f"records [{start}, {stop}) outside a stream of {len(records)}")
+        chunk = records[start:stop]
+        if event_shift_ns:
+            chunk = chunk.copy()
+            chunk["event_ns"] += event_shift_ns
+        return self.publish_batch(chunk)
+
+    @property
+    def sleepers_flag(self) -> bool:
+        """True when blocking readers announce their sleep (waiters.py companion)."""
+        return self._companion is not None
 
     def _publish_chunk(self, recs: np.ndarray, bodies: np.ndarray) -> None:
         words = self._words
