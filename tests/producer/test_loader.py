@@ -364,7 +364,7 @@ def test_unusable_file_is_a_clear_error(tmp_path: Path, content: bytes, fragment
 
 
 def test_directory_instead_of_a_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="cannot open: Is a directory") as info:
+    with pytest.raises(DataError, match="is a directory, not a regular file") as info:
         load_csv(tmp_path, YAHOO)
     assert info.value.exit_code == 66
 

@@ -217,8 +217,9 @@ class SegmentWriter:
         if fast is not None:
             fast.release()
             self._fast = None
-        if self._companion is not None:
-            self._companion.close()
+        companion = getattr(self, "_companion", None)
+        if companion is not None:
+            companion.close()
             self._companion = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
         self._ring_body = None  # type: ignore[assignment]
