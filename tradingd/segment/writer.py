@@ -235,6 +235,14 @@ class SegmentWriter:
         """Store a header counter (``replay_loops``, ``rows_rejected``)."""
         self._words[L.HEADER.word(field)] = value
 
+    def set_text(self, field: str, value: str) -> None:
+        """Store a NUL-padded ASCII header field (``upstream_segment``, ``upstream_host``).
+
+        Truncated to the field's size; informative only (no reader polls these bytes).
+        """
+        size = L.HEADER[field].size
+        self._header[0][field] = value.encode("ascii", "replace")[:size]
+
     def set_record_count(self, symbol_id: int, count: int) -> None:
         """Record how many records of a symbol the producer loaded (symbol table)."""
         self._symtab[symbol_id]["record_count"] = count
