@@ -19,10 +19,11 @@ EXIT_SEGMENT_OWNED = 73  # EX_CANTCREAT: another live producer owns the segment
 EXIT_PROTOCOL = 76  # EX_PROTOCOL: segment of another layout/version, or foreign
 EXIT_NOPERM = 77  # EX_NOPERM: not allowed to create/open the segment
 EXIT_CONFIG = 78  # EX_CONFIG: invalid configuration
+EXIT_NATS_AUTH = 85  # tradingd-bridge: the NATS server refused the credentials (or TLS)
 
 #: Exit codes that a restart cannot fix (listed in the units' RestartPreventExitStatus=).
 PERMANENT_EXIT_CODES = (EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SEGMENT_OWNED,
-                        EXIT_PROTOCOL, EXIT_NOPERM, EXIT_CONFIG)
+                        EXIT_PROTOCOL, EXIT_NOPERM, EXIT_CONFIG, EXIT_NATS_AUTH)
 
 DEFAULT_SEGMENT_NAME = "tradingd"
 SHM_DIR = "/dev/shm"
@@ -30,3 +31,12 @@ DEFAULT_CONFIG_PATH = "/etc/tradingd/tradingd.yaml"
 DEFAULT_PRODUCER_METRICS_PORT = 9101
 DEFAULT_CONSUMER_METRICS_PORT = 9102
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+
+# tradingd-bridge (issue 17): NATS JetStream bridge between hosts
+DEFAULT_BRIDGE_PUBLISH_METRICS_PORT = 9104
+DEFAULT_BRIDGE_MIRROR_METRICS_PORT = 9105
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_BRIDGE_SUBJECT_PREFIX = "tradingd"
+DEFAULT_BRIDGE_STATE_DIR = "/var/lib/tradingd-bridge"
+#: The credential name units pass with LoadCredential= ($CREDENTIALS_DIRECTORY/nats).
+BRIDGE_CREDENTIAL_NAME = "nats"

@@ -17,7 +17,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -75,8 +75,14 @@ class SegmentWriter:
         heartbeat_interval_ns: int = 100_000_000,
         wake_readers: bool = True,
         clock: Clock = SYSTEM_CLOCK,
+        ready_state: int = L.STATE_LIVE,
+        before_ready: Callable[[SegmentWriter], None] | None = None,
     ) -> SegmentWriter:
         """Create and initialise segment ``name``; it is live when this returns.
+
+        ``before_ready`` fills more header fields (a mirror's ``upstream_*``) before the
+        ready word is stored; ``ready_state`` is that word (a mirror may start
+        ``STATE_UPSTREAM_DOWN``).
 
         Raises :class:`SegmentExists` if the name is taken (the caller decides whether the
         old one is stale), :class:`SegmentPermission` if the OS refuses. On any failure
@@ -101,7 +107,9 @@ class SegmentWriter:
             if FAST is not None:  # C hot path over the same mapping (see fastpath.py)
                 self._fast = FAST.Segment(self._mm, True, wake_readers)
                 self.publish = self._fast.publish  # type: ignore[method-assign]
-            self._words[_W_STATE] = L.STATE_LIVE  # the ready word, stored last
+            if before_ready is not None:
+                before_ready(self)
+            self._words[_W_STATE] = ready_state  # the ready word, stored last
         except BaseException:
             self._abandon()
             raise
