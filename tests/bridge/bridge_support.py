@@ -171,7 +171,7 @@ def wait_until(pred: Any, what: str, timeout: float = CAP, every: float = 0.05) 
     while time.monotonic() < deadline:
         try:
             last = pred()
-        except Exception as exc:  # noqa: BLE001 - the segment may come and go meanwhile
+        except Exception as exc:
             last = exc
         if last and not isinstance(last, Exception):
             return last

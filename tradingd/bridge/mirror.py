@@ -62,6 +62,9 @@ from tradingd.segment.writer import SegmentWriter, assert_owned
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_NS = 1_000_000_000
+#: Seconds the mirror sleeps after each fetch: a deliberately slow mirror, for the tests.
+#: Never set it in production (a warning is logged when it is set).
+TEST_DELAY_ENV = "TRADINGD_BRIDGE_TEST_DELAY"
 SAVE_EVERY_NS = 1_000_000_000
 OWNER_CHECK_EVERY_NS = 1_000_000_000
 _STATE_OF = {"live": (L.STATE_LIVE, L.UPSTREAM_LIVE),
@@ -115,6 +118,10 @@ class Mirror:
         self._next_save = 0
         self._next_owner = 0
         self.state_path = Path(self.m.state_dir) / f"{feed.name}--{segment}.json"
+        self.test_delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
+        if self.test_delay:
+            log.warning("%s=%g: sleeping after every fetch (a test setting: never in "
+                        "production)", TEST_DELAY_ENV, self.test_delay)
 
     # ------------------------------------------------------------------ position
     def recover(self) -> Position | None:
@@ -427,6 +434,8 @@ class Mirror:
                 for msg in msgs:
                     self._apply_msg(msg)
                 self._housekeeping(self.clock.monotonic_ns())
+                if self.test_delay and msgs:
+                    await asyncio.sleep(self.test_delay)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(psub.unsubscribe(), 1.0)
