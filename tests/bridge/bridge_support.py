@@ -140,8 +140,15 @@ class Bridge(DaemonProcess):
 
 def ring_records(name: str) -> tuple[list[tuple[Any, ...]], int]:
     """Every record still in the ring (oldest first), without the stamp/publish time."""
+    recs, lost, _ = ring_records_from(name)
+    return recs, lost
+
+
+def ring_records_from(name: str) -> tuple[list[tuple[Any, ...]], int, int]:
+    """:func:`ring_records` and the sequence number of the first record returned."""
     with SegmentReader.attach(name, require_live=False) as r:
         sub = r.subscribe("oldest")
+        start = sub.position
         out: list[tuple[Any, ...]] = []
         while True:
             batch = sub.poll_batch(65536)
@@ -151,7 +158,24 @@ def ring_records(name: str) -> tuple[list[tuple[Any, ...]], int]:
                            batch["open"].tolist(), batch["high"].tolist(),
                            batch["low"].tolist(), batch["close"].tolist(),
                            batch["volume"].tolist(), strict=True))
-        return out, sub.lost
+        return out, sub.lost, start + sub.lost
+
+
+_STABLE = ("ring_cursor", "upstream_next_seq", "upstream_applied_cursor", "generation",
+           "upstream_generation")
+
+
+def mirror_snapshot(name: str) -> tuple[dict[str, int], list[tuple[Any, ...]]]:
+    """A mirror's header and records read while it wrote nothing (retried until so)."""
+    for _ in range(500):
+        h1 = header(name)
+        recs, lost, first = ring_records_from(name)
+        h2 = header(name)
+        if (all(h1[k] == h2[k] for k in _STABLE) and first == 0 and not lost
+                and len(recs) == h1["ring_cursor"] == h1["upstream_applied_cursor"]):
+            return h1, recs
+        time.sleep(0.005)
+    raise AssertionError(f"no quiet moment to read mirror {name}")
 
 
 def latest_values(name: str) -> list[tuple[float, float, int]]:

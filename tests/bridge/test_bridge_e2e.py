@@ -29,7 +29,9 @@ from bridge_support import (
     free_port,
     header,
     latest_values,
+    mirror_snapshot,
     ring_records,
+    ring_records_from,
     wait_until,
     write_config,
 )
@@ -118,15 +120,12 @@ def caught_up(rig: Rig) -> bool:
 
 def assert_mirror_equal(rig: Rig) -> None:
     """The mirror's records are the origin's records from the same origin sequence on."""
-    m = header(rig.mirror)
-    got, lost_m = ring_records(rig.mirror)
-    want, lost_o = ring_records(rig.origin)
-    o = header(rig.origin)
-    assert lost_m == 0 and lost_o == 0
-    assert m["upstream_generation"] == o["generation"]
+    m, got = mirror_snapshot(rig.mirror)
+    want, lost_o, oldest = ring_records_from(rig.origin)
+    assert lost_o == 0
+    assert m["upstream_generation"] == header(rig.origin)["generation"]
     # the mirror holds origin records [next - len(got), next), in order, each once
     first = m["upstream_next_seq"] - len(got)
-    oldest = o["ring_cursor"] - len(want)
     assert first >= oldest, (first, oldest)
     assert got == want[first - oldest:first - oldest + len(got)]
 
@@ -254,18 +253,19 @@ def test_faults_kill9_everything(rig: Rig) -> None:
     wait_until(lambda: caught_up(rig) and header(rig.mirror)["ring_cursor"] > 100,
                "records after the mirror restart")
     assert "resuming after stream sequence" in mir.log
-    new_records, _ = ring_records(rig.mirror)
-    h = header(rig.mirror)
+    h, new_records = mirror_snapshot(rig.mirror)
     # the new segment starts exactly after the old one's last record: none twice
     assert h["upstream_next_seq"] - len(new_records) == \
         stale["upstream_next_seq"] + (stale["ring_cursor"] - stale["upstream_applied_cursor"])
-    want, _ = ring_records(rig.origin)
-    o = header(rig.origin)
-    oldest = o["ring_cursor"] - len(want)
+    want, lost_o, oldest = ring_records_from(rig.origin)
+    assert lost_o == 0
     first_old = stale["upstream_next_seq"] - len(old_records) + \
         (stale["ring_cursor"] - stale["upstream_applied_cursor"])
     both = old_records + new_records
-    assert both == want[first_old - oldest:first_old - oldest + len(both)]
+    info = (first_old, oldest, len(want), len(old_records), len(new_records),
+            stale["upstream_next_seq"], h["upstream_next_seq"])
+    assert first_old >= oldest, info
+    assert both == want[first_old - oldest:first_old - oldest + len(both)], info
     assert before["upstream_generation"] == h["upstream_generation"]
 
     text = scrape(mir)

@@ -353,13 +353,14 @@ class PublishBridge:
                 self._dequeue()
             log.info("resync: %d messages were stored before the outage, %d to resend",
                      drop, len(self.pending))
-        if self.follower.reader is None and not self.pending:
-            return
         reader = self.follower.reader
         sub = self.follower.subscription
         if (reader is not None and sub is not None and reader.generation == last[0]
-                and not self.pending and sub.position < last[1]):
-            sub.position = last[1]  # a restart: continue after what the stream has
+                and not any(m.records for m in self.pending) and sub.position < last[1]):
+            # a restarted bridge: continue after what the stream already has
+            log.info("resuming generation %016x at ring sequence %d (the stream's last)",
+                     reader.generation, last[1])
+            sub.position = last[1]
             self.expected_seq = last[1]
 
     async def _flush_on_stop(self, nc: NATS) -> None:
