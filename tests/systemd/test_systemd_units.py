@@ -273,7 +273,9 @@ def test_make_install_layout(installed: Installed) -> None:
     # Users from sysusers.d: the consumer reads through group tradingd, nobody else is in it.
     assert box.run(["id", "-nG", "tradingd-consumer"]).stdout.split() == [
         "tradingd-consumer", "tradingd"]
-    assert box.run(["getent", "group", "tradingd"]).stdout.strip().endswith(":tradingd-consumer")
+    # the readers of the segment: the consumer and the bridge's publish side (issue 17)
+    members = box.run(["getent", "group", "tradingd"]).stdout.strip().rsplit(":", 1)[1]
+    assert sorted(members.split(",")) == ["tradingd-bridge", "tradingd-consumer"]
     assert box.run(["id", "-nG", "tradingd"]).stdout.split() == ["tradingd"]
     # The installed units are clean for systemd-analyze verify too (real paths here).
     res = box.run(["systemd-analyze", "verify", f"/etc/systemd/system/{PRODUCER}",
