@@ -234,3 +234,7 @@ def format_table() -> str:
 __all__ = ["BATCH_HEADER", "KIND_RECORDS", "KIND_STATE", "VERSION", "WIRE_RECORD", "Batch",
            "DecodeError", "UpstreamState", "decode_records", "decode_state",
            "encode_records", "encode_state", "format_table", "kind_of", "to_ring_records"]
+
+
+if __name__ == "__main__":  # the byte tables for docs/multi-host.md
+    print(format_table(), end="")
