@@ -143,13 +143,13 @@ def bridge_throughput(work: Path, url: str, transport: str, n: int) -> tuple[flo
     try:
         for pos in range(0, n, 65536):
             w.publish_batch(records(min(65536, n - pos), pos))
-        if transport == "core":  # no persistence: the mirror must listen first
-            procs.append(bridge("mirror", cfg, mirror, feed, work))
-            time.sleep(1.5)
-            procs.append(bridge("publish", cfg, origin, feed, work))
-        else:
-            procs.append(bridge("publish", cfg, origin, feed, work))
-            procs.append(bridge("mirror", cfg, mirror, feed, work))
+        if transport == "jetstream":  # the stream exists before either bridge starts
+            asyncio.run(make_stream(url, feed, cfg))
+        # the mirror listens first, so the window measured (first to last record written
+        # in the mirror) is the whole pipeline, not a drain of records stored meanwhile
+        procs.append(bridge("mirror", cfg, mirror, feed, work))
+        time.sleep(2.0)
+        procs.append(bridge("publish", cfg, origin, feed, work))
         r = wait_segment(mirror)
         first = last = None
         deadline = time.monotonic() + 120
@@ -174,6 +174,18 @@ def bridge_throughput(work: Path, url: str, transport: str, n: int) -> tuple[flo
         for name in (mirror,):
             if os.path.exists(f"/dev/shm/{name}"):
                 os.unlink(f"/dev/shm/{name}")
+
+
+async def make_stream(url: str, feed: str, cfg: Path) -> None:
+    import nats
+
+    from tradingd.bridge.feed import ensure_stream, feed_of
+    from tradingd.daemon.config import load_config
+    bridge_cfg = load_config(cfg).bridge
+    assert bridge_cfg is not None
+    nc = await nats.connect(url)
+    await ensure_stream(nc.jetstream(), feed_of(bridge_cfg, "x", feed), bridge_cfg)
+    await nc.close()
 
 
 PEER = r'''
