@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python bench/bench_loader.py
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
+	$(BIN)/python bench/bench_bridge.py
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h

@@ -420,6 +420,7 @@ class Mirror:
         psub = await self._subscribe(js, connector)
         if psub is None:
             return
+        self.nats_text = f"NATS {nc.connected_url.netloc if nc.connected_url else '?'}"
         self.last_msg_ns = self.clock.monotonic_ns()
         try:
             while not self.stop.is_set():
