@@ -40,7 +40,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tradingd.bridge import codec  # noqa: E402
 from tradingd.segment import layout as L  # noqa: E402
 from tradingd.segment.model import SymbolInfo  # noqa: E402
 from tradingd.segment.reader import SegmentReader  # noqa: E402
@@ -401,8 +400,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tdbench-"))
     ns = Nats(work)
     try:
-        print(f"bench_bridge: {args.records} records of 64 B (58 B on the wire), nats-server "
-              f"{subprocess.run([str(BIN / 'nats-server'), '--version'], capture_output=True, text=True).stdout.strip()}, "
+        version = subprocess.run([str(BIN / "nats-server"), "--version"], capture_output=True,
+                                 text=True).stdout.strip()
+        print(f"bench_bridge: {args.records} records of 64 B (58 B on the wire), {version}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         js_rate, js_gaps = bridge_throughput(work, ns.url, "jetstream", args.records)
         core_rate, core_gaps = bridge_throughput(work, ns.url, "core", args.records)
@@ -419,7 +419,8 @@ def main() -> None:
               f" (gaps {js_gaps}) |")
         print(f"| origin -> mirror via core NATS (tradingd-bridge, transport: core) | "
               f"{core_rate / 1e6:.2f} M rec/s (gaps {core_gaps}) |")
-        print(f"| peer: plain nats-py core pub -> sub, same bytes | {peer_core / 1e6:.2f} M rec/s |")
+        print(f"| peer: plain nats-py core pub -> sub, same bytes | "
+              f"{peer_core / 1e6:.2f} M rec/s |")
         print(f"| peer: plain nats-py JetStream publish_async -> pull fetch, same bytes | "
               f"{peer_js / 1e6:.2f} M rec/s |")
         print(f"| peer: local segment, publish_batch -> poll_batch (one process) | "
