@@ -68,8 +68,14 @@ def credentials_path(config: NatsConfig, env: dict[str, str] | None = None) -> s
     directory = env.get("CREDENTIALS_DIRECTORY")
     if directory:
         path = os.path.join(directory, C.BRIDGE_CREDENTIAL_NAME)
-        if os.path.exists(path):
-            return path
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # there, but not ours to read: say so, never connect without
+            raise ConfigError(f"NATS credentials {path} ($CREDENTIALS_DIRECTORY, from the "
+                              f"unit's LoadCredential=): {exc.strerror or exc}") from None
+        return path
     return None
 
 
