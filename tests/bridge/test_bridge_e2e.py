@@ -203,6 +203,10 @@ def test_faults_kill9_everything(rig: Rig) -> None:
     wait_until(lambda: caught_up(rig) and header(rig.mirror)["ring_cursor"] > 500,
                "records flowing")
     assert_mirror_equal(rig)
+    # a local consumer on the mirror's host, unchanged
+    consumer = DaemonProcess("consumer", cfg, rig.workdir, segment=rig.mirror)
+    rig.procs.append(consumer)
+    consumer.wait_for_notify("STATUS", match=lambda s: s.startswith("attached"))
 
     # 1. the origin producer dies: the mirror says upstream down (not "producer dead")
     os.kill(prod.pid, signal.SIGKILL)
@@ -214,6 +218,9 @@ def test_faults_kill9_everything(rig: Rig) -> None:
     with shm_reader(rig.mirror) as r:  # the mirror itself is alive: heartbeating
         hb = r.heartbeat_ns
         wait_until(lambda: r.heartbeat_ns != hb, "mirror heartbeat")
+    # the local consumer sees a distinct state, its producer (the mirror) still up
+    consumer.wait_for_notify("STATUS", match=lambda s: "producer upstream_down" in s
+                             and "producer up" in s)
     old_gen = h["upstream_generation"]
     prod = rig.producer(cfg)  # a new generation (the stale segment is reclaimed)
     prod.wait_ready()
