@@ -42,13 +42,15 @@ class NatsServer:
 
     def __init__(self, workdir: Path, *, host: str = "127.0.0.1", port: int | None = None,
                  user: str | None = None, password: str | None = None,
-                 wrapper: list[str] | None = None) -> None:
+                 wrapper: list[str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.host = host
         self.port = port or free_port("127.0.0.1")
         self.store = workdir / "nats-store"
         self.store.mkdir(exist_ok=True)
         self.workdir = workdir
         self.user, self.password = user, password
+        self.tls = tls  # (cert_file, key_file): the server then requires TLS
         self.wrapper = wrapper or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -62,6 +64,8 @@ class NatsServer:
         conf = self.workdir / "nats.conf"
         lines = [f'listen: "{self.host}:{self.port}"',
                  f'jetstream {{ store_dir: "{self.store}" }}', "max_payload: 8MB"]
+        if self.tls:
+            lines.append(f'tls {{ cert_file: "{self.tls[0]}", key_file: "{self.tls[1]}" }}')
         if self.user:
             lines.append(f'authorization {{ user: "{self.user}", password: "{self.password}" }}')
         conf.write_text("\n".join(lines) + "\n")
@@ -201,3 +205,21 @@ def wait_until(pred: Any, what: str, timeout: float = CAP, every: float = 0.05) 
             return last
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def make_certificates(d: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl): (ca, cert, key)."""
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr",
+                                                 "srv.pem"))
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=tradingd test CA", "-keyout", str(ca_key), "-out", str(ca))
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+        "-out", str(csr))
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    return ca, cert, key

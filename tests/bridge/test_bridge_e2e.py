@@ -29,6 +29,7 @@ from bridge_support import (
     free_port,
     header,
     latest_values,
+    make_certificates,
     mirror_snapshot,
     ring_records,
     ring_records_from,
@@ -405,3 +406,48 @@ def test_nats_down_at_start_then_undecodable_messages(rig: Rig) -> None:
     assert mir.log.count("skipped a message that does not decode") <= 3
     assert mir.log.count("wire format version 7") == 1
     assert mir.alive()
+
+
+def test_tls_when_offered_and_core_transport(rig: Rig) -> None:
+    """A server that requires TLS: used with the configured CA; without it the certificate
+    is refused (exit 85, permanent). Then transport: core (no JetStream) end to end."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    ca, cert, key = make_certificates(rig.workdir)
+    ns = rig.nats(tls=(cert, key))
+    bad = write_config(rig.workdir, nats_url=ns.url, replay=FINITE, name="notls.yaml")
+    b = rig.bridge("mirror", bad)
+    assert b.wait_exit(CAP) == C.EXIT_NATS_AUTH, b.log
+    assert "CERTIFICATE_VERIFY_FAILED" in b.log and "Traceback" not in b.log
+    cfg = write_config(rig.workdir, nats_url=ns.url, replay=FINITE,
+                       bridge={"nats": {"servers": [ns.url], "tls": {"ca_file": str(ca)},
+                                        "reconnect_wait_max": 0.5}})
+    prod = rig.producer(cfg)
+    prod.wait_ready()
+    pub = rig.bridge("publish", cfg)
+    rig.bridge("mirror", cfg)
+    wait_until(lambda: caught_up(rig) and header(rig.mirror)["ring_cursor"] >= 20000,
+               "records over TLS")
+    assert ring_records(rig.mirror)[0] == ring_records(rig.origin)[0]
+    wait_until(lambda: ", TLS" in pub.log, "the TLS note in the log")
+    for p in list(rig.procs):
+        if isinstance(p, Bridge):
+            p.stop()
+
+    # core NATS: the mirror listens first (nothing is stored for it to replay)
+    rig.feed += "c"
+    core = write_config(rig.workdir, nats_url=ns.url, replay=FINITE, name="core.yaml",
+                        bridge={"transport": "core",
+                                "nats": {"servers": [ns.url], "tls": {"ca_file": str(ca)},
+                                         "reconnect_wait_max": 0.5}})
+    mir = rig.bridge("mirror", core)
+    mir.wait_for_notify("STATUS", match=lambda s: "NATS 127.0.0.1" in s)
+    time.sleep(0.5)
+    os.kill(prod.pid, signal.SIGKILL)  # a new origin generation for the core feed
+    prod.proc.wait(10)
+    prod = rig.producer(core)
+    prod.wait_ready()
+    rig.bridge("publish", core)
+    wait_until(lambda: caught_up(rig) and header(rig.mirror)["ring_cursor"] >= 20000,
+               "records over core NATS")
+    assert ring_records(rig.mirror)[0] == ring_records(rig.origin)[0]

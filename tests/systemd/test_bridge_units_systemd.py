@@ -49,10 +49,9 @@ with open(path, "w") as f:
     yaml.safe_dump(cfg, f, sort_keys=False)
 """
 
-DROP_IN = f"""[Service]
-ExecStart=
-ExecStart={PREFIX}/bin/tradingd-bridge --config {CONFIG} --segment {MIRROR_SEGMENT} --feed tradingd mirror
-"""
+DROP_IN = ("[Service]\nExecStart=\n"
+           f"ExecStart={PREFIX}/bin/tradingd-bridge --config {CONFIG} "
+           f"--segment {MIRROR_SEGMENT} --feed tradingd mirror\n")
 
 
 @pytest.fixture(scope="module")
