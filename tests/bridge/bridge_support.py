@@ -148,14 +148,17 @@ def ring_records(name: str) -> tuple[list[tuple[Any, ...]], int]:
     return recs, lost
 
 
-def ring_records_from(name: str) -> tuple[list[tuple[Any, ...]], int, int]:
-    """:func:`ring_records` and the sequence number of the first record returned."""
+def ring_records_from(name: str, upto: int | None = None
+                      ) -> tuple[list[tuple[Any, ...]], int, int]:
+    """:func:`ring_records` (those below sequence ``upto`` if given) and the sequence
+    number of the first record returned."""
     with SegmentReader.attach(name, require_live=False) as r:
         sub = r.subscribe("oldest")
         start = sub.position
         out: list[tuple[Any, ...]] = []
-        while True:
-            batch = sub.poll_batch(65536)
+        while upto is None or sub.position < upto:
+            limit = 65536 if upto is None else max(1, min(65536, upto - sub.position))
+            batch = sub.poll_batch(limit)
             if not len(batch):
                 break
             out.extend(zip(batch["symbol_id"].tolist(), batch["event_ns"].tolist(),
@@ -165,21 +168,23 @@ def ring_records_from(name: str) -> tuple[list[tuple[Any, ...]], int, int]:
         return out, sub.lost, start + sub.lost
 
 
-_STABLE = ("ring_cursor", "upstream_next_seq", "upstream_applied_cursor", "generation",
+_STABLE = ("ring_cursor", "upstream_next_seq", "upstream_seq_offset", "generation",
            "upstream_generation")
 
 
 def mirror_snapshot(name: str) -> tuple[dict[str, int], list[tuple[Any, ...]]]:
-    """A mirror's header and records read while it wrote nothing (retried until so)."""
-    for _ in range(500):
+    """A mirror's header (read between two of its batches) and its records below that
+    header's cursor (records below the cursor do not change until lapped)."""
+    for _ in range(2000):
         h1 = header(name)
-        recs, lost, first = ring_records_from(name)
         h2 = header(name)
-        if (all(h1[k] == h2[k] for k in _STABLE) and first == 0 and not lost
-                and len(recs) == h1["ring_cursor"] == h1["upstream_applied_cursor"]):
-            return h1, recs
-        time.sleep(0.005)
-    raise AssertionError(f"no quiet moment to read mirror {name}")
+        if (all(h1[k] == h2[k] for k in _STABLE)
+                and h1["upstream_next_seq"] == h1["ring_cursor"] + h1["upstream_seq_offset"]):
+            recs, lost, first = ring_records_from(name, h1["ring_cursor"])
+            if not lost and len(recs) == h1["ring_cursor"] - first:
+                return h1, recs
+        time.sleep(0.001)
+    raise AssertionError(f"no consistent header of mirror {name}: {header(name)}")
 
 
 def latest_values(name: str) -> list[tuple[float, float, int]]:

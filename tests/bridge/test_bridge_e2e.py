@@ -127,8 +127,17 @@ def assert_mirror_equal(rig: Rig) -> None:
     assert m["upstream_generation"] == header(rig.origin)["generation"]
     # the mirror holds origin records [next - len(got), next), in order, each once
     first = m["upstream_next_seq"] - len(got)
-    assert first >= oldest, (first, oldest)
-    assert got == want[first - oldest:first - oldest + len(got)]
+    assert_same_records(got, first, want, oldest)
+
+
+def assert_same_records(got: list[Any], first: int, want: list[Any], oldest: int) -> None:
+    """``got`` (origin seq ``first`` on) equals ``want`` (from ``oldest``) where both rings
+    still hold them (a long run on a slow machine may have lapped the older records)."""
+    skip = max(0, oldest - first)
+    overlap = got[skip:]
+    assert len(overlap) >= min(100, len(got)), (first, oldest, len(got))
+    start = first + skip - oldest
+    assert overlap == want[start:start + len(overlap)], (first, oldest, len(got))
 
 
 # ------------------------------------------------------------------------------ tests
@@ -253,7 +262,8 @@ def test_faults_kill9_everything(rig: Rig) -> None:
     before = header(rig.mirror)
     os.kill(mir.pid, signal.SIGKILL)
     mir.proc.wait(10)
-    old_records, _ = ring_records(rig.mirror)  # the stale segment is still there
+    # the stale segment is still there
+    old_records, _, old_first = ring_records_from(rig.mirror)
     stale = header(rig.mirror)
     mir = rig.bridge("mirror", cfg)
     wait_until(lambda: header(rig.mirror)["generation"] != stale["generation"],
@@ -264,16 +274,12 @@ def test_faults_kill9_everything(rig: Rig) -> None:
     h, new_records = mirror_snapshot(rig.mirror)
     # the new segment starts exactly after the old one's last record: none twice
     assert h["upstream_next_seq"] - len(new_records) == \
-        stale["upstream_next_seq"] + (stale["ring_cursor"] - stale["upstream_applied_cursor"])
+        stale["ring_cursor"] + stale["upstream_seq_offset"]
     want, lost_o, oldest = ring_records_from(rig.origin)
     assert lost_o == 0
-    first_old = stale["upstream_next_seq"] - len(old_records) + \
-        (stale["ring_cursor"] - stale["upstream_applied_cursor"])
+    first_old = old_first + stale["upstream_seq_offset"]  # origin seq of old_records[0]
     both = old_records + new_records
-    info = (first_old, oldest, len(want), len(old_records), len(new_records),
-            stale["upstream_next_seq"], h["upstream_next_seq"])
-    assert first_old >= oldest, info
-    assert both == want[first_old - oldest:first_old - oldest + len(both)], info
+    assert_same_records(both, first_old, want, oldest)
     assert before["upstream_generation"] == h["upstream_generation"]
 
     text = scrape(mir)

@@ -17,7 +17,7 @@
 #define TRADINGD_MAGIC 0x44474e4944415254ULL /* "TRADINGD" little-endian */
 #define TRADINGD_LAYOUT_MAJOR 1
 #define TRADINGD_LAYOUT_MINOR 3
-#define TRADINGD_LAYOUT_FINGERPRINT 0x6799e80de3c2a53bULL
+#define TRADINGD_LAYOUT_FINGERPRINT 0x121071abd5ae2479ULL
 /* minor versions from which ring stamps are stored last / marked while written */
 #define TRADINGD_STAMP_LAST_MINOR 1
 #define TRADINGD_STAMP_MARKED_MINOR 2
@@ -74,7 +74,7 @@ typedef struct tradingd_header {
     uint64_t upstream_next_seq;      /* @400  mirror: origin ring sequence number of the next record to apply */
     uint64_t upstream_cursor;        /* @408  mirror: origin ring cursor, as last reported upstream */
     uint64_t upstream_stream_seq;    /* @416  mirror: JetStream sequence of the last message applied (resume point) */
-    uint64_t upstream_applied_cursor; /* @424  mirror: this segment's ring_cursor when upstream_stream_seq was stored */
+    uint64_t upstream_seq_offset;    /* @424  mirror: origin sequence number minus this ring's, for the newest records (one word, stored before a batch that changes it: resume at ring_cursor + this) */
     uint64_t upstream_lag_ns;        /* @432  mirror: how far behind: the last applied record's origin publish (wall clock) to its write here (ns) */
     uint64_t upstream_gap_records;   /* @440  mirror: origin records never applied (lapped at the origin, or no longer retained by the stream) */
     char upstream_segment[64];       /* @448  mirror: origin segment name, NUL-padded */
@@ -114,7 +114,7 @@ _Static_assert(offsetof(tradingd_header, upstream_generation) == 392, "header.up
 _Static_assert(offsetof(tradingd_header, upstream_next_seq) == 400, "header.upstream_next_seq");
 _Static_assert(offsetof(tradingd_header, upstream_cursor) == 408, "header.upstream_cursor");
 _Static_assert(offsetof(tradingd_header, upstream_stream_seq) == 416, "header.upstream_stream_seq");
-_Static_assert(offsetof(tradingd_header, upstream_applied_cursor) == 424, "header.upstream_applied_cursor");
+_Static_assert(offsetof(tradingd_header, upstream_seq_offset) == 424, "header.upstream_seq_offset");
 _Static_assert(offsetof(tradingd_header, upstream_lag_ns) == 432, "header.upstream_lag_ns");
 _Static_assert(offsetof(tradingd_header, upstream_gap_records) == 440, "header.upstream_gap_records");
 _Static_assert(offsetof(tradingd_header, upstream_segment) == 448, "header.upstream_segment");

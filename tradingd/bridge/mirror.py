@@ -23,9 +23,11 @@ and the gateway then work on this host unchanged.
   mirror itself stays alive and heartbeating: consumers do not call it "producer dead".
 * **Resume**: it reads the stream with an ephemeral pull consumer from the sequence after
   the last one it applied. That sequence is in the header of its segment (exact even
-  after ``kill -9``: ``upstream_applied_cursor`` says how many records of the next message
-  were already written) and in a state file (``state_dir``) written every second and on
-  a clean stop (when the segment is removed).
+  after ``kill -9``: ``upstream_seq_offset``, one word stored before the first record of a
+  batch that changes it, maps this ring's cursor to the next origin sequence number, so a
+  batch half written when the mirror died is completed, never written twice) and in a
+  state file (``state_dir``) written every second and on a clean stop (when the segment
+  is removed).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class Mirror:
         self.upstream_code = L.UPSTREAM_NATS_DOWN
         self.last_msg_ns: int | None = None
         self.connected = False
+        self._offset = -1  # upstream_seq_offset as last stored
+        self._offset = -1  # upstream_seq_offset as last stored
         self.gap_total = 0
         self.lag = 0
         self.nats_text = "connecting to NATS"
@@ -141,11 +145,11 @@ class Mirror:
             h = reader.header()
             if not h["upstream_state"] or not h["upstream_generation"]:
                 return None
-            extra = max(0, h["ring_cursor"] - h["upstream_applied_cursor"])
-            more = f", {extra} records past its last stored position" if extra else ""
-            return Position(h["upstream_stream_seq"], h["upstream_generation"],
-                            h["upstream_next_seq"] + extra,
-                            f"segment {reader.where} (left by PID {h['producer_pid']}{more})")
+            cursor = h["ring_cursor"]
+            # the records at the ring's end are origin records cursor-1+offset and before
+            next_seq = cursor + h["upstream_seq_offset"] if cursor else h["upstream_next_seq"]
+            return Position(h["upstream_stream_seq"], h["upstream_generation"], next_seq,
+                            f"segment {reader.where} (left by PID {h['producer_pid']})")
         finally:
             reader.close()
 
@@ -194,6 +198,7 @@ class Mirror:
             w.set_counter("upstream_state", upstream_code)
             w.set_counter("upstream_generation", generation)
             w.set_counter("upstream_next_seq", self.expected or 0)
+            w.set_counter("upstream_seq_offset", self.expected or 0)  # ring cursor 0 here
             w.set_counter("upstream_stream_seq", self.stream_seq)
             w.set_text("upstream_segment", origin_segment)
             w.set_text("upstream_host", host)
@@ -205,6 +210,7 @@ class Mirror:
                 ready_state=ready_state, before_ready=before_ready)
 
         self.writer = ownership.create_owned(self.segment, create, clock=self.clock)
+        self._offset = self.expected or 0
         self.generation = generation
         self.metrics.generations.inc()
         log.info("created mirror segment %s (generation %016x) of %s:%s generation %016x: "
@@ -284,8 +290,8 @@ class Mirror:
             self.last_stream_seq_seen = stream_seq
             self.metrics.applied_stream_seq.set(stream_seq)
             if self.writer is not None:
+                # committed after the message's records: a resume refetches from here + 1
                 self.writer.set_counter("upstream_stream_seq", stream_seq)
-                self.writer.set_counter("upstream_applied_cursor", self.writer.cursor)
 
     def _apply_state(self, st: codec.UpstreamState) -> None:
         self.upstream = st
@@ -335,6 +341,10 @@ class Mirror:
                                 "lost on core NATS" if not self.jetstream
                                 else "no longer retained by the stream")
         wire = b.records[start:] if start else b.records
+        offset = b.first_seq + start - w.cursor  # origin seq - this ring's seq
+        if offset != self._offset:  # one 8-byte store, before the batch's first record
+            w.set_counter("upstream_seq_offset", offset)
+            self._offset = offset
         w.publish_batch(codec.to_ring_records(wire))
         self.expected = b.end_seq
         now_wall = self.clock.wall_ns()

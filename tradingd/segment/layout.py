@@ -342,8 +342,9 @@ HEADER = Struct("header", "Segment header: identity, liveness, region table, cou
     Field("upstream_cursor", "u64", "mirror: origin ring cursor, as last reported upstream"),
     Field("upstream_stream_seq", "u64",
           "mirror: JetStream sequence of the last message applied (resume point)"),
-    Field("upstream_applied_cursor", "u64",
-          "mirror: this segment's ring_cursor when upstream_stream_seq was stored"),
+    Field("upstream_seq_offset", "u64",
+          "mirror: origin sequence number minus this ring's, for the newest records (one "
+          "word, stored before a batch that changes it: resume at ring_cursor + this)"),
     Field("upstream_lag_ns", "u64",
           "mirror: how far behind: the last applied record's origin publish (wall clock) "
           "to its write here (ns)"),
