@@ -243,7 +243,9 @@ def test_faults_kill9_everything(rig: Rig) -> None:
     # 2. the publish bridge dies and comes back: it resumes after the stream's last record
     os.kill(pub.pid, signal.SIGKILL)
     pub.proc.wait(10)
-    time.sleep(0.5)
+    wait_until(lambda: header(rig.mirror)["upstream_state"] == L.UPSTREAM_BRIDGE_SILENT
+               and header(rig.mirror)["state"] == L.STATE_UPSTREAM_DOWN,
+               "the mirror to call the silent publish bridge upstream down")
     pub = rig.bridge("publish", cfg)
     wait_until(lambda: "resuming generation" in pub.log, "publish resume")
     wait_until(lambda: caught_up(rig), "mirror caught up after the publish restart")
