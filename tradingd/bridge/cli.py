@@ -66,6 +66,7 @@ async def _amain(args: argparse.Namespace) -> int:
         loop.add_reader(flag.fileno(), stop.set)
         mcfg = config.bridge.publish.metrics if mode == "publish" else \
             config.bridge.mirror.metrics
+        daemon: PublishBridge | Mirror | None = None
         try:
             if mcfg.enabled:
                 log.info("metrics on %s", metrics.serve(mcfg.address, mcfg.port))
@@ -73,7 +74,6 @@ async def _amain(args: argparse.Namespace) -> int:
                      "NATS %s, %s, PID %d", __version__, mode, segment, feed.name, feed.stream,
                      ", ".join(config.bridge.nats.servers), config.bridge.transport,
                      os.getpid())
-            daemon: PublishBridge | Mirror
             if mode == "publish":
                 daemon = PublishBridge(config, segment=segment, feed=feed, notifier=notifier,
                                        stop=stop, metrics=metrics)
@@ -86,7 +86,7 @@ async def _amain(args: argparse.Namespace) -> int:
             notifier.stopping("stopping")
         finally:
             loop.remove_reader(flag.fileno())
-            if mode == "publish" and isinstance(daemon, PublishBridge):
+            if isinstance(daemon, PublishBridge):
                 daemon.follower.close()
             metrics.close()
     return 0

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from tradingd.consumer.latency import LatencyHistogram
 from tradingd.consumer.metrics import MetricsServer
+from tradingd.errors import MetricsUnavailable
 
 PREFIX = "tradingd_bridge"
 #: End-to-end delay buckets (origin publish -> mirror write): 100 us to 60 s.
@@ -102,7 +103,12 @@ class BridgeMetrics:
             self.delay.observe_ns(np.asarray(delays_ns, dtype=np.int64))
 
     def serve(self, address: str, port: int) -> str:
-        self.server = MetricsServer(self.registry, address, port)
+        try:
+            self.server = MetricsServer(self.registry, address, port)
+        except MetricsUnavailable as exc:  # name this daemon's key, not the consumer's
+            raise MetricsUnavailable(str(exc).replace("consumer.metrics.port",
+                                                      f"bridge.{self.mode}.metrics.port")
+                                     ) from None
         return self.server.url
 
     def close(self) -> None:

@@ -114,6 +114,8 @@ class PublishBridge:
         self.nats_text = "connecting to NATS"
         self._next_state_ns = 0
         self._next_status_ns = 0
+        self.acked_records = 0  # records acknowledged by the stream (for STATUS=)
+        self.acked_record_messages = 0
 
     # ------------------------------------------------------------------ segment side
     def _on_attach(self, reader: SegmentReader, new_generation: bool) -> None:
@@ -315,6 +317,8 @@ class PublishBridge:
             if m.records:
                 self.metrics.records.inc(m.records)
                 self.metrics.record_messages.inc()
+                self.acked_records += m.records
+                self.acked_record_messages += 1
         self.metrics.inflight_bytes.set(self.inflight_bytes)
 
     def _abandon_inflight(self) -> None:
@@ -386,10 +390,9 @@ class PublishBridge:
                 f"lost {f.lost}")
 
     def status_text(self) -> str:
-        m = self.metrics
-        return (f"{self.nats_text}; {self._segment_text()}; published "
-                f"{int(m.records._value.get())} records in {int(m.record_messages._value.get())}"
-                f" messages, {len(self.pending)} unacked ({self.inflight_bytes} B in flight)")
+        return (f"{self.nats_text}; {self._segment_text()}; published {self.acked_records} "
+                f"records in {self.acked_record_messages} messages, {len(self.pending)} "
+                f"unacked ({self.inflight_bytes} B in flight)")
 
     def _housekeeping(self, now: int) -> None:
         self.notifier.maybe_watchdog(now)
