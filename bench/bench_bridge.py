@@ -6,7 +6,7 @@ loopback port, the real bridge daemons, one run, peers measured in the same run:
 * throughput: the origin ring pre-filled with N records; the publish bridge drains it to
   the mirror (JetStream, then core NATS); records/s as seen in the mirror segment
   (first to last record written there);
-* peers: plain nats-py publish/subscribe of the same bytes (58-byte records, 1024 per
+* peers: plain nats-py publish/subscribe of the same bytes (60-byte records, 1024 per
   message: the client's floor), core and JetStream; the local segment itself
   (SegmentWriter -> SegmentReader in one process, batches);
 * latency at 10 k records/s: a paced writer process; origin publish (CLOCK_MONOTONIC, the
@@ -190,7 +190,7 @@ async def make_stream(url: str, feed: str, cfg: Path) -> None:
 PEER = r'''
 import asyncio, sys, time, nats
 url, mode, role, n_msgs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-payload = bytes(64 + 1024 * 58)
+payload = bytes(64 + 1024 * 60)
 async def main():
     nc = await nats.connect(url, pending_size=256 << 20)
     if role == "pub":
@@ -233,7 +233,7 @@ asyncio.run(main())
 
 
 def peer_nats(url: str, mode: str, n_msgs: int) -> float:
-    """Plain nats-py, same bytes (1024 records of 58 B per message): records/s received."""
+    """Plain nats-py, same bytes (1024 records of 60 B per message): records/s received."""
     if mode == "js":
         async def mk() -> None:
             import nats
@@ -365,7 +365,7 @@ async def main():
         lat.sort()
         print(lat[len(lat) // 2] / 1e3, lat[int(len(lat) * 0.99)] / 1e3, flush=True)
     else:
-        body = bytes(64 + 10 * 58 - 8)
+        body = bytes(64 + 10 * 60 - 8)
         t0 = time.monotonic(); i = 0
         while time.monotonic() - t0 < seconds:
             due = t0 + i * 0.001
@@ -402,7 +402,7 @@ def main() -> None:
     try:
         version = subprocess.run([str(BIN / "nats-server"), "--version"], capture_output=True,
                                  text=True).stdout.strip()
-        print(f"bench_bridge: {args.records} records of 64 B (58 B on the wire), {version}, "
+        print(f"bench_bridge: {args.records} records of 64 B (60 B on the wire), {version}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         js_rate, js_gaps = bridge_throughput(work, ns.url, "jetstream", args.records)
         core_rate, core_gaps = bridge_throughput(work, ns.url, "core", args.records)

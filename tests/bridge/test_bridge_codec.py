@@ -41,7 +41,7 @@ def test_records_round_trip() -> None:
                                    origin_cursor=5300, mono_ns=9_000_000, wall_ns=123,
                                    lapped_before=7)
     assert len(payload) == codec.BATCH_HEADER.size + 1000 * codec.WIRE_RECORD.itemsize
-    assert codec.BATCH_HEADER.size == 64 and codec.WIRE_RECORD.itemsize == 58
+    assert codec.BATCH_HEADER.size == 64 and codec.WIRE_RECORD.itemsize == 60
     assert payload[0] == codec.VERSION and payload[1] == codec.KIND_RECORDS
     b = codec.decode_records(payload)
     assert (b.generation, b.first_seq, b.end_seq, b.origin_cursor, b.lapped_before) == \

@@ -7,8 +7,9 @@ has the byte tables, generated from the structs below):
   (origin generation, ring sequence number of the first record, record count, the origin's
   ring cursor, the origin clock pair ``mono_ns``/``wall_ns`` taken when the message was
   built, and how many records the publisher lost to lapping just before this batch),
-  then ``count`` compact records of 58 bytes (the ring record without its stamp and
-  padding: symbol id as u16, event and publish times, OHLC, volume; little-endian, packed).
+  then ``count`` records of 60 bytes: the 64-byte ring record without its stamp (symbol id,
+  event and publish times, OHLC, volume; little-endian), so encoding and decoding are one
+  strided byte copy each, not one copy per field.
   The records of one message are consecutive in the origin ring: record ``i`` has
   sequence number ``first_seq + i``, so no per-record sequence is sent.
 * **state** (kind 2), on subject ``<prefix>.<feed>.state``: the two bytes, then UTF-8 JSON
@@ -52,20 +53,22 @@ BATCH_HEADER_FIELDS = (
     ("lapped_before", "u64", "records lost to lapping at the origin just before first_seq"),
     ("reserved", "u64", "0"),
 )
-#: One record on the wire: the ring record minus its stamp, symbol id narrowed to u16.
-WIRE_RECORD = np.dtype([
-    ("symbol_id", "<u2"), ("event_ns", "<i8"), ("publish_ns", "<u8"), ("open", "<f8"),
-    ("high", "<f8"), ("low", "<f8"), ("close", "<f8"), ("volume", "<f8"),
-])
+#: One record on the wire: the ring record's bytes 4..63 (all but the stamp ``seq_lo``).
+_STAMP = L.RECORD["seq_lo"].size
+WIRE_RECORD = np.dtype({
+    "names": [p.name for p in L.RECORD.placed[1:]],
+    "formats": [p.field.ctype.numpy for p in L.RECORD.placed[1:]],
+    "offsets": [p.offset - _STAMP for p in L.RECORD.placed[1:]],
+    "itemsize": L.RECORD.size - _STAMP,
+})
 WIRE_RECORD_FIELDS = (
-    ("symbol_id", "u16", "index into the symbol table (of the state message)"),
+    ("symbol_id", "u32", "index into the symbol table (of the state message)"),
     ("event_ns", "i64", "event time (ns since epoch, UTC)"),
     ("publish_ns", "u64", "origin CLOCK_MONOTONIC when the origin producer published it"),
     ("open", "f64", "open price"), ("high", "f64", "high price"), ("low", "f64", "low price"),
     ("close", "f64", "close price"), ("volume", "f64", "volume"),
 )
-_COPIED = ("event_ns", "publish_ns", "open", "high", "low", "close", "volume")
-MAX_SYMBOLS = 65535  # symbol ids are u16 on the wire
+MAX_SYMBOLS = 65535
 #: Most records one message may declare (a 16 MiB payload: far above any batch we build).
 MAX_COUNT = (16 << 20) // WIRE_RECORD.itemsize
 
@@ -132,13 +135,10 @@ def encode_records(records: np.ndarray, *, generation: int, first_seq: int,
                    lapped_before: int = 0) -> bytes:
     """A records message for ``records`` (``RECORD_DTYPE`` ring records, consecutive)."""
     n = len(records)
-    wire = np.empty(n, WIRE_RECORD)
-    wire["symbol_id"] = records["symbol_id"]
-    for name in _COPIED:
-        wire[name] = records[name]
+    body = np.ascontiguousarray(records).view(np.uint8).reshape(n, L.RECORD.size)[:, _STAMP:]
     head = BATCH_HEADER.pack(VERSION, KIND_RECORDS, 0, n, generation, first_seq,
                              origin_cursor, mono_ns, wall_ns, lapped_before, 0)
-    return head + wire.tobytes()
+    return head + body.tobytes()  # one strided copy
 
 
 def encode_state(state: UpstreamState) -> bytes:
@@ -206,10 +206,11 @@ def decode_state(payload: bytes) -> UpstreamState:
 
 def to_ring_records(wire: np.ndarray) -> np.ndarray:
     """Wire records as ``RECORD_DTYPE`` (for ``SegmentWriter.publish_batch``)."""
-    out = np.zeros(len(wire), L.RECORD_DTYPE)
-    out["symbol_id"] = wire["symbol_id"]
-    for name in _COPIED:
-        out[name] = wire[name]
+    n = len(wire)
+    out = np.empty(n, L.RECORD_DTYPE)
+    u8 = out.view(np.uint8).reshape(n, L.RECORD.size)
+    u8[:, :_STAMP] = 0  # the writer stamps seq_lo
+    u8[:, _STAMP:] = np.ascontiguousarray(wire).view(np.uint8).reshape(n, WIRE_RECORD.itemsize)
     return out
 
 
