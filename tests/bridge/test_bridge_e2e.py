@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -459,3 +460,51 @@ def test_tls_when_offered_and_core_transport(rig: Rig) -> None:
     wait_until(lambda: caught_up(rig) and header(rig.mirror)["ring_cursor"] >= 20000,
                "records over core NATS")
     assert ring_records(rig.mirror)[0] == ring_records(rig.origin)[0]
+
+
+def test_origin_lapping_is_counted_and_published_as_a_gap(rig: Rig) -> None:
+    """A producer faster than the bridge on a small ring laps the publish bridge: the
+    records lost are counted at the origin, published (lapped_before), counted again by the
+    mirror, exactly: written + gaps = every record after the bridge's start position."""
+    ns = rig.nats()
+    # ~25 k records/s for under a second, against a bridge slowed to ~6 k/s
+    cfg = write_config(rig.workdir, nats_url=ns.url, ring_capacity=4096,
+                       replay={"mode": "paced", "speed": 50 * 365 * 86400.0,
+                               "at_end": "stop", "batch_size": 64},
+                       publish={"batch_records": 64})
+    mir = rig.bridge("mirror", cfg)
+    pub = rig.bridge("publish", cfg, env={"TRADINGD_BRIDGE_TEST_DELAY": "0.01"})
+    mir.wait_ready()
+    pub.wait_ready()
+    prod = rig.producer(cfg)
+    prod.wait_ready()
+    total = 20451
+    wait_until(lambda: header(rig.origin)["state"] == L.STATE_FINISHED, "the replay to end")
+    found = wait_until(lambda: re.search(r"reading generation \w+ from ring sequence (\d+)",
+                                         pub.log), "the publish bridge to attach")
+    start = int(found.group(1))  # the oldest intact record when it attached
+
+    def settled() -> bool:
+        p = scrape(pub)
+        return (metric(p, "tradingd_bridge_records_total")
+                + metric(p, "tradingd_bridge_gap_records_total") == total - start)
+
+    wait_until(settled, "the publish bridge to account for every record", every=0.2)
+    p = scrape(pub)
+    lapped = metric(p, "tradingd_bridge_gap_records_total")
+    assert lapped > 0, "the producer did not lap the bridge: nothing tested"
+    def mirror_count() -> tuple[int, int, int]:
+        h = header(rig.mirror)
+        return h["ring_cursor"], h["upstream_gap_records"], total - start
+
+    wait_until(lambda: (lambda c: c[0] + c[1] == c[2])(mirror_count()),
+               "the mirror to account for every record")
+    m = scrape(mir)
+    assert metric(m, "tradingd_bridge_gap_records_total") == lapped
+    assert 'cause="origin_lapped"' in m
+    assert metric(m, "tradingd_bridge_duplicate_records_total") == 0
+    # what the origin ring still holds is the mirror's newest records, in order
+    want, _ = ring_records(rig.origin)
+    got, _ = ring_records(rig.mirror)
+    assert got[-len(want):] == want[-len(got):] if len(got) < len(want) else \
+        got[-len(want):] == want

@@ -322,7 +322,11 @@ class Mirror:
                                   "comes", b.generation)
             return
         start = 0
-        if self.expected is not None:
+        if self.expected is None:
+            # the first batch of a generation here: what the publisher lost just before it
+            # (lapped on the origin ring) is still a gap, as the batch says
+            self._gap("origin_lapped", b.lapped_before)
+        else:
             if b.end_seq <= self.expected:
                 self.metrics.duplicates.inc(b.count)
                 return

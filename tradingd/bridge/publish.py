@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections import deque
@@ -52,6 +53,9 @@ from tradingd.segment.reader import SegmentReader
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_NS = 1_000_000_000
+#: Seconds the publish bridge sleeps after each ring poll that read records: a deliberately
+#: slow bridge, for the lapping tests. Never in production (a warning is logged when set).
+TEST_DELAY_ENV = "TRADINGD_BRIDGE_TEST_DELAY"
 
 
 class ConnectionLost(Exception):
@@ -115,6 +119,10 @@ class PublishBridge:
         self._next_state_ns = 0
         self._next_status_ns = 0
         self.acked_records = 0  # records acknowledged by the stream (for STATUS=)
+        self.test_delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
+        if self.test_delay:
+            log.warning("%s=%g: sleeping after every ring poll (a test setting: never in "
+                        "production)", TEST_DELAY_ENV, self.test_delay)
         self.acked_record_messages = 0
 
     # ------------------------------------------------------------------ segment side
@@ -132,6 +140,8 @@ class PublishBridge:
             log.info("resuming generation %016x at ring sequence %d (the stream's last)",
                      reader.generation, self.resume[1])
         self.expected_seq = sub.position
+        log.info("reading generation %016x from ring sequence %d", reader.generation,
+                 sub.position)
         # announce the (new) generation and its symbols before any of its records
         self._queue(self._state_message())
         self._next_state_ns = self.clock.monotonic_ns() + int(self.p.state_interval * 1e9)
@@ -253,6 +263,8 @@ class PublishBridge:
             self._housekeeping(now)
             if not read and not sent:
                 await asyncio.sleep(poll)
+            elif read and self.test_delay:
+                await asyncio.sleep(self.test_delay)
         await self._flush_on_stop(nc)
 
     def _segment_turn(self) -> int:
