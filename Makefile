@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo test test-deps lint bench c-header docs clean monitoring monitor
+.PHONY: help venv demo test test-deps test-deps-bridge lint bench c-header docs clean monitoring monitor
 
 help:
 	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
@@ -35,6 +35,19 @@ test-deps:
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool/prometheus missing and not root: metric lint and monitoring tests will be skipped"; fi; }
 
+# tests/bridge: iproute2 (ip netns: the mirror in its own network namespace) and openssl
+# (a throw-away CA for the TLS test); installed when root and missing, else those skip.
+test-deps: test-deps-bridge
+test-deps-bridge:
+	@for tool in ip:iproute2 openssl:openssl; do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $${tool#*:} (tests/bridge)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $${tool#*:} >/dev/null; \
+	  else echo "$${tool%%:*} missing and not root: some tests/bridge tests will be skipped"; fi; \
+	done
+
 test: venv test-deps
 	$(BIN)/python -m pytest -q
 
@@ -55,6 +68,7 @@ bench: venv
 	$(BIN)/python bench/bench_consumer.py
 	$(BIN)/python bench/bench_exec.py
 	$(BIN)/python bench/bench_endtoend.py
+	$(BIN)/python bench/bench_bridge.py
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h

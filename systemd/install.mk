@@ -34,11 +34,13 @@ TD_DOCDIR      ?= $(PREFIX)/share/doc/tradingd
 TD_PYTHON      ?= /usr/bin/python3
 TD_SRCDIR      := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 TD_WHEELDIR    ?= $(TD_SRCDIR)/build/wheels
+# Addresses the tradingd-bridge units may reach besides localhost (their NATS servers).
+NATS_ALLOW     ?=
 
 TD_INSTALL_ENV = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
 	TD_UNITDIR='$(TD_UNITDIR)' TD_SYSUSERSDIR='$(TD_SYSUSERSDIR)' TD_CONFDIR='$(TD_CONFDIR)' \
 	TD_DATADIR='$(TD_DATADIR)' TD_DOCDIR='$(TD_DOCDIR)' TD_PYTHON='$(TD_PYTHON)' \
-	TD_WHEELDIR='$(TD_WHEELDIR)'
+	TD_WHEELDIR='$(TD_WHEELDIR)' NATS_ALLOW='$(NATS_ALLOW)'
 
 .PHONY: install uninstall
 

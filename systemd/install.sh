@@ -19,6 +19,11 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 UNITS="tradingd-producer.service tradingd-consumer.service"
 UNITS="$UNITS tradingd-exec.service"  # order management (issue 18)
+# tradingd-bridge (docs/multi-host.md): installed, not started until enabled on purpose.
+BRIDGE_UNITS="tradingd-bridge-publish.service tradingd-bridge-mirror.service"
+# NATS_ALLOW="10.1.2.0/24 10.1.3.4": addresses the bridge units may reach (IPAddressAllow=).
+: "${NATS_ALLOW=}"
+NATS_CRED_PLACEHOLDER="# NATS credentials for tradingd-bridge (LoadCredential=nats:...): user=NAME and password=SECRET lines, or token=SECRET; empty = none"
 MARKER=.installed-by-tradingd
 ROOT=$DESTDIR$PREFIX
 
@@ -110,7 +115,7 @@ install_data() {
     touch "$DESTDIR$TD_DATADIR/$MARKER"
     chmod -R u=rwX,go=rX "$DESTDIR$TD_DATADIR"
     mkdir -p "$DESTDIR$TD_DOCDIR"
-    for doc in README.md systemd/README-operator.md; do
+    for doc in README.md systemd/README-operator.md docs/multi-host.md; do
         [ -f "$SRC/$doc" ] && install -m 0644 "$SRC/$doc" "$DESTDIR$TD_DOCDIR/"
     done
     return 0
@@ -125,13 +130,30 @@ install_units() {
         chmod 0644 "$DESTDIR$TD_UNITDIR/$unit.tmp"
         mv -f "$DESTDIR$TD_UNITDIR/$unit.tmp" "$DESTDIR$TD_UNITDIR/$unit"
     done
+    for unit in $BRIDGE_UNITS; do
+        say UNIT "$DESTDIR$TD_UNITDIR/$unit${NATS_ALLOW:+ (IPAddressAllow= also $NATS_ALLOW)}"
+        sed -e "s#/opt/tradingd#$PREFIX#g" -e "s#/etc/tradingd#$TD_CONFDIR#g" \
+            -e "s#^IPAddressAllow=localhost\$#IPAddressAllow=localhost${NATS_ALLOW:+ $NATS_ALLOW}#" \
+            "$SRC/systemd/$unit" > "$DESTDIR$TD_UNITDIR/$unit.tmp"
+        chmod 0644 "$DESTDIR$TD_UNITDIR/$unit.tmp"
+        mv -f "$DESTDIR$TD_UNITDIR/$unit.tmp" "$DESTDIR$TD_UNITDIR/$unit"
+    done
     say SYSUSERS "$DESTDIR$TD_SYSUSERSDIR/tradingd.conf"
     install -m 0644 "$SRC/systemd/tradingd.sysusers" "$DESTDIR$TD_SYSUSERSDIR/tradingd.conf"
 }
 
+# The bridge units' LoadCredential= needs the file to exist: an empty one means no credentials.
+install_nats_credentials() {
+    mkdir -p "$DESTDIR$TD_CONFDIR"
+    cred=$DESTDIR$TD_CONFDIR/nats.cred
+    if [ ! -e "$cred" ]; then
+        (umask 077 && printf '%s\n' "$NATS_CRED_PLACEHOLDER" > "$cred")
+        say CRED "$cred (empty: no NATS credentials; mode 0600)"
+    fi
+}
+
 # config/tradingd.yaml with producer.data_dir pointing at the installed data and
-# segment.owner: tradingd. The lines are
-# rewritten in place (comments survive), then the result is parsed to prove it took effect.
+# segment.owner: tradingd. The lines are rewritten in place (comments survive), then the result is parsed to prove it took effect.
 install_config() {
     mkdir -p "$DESTDIR$TD_CONFDIR"
     target=$DESTDIR$TD_CONFDIR/tradingd.yaml
@@ -188,8 +210,9 @@ activate() {
         say RELOAD "systemctl daemon-reload"
         systemctl daemon-reload
         # An upgrade: restart what was running on the old venv (no-op when stopped).
-        systemctl try-restart $UNITS
+        systemctl try-restart $UNITS $BRIDGE_UNITS
         echo "installed. Start with: systemctl enable --now $UNITS"
+        echo "(multi-host: systemctl enable --now tradingd-bridge-publish or -mirror; docs/multi-host.md)"
     elif [ -z "$DESTDIR" ]; then
         echo "installed. systemd is not running here: the users are created at the next boot"
         echo "(systemd-sysusers.service), or now with: systemd-sysusers $TD_SYSUSERSDIR/tradingd.conf"
@@ -207,6 +230,7 @@ do_install() {
     install_data
     install_units
     install_config
+    install_nats_credentials
     activate
 }
 
@@ -214,13 +238,17 @@ do_uninstall() {
     [ "$(id -u)" = 0 ] || [ -n "$DESTDIR" ] || die "run it as root (or with the DESTDIR= it was staged with)"
     check_paths
     if systemd_running; then
-        say STOP "$UNITS"
-        systemctl stop $UNITS 2>/dev/null || true
-        systemctl disable --quiet $UNITS 2>/dev/null || true
+        say STOP "$UNITS $BRIDGE_UNITS"
+        systemctl stop $UNITS $BRIDGE_UNITS 2>/dev/null || true
+        systemctl disable --quiet $UNITS $BRIDGE_UNITS 2>/dev/null || true
     fi
-    for unit in $UNITS; do
+    for unit in $UNITS $BRIDGE_UNITS; do
         rm -f "$DESTDIR$TD_UNITDIR/$unit"
     done
+    # the credentials file only if it is still the empty one install made (never a secret)
+    if [ "$(cat "$DESTDIR$TD_CONFDIR/nats.cred" 2>/dev/null)" = "$NATS_CRED_PLACEHOLDER" ]; then
+        rm -f "$DESTDIR$TD_CONFDIR/nats.cred"
+    fi
     rm -f "$DESTDIR$TD_SYSUSERSDIR/tradingd.conf"
     rm -f "$DESTDIR$TD_CONFDIR/tradingd.yaml" "$DESTDIR$TD_CONFDIR/tradingd.yaml.dist"
     rmdir "$DESTDIR$TD_CONFDIR" 2>/dev/null || true
@@ -233,7 +261,7 @@ do_uninstall() {
     fi
     if systemd_running; then
         systemctl daemon-reload
-        systemctl reset-failed $UNITS 2>/dev/null || true
+        systemctl reset-failed $UNITS $BRIDGE_UNITS 2>/dev/null || true
     fi
     echo "uninstalled. The users tradingd and tradingd-consumer are kept (system users are never"
     echo "deleted, so their IDs are not reused for other files); remove them with userdel if wanted."

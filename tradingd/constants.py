@@ -20,10 +20,11 @@ EXIT_PROTOCOL = 76  # EX_PROTOCOL: segment of another layout/version, or foreign
 EXIT_NOPERM = 77  # EX_NOPERM: not allowed to create/open the segment
 EXIT_CONFIG = 78  # EX_CONFIG: invalid configuration
 EXIT_DATA_CHECK_REJECTS = 2  # tradingd-data check: the file loads, but rows were rejected
+EXIT_NATS_AUTH = 85  # tradingd-bridge: the NATS server refused the credentials (or TLS)
 
 #: Exit codes that a restart cannot fix (listed in the units' RestartPreventExitStatus=).
 PERMANENT_EXIT_CODES = (EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SEGMENT_OWNED,
-                        EXIT_PROTOCOL, EXIT_NOPERM, EXIT_CONFIG)
+                        EXIT_PROTOCOL, EXIT_NOPERM, EXIT_CONFIG, EXIT_NATS_AUTH)
 
 DEFAULT_SEGMENT_NAME = "tradingd"
 SHM_DIR = "/dev/shm"
@@ -41,3 +42,11 @@ DEFAULT_EXEC_LOCAL_JOURNAL = "tradingd-exec.journal"  # in the working directory
 # a restart may succeed once the operator freed space or removed the squatter's file.
 EXIT_OSERR = 71  # EX_OSERR: no room or memory for the segment (/dev/shm full, RLIMIT_*)
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: the segment name is held by another account's file
+# tradingd-bridge (issue 17): NATS JetStream bridge between hosts
+DEFAULT_BRIDGE_PUBLISH_METRICS_PORT = 9104
+DEFAULT_BRIDGE_MIRROR_METRICS_PORT = 9105
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_BRIDGE_SUBJECT_PREFIX = "tradingd"
+DEFAULT_BRIDGE_STATE_DIR = "/var/lib/tradingd-bridge"
+#: The credential name units pass with LoadCredential= ($CREDENTIALS_DIRECTORY/nats).
+BRIDGE_CREDENTIAL_NAME = "nats"

@@ -198,3 +198,12 @@ class DataRefused(DataError):
     """
 
     exit_code = C.EXIT_DATAERR
+class NatsAuthError(TradingdError):
+    """The NATS server refused the bridge's credentials (or its TLS handshake failed).
+
+    Wrong user/password/token in the credentials file, or a certificate the server does
+    not accept. Retrying cannot help: fix the credentials (``bridge.nats.credentials_file``
+    or the unit's ``LoadCredential=nats:...``) and restart (exit 85, no restart loop).
+    """
+
+    exit_code = C.EXIT_NATS_AUTH

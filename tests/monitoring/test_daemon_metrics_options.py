@@ -62,7 +62,7 @@ def test_busy_configured_port_exits_69_and_metrics_port_moves_it(
     assert refused.wait_exit() == C.EXIT_UNAVAILABLE
     assert "--metrics-port" in refused.log
     moved = DaemonProcess(kind, config, workdir, segment=segment_name,
-                          args=["--metrics-port", "0"])
+                          extra_args=["--metrics-port", "0"])
     procs.append(moved)
     moved.wait_ready()
     url = moved.metrics_url()
@@ -76,7 +76,7 @@ def test_busy_configured_port_exits_69_and_metrics_port_moves_it(
 def test_no_metrics_serves_nothing(kind: str, workdir: Path, segment_name: str,
                                    busy_port: int, procs: list[DaemonProcess]) -> None:
     d = DaemonProcess(kind, config_with_port(workdir, busy_port), workdir,
-                      segment=segment_name, args=["--no-metrics"])
+                      segment=segment_name, extra_args=["--no-metrics"])
     procs.append(d)
     d.wait_ready()
     assert "metrics on" not in d.log
@@ -86,7 +86,7 @@ def test_no_metrics_serves_nothing(kind: str, workdir: Path, segment_name: str,
 def test_bad_metrics_port_exits_64(workdir: Path, segment_name: str,
                                    procs: list[DaemonProcess]) -> None:
     d = DaemonProcess("producer", config_with_port(workdir, 0), workdir, segment=segment_name,
-                      args=["--metrics-port", "70000"])
+                      extra_args=["--metrics-port", "70000"])
     procs.append(d)
     assert d.wait_exit() == C.EXIT_USAGE
     assert "invalid port 70000" in d.log

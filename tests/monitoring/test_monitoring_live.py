@@ -110,11 +110,11 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
     while len({pport, cport, prom_port}) < 3:
         cport, prom_port = port(), port()
     producer = DaemonProcess("producer", config, workdir, segment=segment_name,
-                             args=["--metrics-port", str(pport)])
+                             extra_args=["--metrics-port", str(pport)])
     daemons.append(producer)
     producer.wait_ready()
     consumer = DaemonProcess("consumer", config, workdir, segment=segment_name,
-                             args=["--metrics-port", str(cport)])
+                             extra_args=["--metrics-port", str(cport)])
     daemons.append(consumer)
     consumer.wait_ready()
     assert producer.metrics_port() == pport and consumer.metrics_port() == cport

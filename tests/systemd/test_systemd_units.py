@@ -274,8 +274,10 @@ def test_make_install_layout(installed: Installed) -> None:
     # else is in it.
     assert box.run(["id", "-nG", "tradingd-consumer"]).stdout.split() == [
         "tradingd-consumer", "tradingd"]
+    # the readers of the segment: the consumer, the bridge's publish side and exec
     members = box.run(["getent", "group", "tradingd"]).stdout.strip().rsplit(":", 1)[1]
-    assert sorted(members.split(",")) == ["tradingd-consumer", "tradingd-exec"]
+    assert sorted(members.split(",")) == ["tradingd-bridge", "tradingd-consumer",
+                                      "tradingd-exec"]
     assert box.run(["id", "-nG", "tradingd"]).stdout.split() == ["tradingd"]
     # The installed units are clean for systemd-analyze verify too (real paths here).
     res = box.run(["systemd-analyze", "verify", f"/etc/systemd/system/{PRODUCER}",

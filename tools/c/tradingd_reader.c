@@ -41,6 +41,7 @@ static const char *state_name(uint64_t s) {
     case TRADINGD_STATE_LIVE: return "live";
     case TRADINGD_STATE_FINISHED: return "finished";
     case TRADINGD_STATE_STOPPED: return "stopped";
+    case TRADINGD_STATE_UPSTREAM_DOWN: return "upstream_down";
     default: return "unknown";
     }
 }

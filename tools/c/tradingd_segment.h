@@ -1,4 +1,4 @@
-/* tradingd segment layout v1.2 -- GENERATED from tradingd/segment/layout.py
+/* tradingd segment layout v1.3 -- GENERATED from tradingd/segment/layout.py
  * by tradingd/segment/cheader.py (`tradingd-inspect layout --c-header`). Do not edit
  * by hand: change tradingd/segment/layout.py and run `make c-header`.
  *
@@ -16,8 +16,8 @@
 
 #define TRADINGD_MAGIC 0x44474e4944415254ULL /* "TRADINGD" little-endian */
 #define TRADINGD_LAYOUT_MAJOR 1
-#define TRADINGD_LAYOUT_MINOR 2
-#define TRADINGD_LAYOUT_FINGERPRINT 0x469194fa039d92d5ULL
+#define TRADINGD_LAYOUT_MINOR 3
+#define TRADINGD_LAYOUT_FINGERPRINT 0x121071abd5ae2479ULL
 /* minor versions from which ring stamps are stored last / marked while written */
 #define TRADINGD_STAMP_LAST_MINOR 1
 #define TRADINGD_STAMP_MARKED_MINOR 2
@@ -34,6 +34,7 @@
 #define TRADINGD_STATE_LIVE 2
 #define TRADINGD_STATE_FINISHED 3
 #define TRADINGD_STATE_STOPPED 4
+#define TRADINGD_STATE_UPSTREAM_DOWN 5
 
 #define TRADINGD_ASSET_UNKNOWN 0
 #define TRADINGD_ASSET_STOCK 1
@@ -51,7 +52,7 @@ typedef struct tradingd_header {
     uint64_t generation;             /* @40   random non-zero id, new each time a producer creates it */
     uint64_t producer_pid;           /* @48   PID of the producer that owns the segment */
     uint64_t producer_start_ns;      /* @56   wall-clock time the producer created it (ns since epoch) */
-    uint64_t state;                  /* @64   0 empty, 1 initialising, 2 live, 3 finished, 4 stopped (ready word) */
+    uint64_t state;                  /* @64   0 empty, 1 initialising, 2 live, 3 finished, 4 stopped, 5 upstream_down (a mirror whose upstream is not delivering) (ready word) */
     uint64_t heartbeat_ns;           /* @72   CLOCK_MONOTONIC ns of the producer's last heartbeat */
     uint64_t heartbeat_interval_ns;  /* @80   how often the producer beats (ns) */
     uint64_t heartbeat_count;        /* @88   heartbeats since creation */
@@ -74,8 +75,18 @@ typedef struct tradingd_header {
     uint8_t _pad2[56];
     uint64_t wake_seq;               /* @320  bumped after each publish when the producer wakes blocked readers; its low 32 bits are a futex word readers wait on */
     uint8_t _pad3[56];
+    uint64_t upstream_state;         /* @384  mirror: 0 not a mirror, 1 live, 2 finished, 3 origin producer down, 4 publish bridge silent, 5 NATS unreachable */
+    uint64_t upstream_generation;    /* @392  mirror: generation of the origin segment mirrored */
+    uint64_t upstream_next_seq;      /* @400  mirror: origin ring sequence number of the next record to apply */
+    uint64_t upstream_cursor;        /* @408  mirror: origin ring cursor, as last reported upstream */
+    uint64_t upstream_stream_seq;    /* @416  mirror: JetStream sequence of the last message applied (resume point) */
+    uint64_t upstream_seq_offset;    /* @424  mirror: origin sequence number minus this ring's, for the newest records (one word, stored before a batch that changes it: resume at ring_cursor + this) */
+    uint64_t upstream_lag_ns;        /* @432  mirror: how far behind: the last applied record's origin publish (wall clock) to its write here (ns) */
+    uint64_t upstream_gap_records;   /* @440  mirror: origin records never applied (lapped at the origin, or no longer retained by the stream) */
+    char upstream_segment[64];       /* @448  mirror: origin segment name, NUL-padded */
+    char upstream_host[64];          /* @512  mirror: origin host name, NUL-padded */
 } tradingd_header;
-_Static_assert(sizeof(tradingd_header) == 384, "tradingd_header size");
+_Static_assert(sizeof(tradingd_header) == 576, "tradingd_header size");
 _Static_assert(offsetof(tradingd_header, magic) == 0, "header.magic");
 _Static_assert(offsetof(tradingd_header, layout_major) == 8, "header.layout_major");
 _Static_assert(offsetof(tradingd_header, layout_minor) == 12, "header.layout_minor");
@@ -104,6 +115,16 @@ _Static_assert(offsetof(tradingd_header, replay_loops) == 208, "header.replay_lo
 _Static_assert(offsetof(tradingd_header, rows_rejected) == 216, "header.rows_rejected");
 _Static_assert(offsetof(tradingd_header, ring_cursor) == 256, "header.ring_cursor");
 _Static_assert(offsetof(tradingd_header, wake_seq) == 320, "header.wake_seq");
+_Static_assert(offsetof(tradingd_header, upstream_state) == 384, "header.upstream_state");
+_Static_assert(offsetof(tradingd_header, upstream_generation) == 392, "header.upstream_generation");
+_Static_assert(offsetof(tradingd_header, upstream_next_seq) == 400, "header.upstream_next_seq");
+_Static_assert(offsetof(tradingd_header, upstream_cursor) == 408, "header.upstream_cursor");
+_Static_assert(offsetof(tradingd_header, upstream_stream_seq) == 416, "header.upstream_stream_seq");
+_Static_assert(offsetof(tradingd_header, upstream_seq_offset) == 424, "header.upstream_seq_offset");
+_Static_assert(offsetof(tradingd_header, upstream_lag_ns) == 432, "header.upstream_lag_ns");
+_Static_assert(offsetof(tradingd_header, upstream_gap_records) == 440, "header.upstream_gap_records");
+_Static_assert(offsetof(tradingd_header, upstream_segment) == 448, "header.upstream_segment");
+_Static_assert(offsetof(tradingd_header, upstream_host) == 512, "header.upstream_host");
 
 /* Symbol table entry: how to label a symbol's data. */
 typedef struct tradingd_symbol {

@@ -243,6 +243,56 @@ SCHEMA = Map({
                                   unit="seconds"),
         "metrics": _metrics(C.DEFAULT_CONSUMER_METRICS_PORT),
     }),
+    # tradingd-bridge (docs/multi-host.md): a segment over NATS JetStream to other hosts
+    "bridge": Map({
+        "nats": Map({
+            "servers": ListOf(Str(pattern=r"(nats|tls)://[^\s/]+",
+                                  expected="a URL nats://HOST:PORT or tls://HOST:PORT"),
+                              [C.DEFAULT_NATS_URL], min_items=1),
+            "credentials_file": Nullable(Str(pattern=r".+", expected="a file path"),
+                                         doc="user=/password= or token= lines; null: "
+                                             "$CREDENTIALS_DIRECTORY/nats if set, else none"),
+            "tls": Map({
+                "ca_file": Nullable(Str(pattern=r".+", expected="a file path")),
+                "cert_file": Nullable(Str(pattern=r".+", expected="a file path")),
+                "key_file": Nullable(Str(pattern=r".+", expected="a file path")),
+            }, doc="used when the server offers TLS (or a tls:// URL)"),
+            "connect_timeout": Number(2.0, minimum=0.1, maximum=60.0, unit="seconds"),
+            "reconnect_wait_max": Number(5.0, minimum=0.05, maximum=300.0, unit="seconds",
+                                         doc="backoff ceiling while NATS is unreachable"),
+        }),
+        "subject_prefix": Str(C.DEFAULT_BRIDGE_SUBJECT_PREFIX, pattern=r"[A-Za-z0-9_-]{1,32}",
+                              expected="1 to 32 letters, digits, _ or -"),
+        "feed": Nullable(Str(pattern=r"[A-Za-z0-9_-]{1,64}",
+                             expected="1 to 64 letters, digits, _ or - (a subject token)"),
+                         doc="the stream's name on NATS; null: the origin segment's name"),
+        "transport": Str("jetstream", choices=("jetstream", "core"),
+                         doc="core: no persistence, no replay (gaps counted)"),
+        "stream": Map({
+            "max_bytes": Int(1 << 30, minimum=1 << 20, maximum=1 << 50),
+            "max_age": Number(3600.0, minimum=1.0, maximum=365 * 86400.0, unit="seconds"),
+            "replicas": Int(1, minimum=1, maximum=5),
+            "storage": Str("file", choices=("file", "memory")),
+        }, doc="retention: what a mirror can recover after an outage"),
+        "publish": Map({
+            "batch_records": Int(1024, minimum=1, maximum=65536),
+            "max_inflight_bytes": Int(8 << 20, minimum=1 << 16, maximum=1 << 30),
+            "poll_interval": Number(0.001, minimum=0.00001, maximum=1.0, unit="seconds"),
+            "state_interval": Number(1.0, minimum=0.05, maximum=60.0, unit="seconds"),
+            "ack_timeout": Number(5.0, minimum=0.1, maximum=300.0, unit="seconds"),
+            "metrics": _metrics(C.DEFAULT_BRIDGE_PUBLISH_METRICS_PORT),
+        }),
+        "mirror": Map({
+            "upstream_timeout": Number(3.0, minimum=0.1, maximum=3600.0, unit="seconds",
+                                       doc="silence after which the upstream counts as down"),
+            "fetch_messages": Int(64, minimum=1, maximum=4096),
+            "state_dir": Str(C.DEFAULT_BRIDGE_STATE_DIR, pattern=r".+",
+                             expected="a directory path"),
+            "start": Str("first", choices=("first", "new"),
+                         doc="with no saved position: everything retained, or new only"),
+            "metrics": _metrics(C.DEFAULT_BRIDGE_MIRROR_METRICS_PORT),
+        }),
+    }),
 })
 
 
@@ -444,6 +494,60 @@ class ConsumerConfig:
 
 
 @dataclass(frozen=True)
+class NatsTlsConfig:
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    servers: tuple[str, ...]
+    credentials_file: str | None
+    tls: NatsTlsConfig
+    connect_timeout: float
+    reconnect_wait_max: float
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    max_bytes: int
+    max_age: float  # seconds
+    replicas: int
+    storage: str  # file | memory
+
+
+@dataclass(frozen=True)
+class BridgePublishConfig:
+    batch_records: int
+    max_inflight_bytes: int
+    poll_interval: float
+    state_interval: float
+    ack_timeout: float
+    metrics: MetricsConfig
+
+
+@dataclass(frozen=True)
+class BridgeMirrorConfig:
+    upstream_timeout: float
+    fetch_messages: int
+    state_dir: Path  # absolute
+    start: str  # first | new
+    metrics: MetricsConfig
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    nats: NatsConfig
+    subject_prefix: str
+    feed: str | None  # None: the segment's name
+    transport: str  # jetstream | core
+    stream: StreamConfig
+    publish: BridgePublishConfig
+    mirror: BridgeMirrorConfig
+
+
+@dataclass(frozen=True)
 class Config:
     segment: SegmentConfig
     logging: LoggingConfig
@@ -451,6 +555,7 @@ class Config:
     consumer: ConsumerConfig
     source_path: Path  # absolute path of the file read
     exec: ExecConfig | None = None  # tradingd-exec (always set by load_config)
+    bridge: BridgeConfig | None = None  # None only for Configs built by hand
 
     def format_of(self, symbol: SymbolConfig) -> FormatConfig | str:
         """A symbol's custom layout, or the built-in format's name."""
@@ -618,7 +723,26 @@ def _build(v: dict[str, Any], source: Path) -> Config:
     )
     return Config(segment=SegmentConfig(**v["segment"]), logging=LoggingConfig(**v["logging"]),
                   producer=producer, consumer=consumer, source_path=source,
-                  exec=_build_exec(v["exec"], source))
+                  exec=_build_exec(v["exec"], source),
+                  bridge=_build_bridge(v["bridge"], source))
+
+
+def _build_bridge(b: dict[str, Any], source: Path) -> BridgeConfig:
+    n, p, m = b["nats"], b["publish"], b["mirror"]
+
+    def rel(path: str | None) -> str | None:
+        return None if path is None else str((source.parent / path).resolve())
+
+    tls = NatsTlsConfig(**{k: rel(v) for k, v in n["tls"].items()})
+    return BridgeConfig(
+        nats=NatsConfig(servers=tuple(n["servers"]), credentials_file=rel(n["credentials_file"]),
+                        tls=tls, connect_timeout=n["connect_timeout"],
+                        reconnect_wait_max=n["reconnect_wait_max"]),
+        subject_prefix=b["subject_prefix"], feed=b["feed"], transport=b["transport"],
+        stream=StreamConfig(**b["stream"]),
+        publish=BridgePublishConfig(**{**p, "metrics": MetricsConfig(**p["metrics"])}),
+        mirror=BridgeMirrorConfig(**{**m, "state_dir": Path(rel(m["state_dir"]) or "."),
+                                     "metrics": MetricsConfig(**m["metrics"])}))
 
 
 def default_config(source: str | os.PathLike[str] = "config/tradingd.yaml") -> Config:

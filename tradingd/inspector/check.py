@@ -145,6 +145,11 @@ def evaluate(opened: Opened, clock: Clock, opts: CheckOptions) -> CheckResult:
         status = Status.WARNING
         reasons.append(f"PID {pid} not visible here ({f.pid}) although the heartbeat is "
                        f"fresh (another PID namespace, or it just died)")
+    if state == L.STATE_UPSTREAM_DOWN:  # a mirror whose upstream is not delivering
+        status = Status.WARNING
+        up = L.UPSTREAM_NAMES.get(int(h.get("upstream_state", 0)), "?")
+        reasons.append(f"mirror upstream down ({up}): the mirror runs, its origin does not "
+                       f"deliver")
     if opened.view is not None:
         newest = newest_publish_ns(opened.view.latest_all())
         if newest is not None:

@@ -285,8 +285,13 @@ class LiveView:
         self.geometry = reader.geometry
         self.notes: list[str] = []
 
-    def header(self) -> dict[str, int]:
-        return self.reader.header()
+    def header(self) -> dict[str, Value]:
+        """Every header field, the integer ones and the text ones (v1.3 ``upstream_*``)."""
+        h: dict[str, Value] = dict(self.reader.header())
+        for p in L.HEADER.placed:
+            if p.field.type.startswith("char["):
+                h[p.name] = self.reader.header_text(p.name)
+        return h
 
     def symbols(self) -> list[SymbolInfo]:
         return self.reader.symbols()

@@ -123,7 +123,30 @@ def summary_line(where: str, h: dict[str, Value], f: Facts, now_ns: int) -> str:
         parts.append(f"{fmt_count(int(h['ring_cursor']))} records")
     if "ring_capacity" in h and "ring_record_size" in h:
         parts.append(f"ring {h['ring_capacity']} x {h['ring_record_size']} B")
+    mirror = mirror_text(h)
+    if mirror:
+        parts.append(mirror)
     return ", ".join(parts)
+
+
+def mirror_text(h: dict[str, Value]) -> str:
+    """For a mirror segment (layout v1.3, tradingd-bridge mirror): of what, how far behind.
+
+    ``mirror of host:segment gen 1a2b3c4d… (upstream live, 12 ms behind, origin seq 4711,
+    stream seq 93, 0 gap records)``; empty for a producer's own segment.
+    """
+    code = h.get("upstream_state")
+    if not isinstance(code, int) or code == L.UPSTREAM_NONE:
+        return ""
+    host, seg = h.get("upstream_host", "?"), h.get("upstream_segment", "?")
+    name = L.UPSTREAM_NAMES.get(code, str(code))
+    if code not in (L.UPSTREAM_LIVE, L.UPSTREAM_FINISHED):
+        name = f"DOWN: {name}"
+    lag = h.get("upstream_lag_ns", 0)
+    return (f"mirror of {host}:{seg} gen {int(h.get('upstream_generation', 0)):016x}"[:-8] +
+            f"… (upstream {name}, {fmt_age_ns(int(lag))} behind, origin seq "
+            f"{h.get('upstream_next_seq', 0)}, stream seq {h.get('upstream_stream_seq', 0)}, "
+            f"{h.get('upstream_gap_records', 0)} gap records)")
 
 
 def field_note(name: str, value: Value, h: dict[str, Value], f: Facts, now_ns: int,
@@ -165,6 +188,10 @@ def field_note(name: str, value: Value, h: dict[str, Value], f: Facts, now_ns: i
         return "ok" if value == struct_.size else f"expected {struct_.size}"
     if name == "ring_cursor":
         return f"{fmt_count(value)} records published"
+    if name == "upstream_state":
+        return L.UPSTREAM_NAMES.get(value, "unknown")
+    if name == "upstream_lag_ns" and h.get("upstream_state"):
+        return f"{fmt_age_ns(value)} behind the origin"
     return ""
 
 

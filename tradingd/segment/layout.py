@@ -76,9 +76,16 @@ LAYOUT_MAJOR = 1
 #        so a reader may take a record as soon as its stamp appears (STAMP_LAST_MINOR)
 #   1.2  ...and stores the stamp's complement before the rest: the stamp is a per-record
 #        seqlock, so a reader needs no cursor read per record (STAMP_MARKED_MINOR)
-LAYOUT_MINOR = 2
+#   1.3  mirror segments (tradingd-bridge mirror): the header grows by three cache lines of
+#        upstream_* fields (zero in a producer's segment) and state 5, upstream_down: the
+#        mirror runs but its upstream is not delivering (MIRROR_MINOR). Every earlier field
+#        keeps its offset; the regions after the header move (their offsets are in the
+#        header) and the fingerprint changes, so a 1.2 reader refuses a 1.3 segment by its
+#        fingerprint rather than misreading it.
+LAYOUT_MINOR = 3
 STAMP_LAST_MINOR = 1
 STAMP_MARKED_MINOR = 2
+MIRROR_MINOR = 3
 #: A record published at most this long after the one before it, which a reader took intact,
 #: is the record its stamp says, not one 2^32 records later (see the protocol above).
 STAMP_TRUST_NS = 100_000_000
@@ -90,15 +97,35 @@ STATE_INITIALISING = 1
 STATE_LIVE = 2
 STATE_FINISHED = 3  # replay finished: producer alive, heartbeating, publishing nothing more
 STATE_STOPPED = 4
+#: A mirror segment (tradingd-bridge mirror) whose writer runs and heartbeats but whose
+#: upstream (origin producer, publish bridge or NATS) is not delivering: not "producer dead".
+STATE_UPSTREAM_DOWN = 5
 STATE_NAMES = {
     STATE_EMPTY: "empty",
     STATE_INITIALISING: "initialising",
     STATE_LIVE: "live",
     STATE_FINISHED: "finished",
     STATE_STOPPED: "stopped",
+    STATE_UPSTREAM_DOWN: "upstream_down",
 }
 #: States in which a producer is running and heartbeating.
-RUNNING_STATES = (STATE_LIVE, STATE_FINISHED)
+RUNNING_STATES = (STATE_LIVE, STATE_FINISHED, STATE_UPSTREAM_DOWN)
+
+# header.upstream_state values (mirror segments): what the mirror knows of its upstream.
+UPSTREAM_NONE = 0  # not a mirror: a producer's own segment
+UPSTREAM_LIVE = 1
+UPSTREAM_FINISHED = 2
+UPSTREAM_ORIGIN_DOWN = 3  # the publish bridge reports the origin producer down
+UPSTREAM_BRIDGE_SILENT = 4  # no message from the publish bridge within the timeout
+UPSTREAM_NATS_DOWN = 5  # the mirror cannot reach the NATS server
+UPSTREAM_NAMES = {
+    UPSTREAM_NONE: "none",
+    UPSTREAM_LIVE: "live",
+    UPSTREAM_FINISHED: "finished",
+    UPSTREAM_ORIGIN_DOWN: "origin_down",
+    UPSTREAM_BRIDGE_SILENT: "bridge_silent",
+    UPSTREAM_NATS_DOWN: "nats_down",
+}
 
 ASSET_CLASSES = {0: "unknown", 1: "stock", 2: "crypto", 3: "forex"}
 ASSET_CLASS_IDS = {name: code for code, name in ASSET_CLASSES.items()}
@@ -280,7 +307,8 @@ HEADER = Struct("header", "Segment header: identity, liveness, region table, cou
     Field("generation", "u64", "random non-zero id, new each time a producer creates it"),
     Field("producer_pid", "u64", "PID of the producer that owns the segment"),
     Field("producer_start_ns", "u64", "wall-clock time the producer created it (ns since epoch)"),
-    Field("state", "u64", "0 empty, 1 initialising, 2 live, 3 finished, 4 stopped (ready word)",
+    Field("state", "u64", "0 empty, 1 initialising, 2 live, 3 finished, 4 stopped, "
+          "5 upstream_down (a mirror whose upstream is not delivering) (ready word)",
           new_line=True),
     Field("heartbeat_ns", "u64", "CLOCK_MONOTONIC ns of the producer's last heartbeat"),
     Field("heartbeat_interval_ns", "u64", "how often the producer beats (ns)"),
@@ -307,7 +335,29 @@ HEADER = Struct("header", "Segment header: identity, liveness, region table, cou
     Field("wake_seq", "u64",
           "bumped after each publish when the producer wakes blocked readers; its low 32 bits "
           "are a futex word readers wait on", own_line=True),
-), exact_size=384)
+    # v1.3: a mirror segment's upstream (tradingd-bridge mirror); all zero in a producer's
+    Field("upstream_state", "u64",
+          "mirror: 0 not a mirror, 1 live, 2 finished, 3 origin producer down, 4 publish "
+          "bridge silent, 5 NATS unreachable", new_line=True),
+    Field("upstream_generation", "u64", "mirror: generation of the origin segment mirrored"),
+    Field("upstream_next_seq", "u64",
+          "mirror: origin ring sequence number of the next record to apply"),
+    Field("upstream_cursor", "u64", "mirror: origin ring cursor, as last reported upstream"),
+    Field("upstream_stream_seq", "u64",
+          "mirror: JetStream sequence of the last message applied (resume point)"),
+    Field("upstream_seq_offset", "u64",
+          "mirror: origin sequence number minus this ring's, for the newest records (one "
+          "word, stored before a batch that changes it: resume at ring_cursor + this)"),
+    Field("upstream_lag_ns", "u64",
+          "mirror: how far behind: the last applied record's origin publish (wall clock) "
+          "to its write here (ns)"),
+    Field("upstream_gap_records", "u64",
+          "mirror: origin records never applied (lapped at the origin, or no longer "
+          "retained by the stream)"),
+    Field("upstream_segment", "char[64]", "mirror: origin segment name, NUL-padded",
+          new_line=True),
+    Field("upstream_host", "char[64]", "mirror: origin host name, NUL-padded", new_line=True),
+), exact_size=576)
 
 SYMBOL = Struct("symbol", "Symbol table entry: how to label a symbol's data.", (
     Field("name", "char[24]", "ticker, NUL-padded ASCII (\"AAPL\", \"BTC-USD\")"),

@@ -52,7 +52,7 @@ from tradingd.errors import (
 )
 from tradingd.segment import layout as L
 from tradingd.segment import liveness, shm
-from tradingd.segment.reader import SegmentReader
+from tradingd.segment.reader import HEADER_INT_FIELDS, SegmentReader
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _raw_header(path: str) -> tuple[dict[str, int] | None, shm.FileId | None, fl
     if len(data) < L.HEADER.size:
         return None, file_id, st.st_mtime
     row = np.frombuffer(data, L.HEADER_DTYPE, count=1)[0]
-    return {n: int(row[n]) for n in L.HEADER_DTYPE.names}, file_id, st.st_mtime
+    return {n: int(row[n]) for n in HEADER_INT_FIELDS}, file_id, st.st_mtime
 
 
 def _file_id(path: str) -> shm.FileId | None:

@@ -143,11 +143,14 @@ def _claim(raw: bytes) -> str:
         return "it has no tradingd header"
     state = L.STATE_NAMES.get(h["state"], str(h["state"]))
     return f"its header names producer PID {h['producer_pid']} (state {state})"
+#: The header's integer fields (the text fields of v1.3, ``upstream_segment`` and
+#: ``upstream_host``, are read with :meth:`SegmentReader.header_text`).
+HEADER_INT_FIELDS = tuple(n for n in L.HEADER_DTYPE.names if L.HEADER_DTYPE[n].kind in "iu")
 
 
 def _header_dict(raw: bytes | memoryview) -> dict[str, int]:
     row = np.frombuffer(raw, L.HEADER_DTYPE, count=1)[0]
-    return {name: int(row[name]) for name in L.HEADER_DTYPE.names}
+    return {name: int(row[name]) for name in HEADER_INT_FIELDS}
 
 
 class SegmentReader:
@@ -271,6 +274,11 @@ class SegmentReader:
     def header(self) -> dict[str, int]:
         """A copy of every header field (values may change between fields: informative)."""
         return _header_dict(self._mm[:L.HEADER.size])
+
+    def header_text(self, name: str) -> str:
+        """A NUL-padded ASCII header field (``upstream_segment``, ``upstream_host``)."""
+        row = np.frombuffer(self._mm, L.HEADER_DTYPE, count=1)[0]
+        return bytes(row[name]).rstrip(b"\0").decode("ascii", "replace")
 
     @property
     def state(self) -> int:
@@ -637,4 +645,5 @@ class RingSubscription:
                 return True
 
 
-__all__ = ["RingSubscription", "SegmentReader", "Validated", "validate_header"]
+__all__ = ["HEADER_INT_FIELDS", "RingSubscription", "SegmentReader", "Validated",
+           "validate_header"]

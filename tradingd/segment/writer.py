@@ -20,7 +20,7 @@ import grp
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -79,8 +79,14 @@ class SegmentWriter:
         heartbeat_interval_ns: int = 100_000_000,
         wake_readers: bool = True,
         clock: Clock = SYSTEM_CLOCK,
+        ready_state: int = L.STATE_LIVE,
+        before_ready: Callable[[SegmentWriter], None] | None = None,
     ) -> SegmentWriter:
         """Create and initialise segment ``name``; it is live when this returns.
+
+        ``before_ready`` fills more header fields (a mirror's ``upstream_*``) before the
+        ready word is stored; ``ready_state`` is that word (a mirror may start
+        ``STATE_UPSTREAM_DOWN``).
 
         Raises :class:`SegmentExists` if the name is taken (the caller decides whether the
         old one is stale), :class:`SegmentPermission` if the OS refuses. On any failure
@@ -113,7 +119,9 @@ class SegmentWriter:
                     self._companion = comp
                     if comp is not None:
                         fast.attach_sleepers(comp.mm, SLEEPERS_OFFSET)
-            self._words[_W_STATE] = L.STATE_LIVE  # the ready word, stored last
+            if before_ready is not None:
+                before_ready(self)
+            self._words[_W_STATE] = ready_state  # the ready word, stored last
         except BaseException:
             self._abandon()
             raise
@@ -264,6 +272,14 @@ class SegmentWriter:
     def set_counter(self, field: str, value: int) -> None:
         """Store a header counter (``replay_loops``, ``rows_rejected``)."""
         self._words[L.HEADER.word(field)] = value
+
+    def set_text(self, field: str, value: str) -> None:
+        """Store a NUL-padded ASCII header field (``upstream_segment``, ``upstream_host``).
+
+        Truncated to the field's size; informative only (no reader polls these bytes).
+        """
+        size = L.HEADER[field].size
+        self._header[0][field] = value.encode("ascii", "replace")[:size]
 
     def set_record_count(self, symbol_id: int, count: int) -> None:
         """Record how many records of a symbol the producer loaded (symbol table)."""
