@@ -30,3 +30,10 @@ DEFAULT_CONFIG_PATH = "/etc/tradingd/tradingd.yaml"
 DEFAULT_PRODUCER_METRICS_PORT = 9101
 DEFAULT_CONSUMER_METRICS_PORT = 9102
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+
+# tradingd-gateway (WebSocket API and live page): loopback only by default.
+DEFAULT_GATEWAY_ADDRESS = "127.0.0.1"
+DEFAULT_GATEWAY_PORT = 8765
+DEFAULT_GATEWAY_METRICS_PORT = 9103
+#: Name of the systemd credential (LoadCredential=) holding the gateway's bearer token.
+GATEWAY_TOKEN_CREDENTIAL = "gateway-token"
