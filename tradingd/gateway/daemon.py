@@ -340,6 +340,8 @@ def _run() -> int:
     config = config_from_args(args)
     setup_logging(PROG, log_level(args, config))
     shm.check_platform()
+    # picows logs a client's bad frame at error level; the gateway logs (info) and counts it
+    logging.getLogger("picows").setLevel(logging.CRITICAL)
     g = config.gateway
     with StopFlag(ignore_sighup=True) as stop, Notifier() as notifier:
         service = GatewayService(config, stop=stop, notifier=notifier, test_delay=_test_delay())

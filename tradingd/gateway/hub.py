@@ -216,6 +216,8 @@ class Hub:
     # ------------------------------------------------------------------ client input
     def on_text(self, client: Client, text: str) -> None:
         """One text frame from a client: rate-limited, parsed, answered."""
+        if client.close_reason is not None:  # closing: nothing more is answered
+            return
         now = self._clock()
         if not self._admit(client, now):
             return
@@ -323,8 +325,15 @@ class Hub:
         history = (view.history(self.pos, self.limits.snapshot_records)
                    if tick_sids and self.limits.snapshot_records else {})
         for sid in tick_sids:
-            latest = _enc(latest_object(view.latest(sid)))
-            records = _enc(history.get(sid, []))
+            rows = history.get(sid, [])
+            slot = latest_object(view.latest(sid))
+            if slot is not None and slot["seq"] >= self.pos and rows:
+                # the slot moved past "to" since: the latest value as of "to" is the last row
+                r = rows[-1]
+                slot = {"seq": r[0], "price": r[5], "volume": r[6], "t_ms": r[1],
+                        "publish_ns": r[7]}
+            latest = _enc(slot)
+            records = _enc(rows)
             self._send(client, "snapshot", (
                 f'{{"type":"snapshot","channel":{_enc("ticks." + self.symbols[sid])},"gen":"{gen}",'
                 f'"to":{self.pos},"latest":{latest},"records":{records}}}').encode(), now)
@@ -535,7 +544,7 @@ class Hub:
                     if client.peer.buffered() > hard:
                         self.counters.updates_dropped += 1
                         continue
-                    if sid not in client.latest_sids:
+                    if sid in client.tick_sids:  # in place of that symbol's ticks
                         self.counters.updates_conflated += 1
                 elif client.peer.buffered() + len(frame) > self.limits.send_buffer_limit:
                     self._congest(client, now)

@@ -15,6 +15,7 @@ Everything after the handshake is the :class:`~tradingd.gateway.hub.Hub`'s.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import urllib.parse
@@ -44,6 +45,8 @@ PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
               "/style.css": ("style.css", "text/css; charset=utf-8")}
 WS_PATHS = ("/ws", "/")
+#: Seconds a closed client has to answer our close frame before it is disconnected.
+CLOSE_GRACE = 1.0
 #: Reasons a handshake was refused (metric label), with the HTTP status.
 REJECTIONS = {"origin": 403, "auth": 401, "limit": 503, "not_found": 404}
 _SECURITY_HEADERS = {
@@ -82,7 +85,10 @@ class PicowsPeer:
             return
         if not t.is_close_frame_sent:
             t.send_close(WSCloseCode(code), reason.encode()[:120])
-        t.disconnect(graceful=not abort)
+        if abort:
+            t.disconnect(graceful=False)
+        else:  # the client echoes the close (then we disconnect); or it is dropped in 1 s
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, t.disconnect)
 
 
 @dataclass
@@ -185,8 +191,8 @@ class _Listener(WSListener):
                 return
             self.hub.on_text(client, text)
         elif kind == WSMsgType.CLOSE:
-            client.close_reason = client.close_reason or "client"
-            if not transport.is_close_frame_sent:
+            if not transport.is_close_frame_sent:  # the client's close: echo it
+                client.close_reason = client.close_reason or "client"
                 transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
         elif kind in (WSMsgType.PING, WSMsgType.PONG):
@@ -208,6 +214,9 @@ class _Listener(WSListener):
             reason = "protocol"
         elif transport.close_handshake and transport.close_handshake.recv is not None:
             reason = "client"
+        if reason in ("too_big", "protocol") and client.close_reason is None and sent:
+            log.info("closed client %d (%s): %d %s", client.cid, client.remote,
+                     sent.code.value, sent.reason)
         self.hub.remove(client, reason)
 
 
