@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,8 @@ class Stack:
 
     def cleanup(self) -> None:
         for c in self.clients:
-            try:
+            with contextlib.suppress(Exception):  # a broken connection is fine here
                 c.close()
-            except Exception:  # noqa: BLE001 (a broken connection is fine here)
-                pass
         for d in self.daemons:
             d.cleanup()
 

@@ -6,6 +6,7 @@ Every daemon runs on a private segment and free ports, and is killed by PID afte
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -157,7 +158,7 @@ def test_snapshot_and_updates_match_the_segment(stack: Stack, workdir: Path) -> 
             float(rec["close"]), float(rec["volume"]), int(rec["event_ns"]) // 10**6)
     for sym in names:
         times = [m["publish_ns"] for m in latest if m["channel"] == f"latest.{sym}"]
-        assert all(b > a for a, b in zip(times, times[1:], strict=False))
+        assert all(b > a for a, b in itertools.pairwise(times))
     rid = client.request("list")
     listed = client.wait_for(lambda m: m.get("id") == rid)
     assert listed["channels"] == ["latest.*", "status", "ticks.*"]
