@@ -18,6 +18,7 @@ import pytest
 from conftest import Stack
 from gateway_support import TIMEOUT, write_config
 
+from tradingd.errors import TradingdError
 from tradingd.gateway import browser
 from tradingd.segment import layout as L
 from tradingd.segment.reader import SegmentReader
@@ -38,7 +39,7 @@ def finished_slots(segment: str, timeout: float = TIMEOUT) -> tuple[str, dict[st
                     prices = {n: v.price for n, v in zip(names, r.latest_all(), strict=True)
                               if v is not None}
                     return f"{r.generation:016x}", prices
-        except Exception:  # noqa: BLE001 (not there yet: the producer is starting)
+        except TradingdError:  # not there yet: the producer is starting
             pass
         assert time.monotonic() < deadline, "the replay did not finish"
         time.sleep(0.1)
