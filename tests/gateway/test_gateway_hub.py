@@ -166,7 +166,7 @@ def test_slow_client_is_conflated_gets_an_exact_gap_then_is_closed() -> None:
 
 
 def test_flood_is_rate_limited_then_closed_1008() -> None:
-    hub, clock, _ = make_hub(message_rate=10.0, message_burst=5)
+    hub, _clock, _ = make_hub(message_rate=10.0, message_burst=5)
     peer = FakePeer()
     client = hub.add(peer, "test")
     for i in range(12):
@@ -223,7 +223,7 @@ def test_lapping_tells_every_ticks_client() -> None:
 
 
 def test_generation_change_resnapshots() -> None:
-    hub, clock, view = make_hub()
+    hub, _clock, view = make_hub()
     peer = FakePeer()
     subscribe(hub, peer, "ticks.AAPL", "latest.TSLA")
     view.slots = {0: (3, 9.5, 1.0, 0, 0, 1), 1: (4, 7.5, 1.0, 0, 0, 1)}
