@@ -273,7 +273,10 @@ def test_make_install_layout(installed: Installed) -> None:
     # Users from sysusers.d: the consumer reads through group tradingd, nobody else is in it.
     assert box.run(["id", "-nG", "tradingd-consumer"]).stdout.split() == [
         "tradingd-consumer", "tradingd"]
-    assert box.run(["getent", "group", "tradingd"]).stdout.strip().endswith(":tradingd-consumer")
+    members = box.run(["getent", "group", "tradingd"]).stdout.strip().rsplit(":", 1)[1]
+    # the segment's readers only (tradingd-gateway reads it too: tests/systemd/test_gateway_unit.py)
+    assert "tradingd-consumer" in members.split(",")
+    assert set(members.split(",")) <= {"tradingd-consumer", "tradingd-gateway"}
     assert box.run(["id", "-nG", "tradingd"]).stdout.split() == ["tradingd"]
     # The installed units are clean for systemd-analyze verify too (real paths here).
     res = box.run(["systemd-analyze", "verify", f"/etc/systemd/system/{PRODUCER}",

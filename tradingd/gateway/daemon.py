@@ -102,10 +102,15 @@ def read_token(g: GatewayConfig, env: dict[str, str] | None = None) -> str | Non
     key = "gateway.token_file"
     if path is None:
         creds = env.get("CREDENTIALS_DIRECTORY")
-        candidate = Path(creds) / C.GATEWAY_TOKEN_CREDENTIAL if creds else None
-        if candidate is None or not candidate.is_file():
+        if not creds:
             return None
-        path, key = candidate, f"credential {C.GATEWAY_TOKEN_CREDENTIAL} (LoadCredential=)"
+        path = Path(creds) / C.GATEWAY_TOKEN_CREDENTIAL
+        key = f"credential {C.GATEWAY_TOKEN_CREDENTIAL} (LoadCredential=)"
+        try:
+            if not path.exists():  # the unit passes other credentials, not ours
+                return None
+        except OSError as exc:  # the directory is there but not ours to read: never run open
+            raise ConfigError(f"{key}: cannot access {path}: {exc.strerror or exc}") from None
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
