@@ -4,10 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo test test-deps lint bench c-header docs clean
+.PHONY: help venv demo test test-deps lint bench c-header docs clean demo-screenshot
 
 help:
 	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
+	@echo "              (and tradingd-gateway: the live page's URL is printed)"
+	@echo "make demo-screenshot - the live page in headless chromium, saved as SCREENSHOT=PNG"
 	@echo "make test   - set up everything the tests need, then run them"
 	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
 	@echo "make lint   - ruff"
@@ -31,6 +33,14 @@ test-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool missing and not root: metric lint tests will be skipped"; fi; }
+	@# tradingd-gateway's page test and make demo-screenshot: Debian's chromium + chromium-driver
+	@# (driven by Selenium from the test extra; never a downloaded browser)
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (Debian) for the live page test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "chromium/chromedriver missing and not root: the page tests will be skipped"; fi; }
 
 test: venv test-deps
 	$(BIN)/python -m pytest -q
@@ -50,6 +60,12 @@ bench: venv
 	$(BIN)/python bench/bench_loader.py
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
+	$(BIN)/python bench/bench_gateway.py
+
+# The gateway's live page in headless chromium (test-deps installs it), saved as a PNG.
+SCREENSHOT ?= build/gateway-page.png
+demo-screenshot: venv test-deps
+	$(BIN)/tradingd-demo --screenshot $(SCREENSHOT)
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h
