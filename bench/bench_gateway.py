@@ -105,10 +105,10 @@ def _client_main(url: str, plan: list[tuple[str, bytes | None]], seconds: float,
             head = bytes(mv[:80])
             if self.kind == "latency":
                 if head.startswith(b'{"type":"ticks"'):
-                    msg = json.loads(bytes(mv))
-                    for rows in msg["data"].values():
-                        self.lat.extend(now - r[7] for r in rows)
-                        self.records += len(rows)
+                    # publish_ns is each row's last field, the only number before a "]"
+                    pubs = _PUB.findall(bytes(mv))
+                    self.lat.extend(now - int(p) for p in pubs)
+                    self.records += len(pubs)
                 elif head.startswith(b'{"t":'):  # library peers: {"t": publish_ns, ...}
                     self.lat.append(now - int(head[5:head.index(b",")]))
             elif head.startswith(b'{"type":"ticks"'):
@@ -148,6 +148,9 @@ def _client_main(url: str, plan: list[tuple[str, bytes | None]], seconds: float,
     asyncio.run(main())
 
 
+_PUB = re.compile(rb",(\d+)\]")
+
+
 def _factory(cls: Any, kind: str, sub: bytes | None) -> Any:
     return lambda: cls(kind, sub)
 
@@ -176,17 +179,32 @@ def _stalled_socket(url: str, sub: bytes | None) -> socket.socket:
 
 
 def run_clients(url: str, plan: list[tuple[str, bytes | None]], seconds: float,
-                warmup: float = 1.0) -> dict[str, Any]:
+                warmup: float = 1.0, processes: int = 1) -> dict[str, Any]:
+    """The clients of ``plan`` spread over ``processes`` processes; results summed."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    p = ctx.Process(target=_client_main, args=(url, plan, seconds, warmup, out))
-    p.start()
+    procs = [ctx.Process(target=_client_main, args=(url, plan[i::processes], seconds, warmup,
+                                                    out)) for i in range(processes)]
+    for p in procs:
+        p.start()
     try:
-        return dict(out.get(timeout=seconds + warmup + 60))
+        parts = [dict(out.get(timeout=seconds + warmup + 60)) for _ in procs]
     finally:
-        p.join(10)
-        if p.is_alive():
-            p.kill()
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    total: dict[str, Any] = {"elapsed": max(r["elapsed"] for r in parts)}
+    for r in parts:
+        for kind, v in r.items():
+            if kind == "elapsed":
+                continue
+            t = total.setdefault(kind, {"clients": 0, "frames": 0, "records": 0, "bytes": 0,
+                                        "lat": np.zeros(0, np.int64)})
+            for key in ("clients", "frames", "records", "bytes"):
+                t[key] += v[key]
+            t["lat"] = np.concatenate([t["lat"], v["lat"]])
+    return total
 
 
 # ============================================================================ A: libraries
@@ -382,7 +400,7 @@ def bench_fanout(seconds: float, n_latest: int, n_ticks: int) -> None:
         plan = ([("latest", _sub("latest.*"))] * n_latest
                 + [("ticks", _sub("ticks.*"))] * n_ticks)
         t0 = time.monotonic()
-        res = run_clients(url, plan, seconds, warmup=2.0)
+        res = run_clients(url, plan, seconds, warmup=2.0, processes=2)
         wall = time.monotonic() - t0
         cpu = (_cpu_seconds(gw.pid) - cpu0) / wall
         read = g.sample("records_read_total") - read0
@@ -433,20 +451,22 @@ def bench_latency(seconds: float, rate: float, scenarios: list[tuple[int, bool]]
         writer = ctx.Process(target=_paced_writer, args=(name, rate, seconds + 8, ready))
         writer.start()
         ready.wait(10)
-        g = Gateway(name, gateway={"send_buffer_limit": 262144, "slow_client_timeout": 60})
+        g = Gateway(name, gateway={"send_buffer_limit": 65536, "slow_client_timeout": 2.0})
         try:
             g.start("gateway")
             url = f"ws://127.0.0.1:{g.port()}/ws"
             plan: list[tuple[str, bytes | None]] = [("latency", _sub("ticks.*"))] * clients
             if stall:
                 plan.append(("stall", _sub("ticks.*")))
-            res = run_clients(url, plan, seconds, warmup=2.0)
+            res = run_clients(url, plan, seconds, warmup=2.0, processes=2 if clients > 20 else 1)
             lat = res["latency"]
             extra = ""
             if stall:
+                closed = re.search(r'clients_closed_total\{reason="slow_client"\} (\S+)',
+                                   g.metrics())
                 extra = (f"; stalled client: {g.sample('slow_client_episodes_total'):.0f} "
                          f"slow episode, {g.sample('updates_dropped_total'):.0f} updates "
-                         f"dropped for it")
+                         f"dropped for it, closed 1013: {closed.group(1) if closed else '?'}")
             print(f"  {clients:3d} clients{' + 1 stalled' if stall else '':12}: "
                   f"{_pct(lat['lat'])}  ({lat['records'] / res['elapsed'] / 1e3:.1f} k "
                   f"records/s delivered{extra})")

@@ -16,8 +16,10 @@ Everything after the handshake is the :class:`~tradingd.gateway.hub.Hub`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from importlib import resources
@@ -173,6 +175,11 @@ class _Listener(WSListener):
         self.client: Client | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
+        sock = transport.underlying_transport.get_extra_info("socket")
+        if sock is not None:  # the kernel's queue is bounded too (no autotuning to 4 MiB)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                self.hub.limits.send_buffer_limit)
         peer = transport.underlying_transport.get_extra_info("peername")
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.client = self.hub.add(PicowsPeer(transport), remote)
