@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo test test-deps lint bench c-header docs clean demo-screenshot
+.PHONY: help venv demo test test-deps lint bench c-header docs clean monitoring monitor
+.PHONY: demo-screenshot
 
 help:
 	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
@@ -15,6 +16,8 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make install / make uninstall - as root: /opt/tradingd, units, users, /etc/tradingd"
 	@echo "make c-header - regenerate tools/c/tradingd_segment.h from tradingd/segment/layout.py"
+	@echo "make monitor - the demo pair plus a local Prometheus with the rules (prints the URL)"
+	@echo "make monitoring - regenerate the rules, the dashboard and docs/metrics.md"
 
 # The C fast path (tradingd/segment/_fastpath.c) is compiled by this install; it is rebuilt when
 # its source or the generated layout header changes.
@@ -25,14 +28,15 @@ $(STAMP): pyproject.toml setup.py tradingd/segment/_fastpath.c tools/c/tradingd_
 
 venv: $(STAMP)
 
-# promtool (Debian package prometheus) lints the metrics; installed when root and missing.
+# promtool (Debian package prometheus) lints the metrics; the prometheus server runs the
+# monitoring tests (tests/monitoring); installed when root and either is missing.
 test-deps:
-	@command -v promtool >/dev/null 2>&1 || { \
+	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing promtool (Debian package prometheus)"; \
+	    echo "installing promtool and prometheus (Debian package prometheus)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
-	  else echo "promtool missing and not root: metric lint tests will be skipped"; fi; }
+	  else echo "promtool/prometheus missing and not root: metric lint and monitoring tests will be skipped"; fi; }
 	@# tradingd-gateway's page test and make demo-screenshot: Debian's chromium + chromium-driver
 	@# (driven by Selenium from the test extra; never a downloaded browser)
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
@@ -72,6 +76,20 @@ c-header: venv
 
 docs: venv
 	$(BIN)/python -m tradingd.segment.layout_doc > docs/segment-layout.md
+	$(BIN)/python -m tradingd.monitoring.metrics_doc > docs/metrics.md
+
+# The generated monitoring files (rules, dashboard) and docs/metrics.md; RUNBOOK_URL=... links
+# the alerts to where your copy of docs/runbook.md is served.
+monitoring: venv
+	$(BIN)/python -m tradingd.monitoring.rules $(if $(RUNBOOK_URL),--runbook-url $(RUNBOOK_URL)) \
+	  > monitoring/prometheus/tradingd.rules.yml
+	$(BIN)/python -m tradingd.monitoring.dashboard > monitoring/grafana/dashboards/tradingd.json
+	$(BIN)/python -m tradingd.monitoring.metrics_doc > docs/metrics.md
+
+# The demo pair plus a local Prometheus (loopback, free ports) with the shipped rules; prints
+# the URL. Ctrl-C stops everything. DURATION=N stops after N seconds.
+monitor: venv test-deps
+	$(BIN)/python -m tradingd.monitoring.monitor $(if $(DURATION),--duration $(DURATION))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -92,7 +92,7 @@ class DaemonProcess:
     """One real tradingd-producer or tradingd-consumer: its output in a file, its notify socket."""
 
     def __init__(self, kind: str, config: Path, workdir: Path, *, segment: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.kind = kind
         self.notify = NotifyListener()
         n = len(list(workdir.glob(f"{kind}-*.log")))
@@ -100,9 +100,11 @@ class DaemonProcess:
         full_env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
         full_env["NOTIFY_SOCKET"] = self.notify.path
         full_env.update(env or {})
+        extra = args or []
         args = [*command(kind), "--config", str(config)]
         if segment is not None:
             args += ["--segment", segment]
+        args += extra
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in cleanup)
         self.started = time.monotonic()
         self.ready_after: float | None = None

@@ -16,7 +16,7 @@ from support import symbol_stats
 from tradingd.consumer.latency import LatencyHistogram
 from tradingd.consumer.metrics import ConsumerSnapshot, make_registry
 from tradingd.daemon.config import load_config, parse_config
-from tradingd.demo import demo_config, free_port, parse_metrics, render
+from tradingd.demo import demo_config, free_port, parse_metrics, render, set_rates
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,11 @@ def test_parse_and_render_the_consumers_metrics() -> None:
     assert view.generation == "7f3a1c2b00000001" and view.state == "live"
     assert view.scalars["records_consumed_total"] == 1000
     aapl = view.symbols["AAPL"]
-    assert (aapl.price, aapl.previous, aapl.first, aapl.rate) == (102.0, 101.0, 100.0, 3.5)
+    assert (aapl.price, aapl.previous, aapl.first) == (102.0, 101.0, 100.0)
+    earlier = parse_metrics(text)
+    earlier.symbols["AAPL"].records -= 7  # 7 records in the 2 s between the two scrapes
+    set_rates(view, earlier, 2.0)
+    assert aapl.rate == 3.5
     lines = render(view, {"AAPL": 2, "EURUSD": 5}, ["AAPL", "TSLA", "EURUSD"], 12.0, 250.0)
     assert lines[0].startswith("tradingd demo")
     assert "producer up" in lines[0] and "consumed 1,000 (250/s)" in lines[0]

@@ -204,8 +204,8 @@ class View:
 _SYMBOL_FIELDS = {
     "symbol_price": "price", "symbol_previous_price": "previous",
     "symbol_first_price": "first", "symbol_volume": "volume", "symbol_vwap": "vwap",
-    "symbol_volatility": "volatility", "symbol_tick_rate": "rate",
-    "symbol_records": "records", "symbol_last_event_timestamp_seconds": "event_time",
+    "symbol_volatility": "volatility",
+    "symbol_records_consumed": "records", "symbol_data_timestamp_seconds": "event_time",
 }
 
 
@@ -231,6 +231,14 @@ def parse_metrics(text: str) -> View:
             elif not sample.labels:
                 scalars[sample.name[len(_PREFIX):]] = sample.value
     return view
+
+
+def set_rates(view: View, previous: View, elapsed: float) -> None:
+    """Per-symbol records/s between two scrapes (what rate() over the records counter says)."""
+    for name, row in view.symbols.items():
+        before = previous.symbols.get(name)
+        if before is not None and elapsed > 0 and row.records >= before.records:
+            row.rate = (row.records - before.records) / elapsed
 
 
 def scrape(url: str, timeout: float = 2.0) -> str:
@@ -321,6 +329,7 @@ def run_view(url: str, daemons: Daemons, config: Config, *, duration: float | No
     order = [s.name for s in config.producer.symbols]
     start = time.monotonic()
     last: tuple[float, float] | None = None
+    previous: View | None = None
     while True:
         daemons.check()
         now = time.monotonic()
@@ -332,7 +341,9 @@ def run_view(url: str, daemons: Daemons, config: Config, *, duration: float | No
         if view is not None:
             consumed = view.scalars.get("records_consumed_total", 0.0)
             rate = 0.0 if last is None else (consumed - last[1]) / max(now - last[0], 1e-9)
-            last = (now, consumed)
+            if previous is not None and last is not None:
+                set_rates(view, previous, now - last[0])
+            last, previous = (now, consumed), view
             lines = render(view, decimals, order, now - start, rate)
             if tty:
                 sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n\n(Ctrl-C to stop)\n")

@@ -193,13 +193,13 @@ def test_figures_match_the_csv_data_and_metrics_lint(
     assert value(m, "producer_up") == 1
     now = time.time()
     assert now - 1.0 < value(m, "producer_heartbeat_timestamp_seconds") <= now
-    assert value(m, "last_data_timestamp_seconds") <= now
+    assert value(m, "last_receive_timestamp_seconds") <= now
     assert m[("tradingd_consumer_segment_info",
               (("generation", f"{producer_generation(segment_name):016x}"),
                ("segment", segment_name), ("state", "finished")))] == 1
     for symbol, rel in BUNDLED.items():
         want = csv_figures(MARKET_DATA / rel, WINDOW)
-        assert value(m, "symbol_records_total", symbol=symbol) == want.pop("records")
+        assert value(m, "symbol_records_consumed_total", symbol=symbol) == want.pop("records")
         for key, expected in want.items():
             got = value(m, f"symbol_{key}", symbol=symbol)
             assert got == pytest.approx(expected, rel=1e-9), (symbol, key)

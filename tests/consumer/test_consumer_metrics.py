@@ -25,7 +25,7 @@ def snapshot(**kw: object) -> ConsumerSnapshot:
         skipped=3, rejected=0, lag=2, generation_changes=1, attaches=2,
         latency_buckets=h.cumulative(), latency_sum=h.sum_seconds,
         symbols=[symbol_stats("AAPL", 0), symbol_stats("EURUSD", 1, vwap=math.nan)],
-        symbol_records={"AAPL": 10, "EURUSD": 11, "OLD": 4})
+        symbol_records={"AAPL": 10, "EURUSD": 11, "OLD": 4}, ring_capacity=4096)
     base.update(kw)
     return ConsumerSnapshot(**base)
 
@@ -56,26 +56,35 @@ def test_values_from_the_snapshot() -> None:
     assert s[(p + "symbol_price", (("symbol", "AAPL"),))] == 102.0
     assert s[(p + "symbol_volatility", (("symbol", "AAPL"),))] == 0.02
     assert math.isnan(s[(p + "symbol_vwap", (("symbol", "EURUSD"),))])
-    assert s[(p + "symbol_records_total", (("symbol", "OLD"),))] == 4  # earlier generation
-    assert s[(p + "symbol_last_event_timestamp_seconds", (("symbol", "AAPL"),))] == 1.6e9
-    assert all(name.startswith(p) for name, _ in s)
+    assert s[(p + "symbol_records_consumed_total", (("symbol", "OLD"),))] == 4  # earlier generation
+    assert s[(p + "symbol_data_timestamp_seconds", (("symbol", "AAPL"),))] == 1.6e9
+    assert s[(p + "last_receive_timestamp_seconds", ())] == 1.7e9 + 0.5
+    assert s[(p + "ring_capacity", ())] == 4096
+    assert s[(p + "publish_latency_seconds_bucket", (("le", "10.0"),))] == 4  # 50 ms inside
+    build = [labels for name, labels in s if name == "tradingd_build_info"]
+    assert len(build) == 1 and ("daemon", "consumer") in build[0]
+    assert not [name for name, _ in s if name.endswith("_created")]
+    assert all(name.startswith(p) for name, _ in s if name != "tradingd_build_info")
 
 
 def test_waiting_snapshot_omits_unknown_timestamps() -> None:
     snap = snapshot(attached=False, generation=0, producer_up=False, producer_state="none",
                     heartbeat_timestamp=None, last_data_timestamp=None, symbols=[],
-                    symbol_records={})
+                    symbol_records={}, ring_capacity=0)
     s = samples(generate_latest(make_registry(lambda: snap, process=False)).decode())
     names = {name for name, _ in s}
     assert "tradingd_consumer_producer_heartbeat_timestamp_seconds" not in names
-    assert "tradingd_consumer_last_data_timestamp_seconds" not in names
+    assert "tradingd_consumer_last_receive_timestamp_seconds" not in names
+    assert "tradingd_consumer_ring_capacity" not in names
+    assert s[("tradingd_consumer_segment_info", (("generation", ""), ("segment", "tradingd"),
+                                                 ("state", "none")))] == 1
     assert s[("tradingd_consumer_producer_up", ())] == 0
 
 
 def test_promtool_is_silent_with_process_collectors() -> None:
     registry = make_registry(snapshot)
     text = generate_latest(registry).decode()
-    assert "process_cpu_seconds_total" in text and "tradingd_consumer_build_info" in text
+    assert "process_cpu_seconds_total" in text and 'tradingd_build_info{daemon="consumer"' in text
     promtool_lint(text)
 
 

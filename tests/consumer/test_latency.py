@@ -10,8 +10,19 @@ import pytest
 from tradingd.consumer.latency import BUCKETS_SECONDS, LatencyHistogram, format_ns
 
 
-def test_buckets_cover_100ns_to_10ms() -> None:
-    assert BUCKETS_SECONDS[0] == 1e-7 and BUCKETS_SECONDS[-1] == 1e-2
+def test_buckets_cover_100ns_to_10s() -> None:
+    """Below the spin path's sub-microsecond latencies, above a blocked host's seconds."""
+    assert BUCKETS_SECONDS[0] == 1e-7 and BUCKETS_SECONDS[-1] == 10.0
+    assert BUCKETS_SECONDS[:3] == (1e-7, 2.5e-7, 5e-7)  # exact labels: le="2.5e-07"
+    assert list(BUCKETS_SECONDS) == sorted(set(BUCKETS_SECONDS))
+
+
+def test_a_58ms_tail_is_seen_inside_the_buckets() -> None:
+    """The issue's case: p99 58.8 ms was reported as the 10 ms top bucket before."""
+    h = LatencyHistogram()
+    h.observe_ns(np.array([1_000] * 98 + [58_800_000] * 2, np.int64))
+    cum = dict(h.cumulative())
+    assert cum[0.05] == 98 and cum[0.1] == 100
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1000])

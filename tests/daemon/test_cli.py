@@ -166,3 +166,40 @@ def test_help_documents_the_search_order(capsys: pytest.CaptureFixture[str]) -> 
     out = " ".join(capsys.readouterr().out.split())
     assert "$TRADINGD_CONFIG, else /etc/tradingd/tradingd.yaml if it exists, else " \
            "./config/tradingd.yaml" in out
+
+
+# -- the daemons' metrics options ----------------------------------------------------------
+
+
+def test_metrics_port_and_no_metrics_override_the_daemons_section(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("producer: {metrics: {port: 9999}}\nconsumer: {metrics: {port: 9998}}\n")
+    parser = cli.daemon_parser("tdtest-cmd", "test", "consumer")
+    cfg = cli.config_from_args(parser.parse_args(["--config", str(config)]))
+    assert (cfg.consumer.metrics.port, cfg.consumer.metrics.enabled) == (9998, True)
+    cfg = cli.config_from_args(parser.parse_args(["--config", str(config),
+                                                  "--metrics-port", "0"]))
+    assert (cfg.consumer.metrics.port, cfg.consumer.metrics.enabled) == (0, True)
+    assert cfg.producer.metrics.port == 9999  # only the daemon's own section
+    cfg = cli.config_from_args(parser.parse_args(["--config", str(config), "--no-metrics"]))
+    assert cfg.consumer.metrics.enabled is False and cfg.consumer.metrics.port == 9998
+    off = tmp_path / "off.yaml"
+    off.write_text("producer: {metrics: {enabled: false}}\n")
+    cfg = cli.config_from_args(cli.daemon_parser("p", "t", "producer").parse_args(
+        ["--config", str(off), "--metrics-port", "1234"]))
+    assert (cfg.producer.metrics.port, cfg.producer.metrics.enabled) == (1234, True)
+
+
+@pytest.mark.parametrize("argv", [["--metrics-port", "x"], ["--metrics-port", "65536"],
+                                  ["--metrics-port", "-1"],
+                                  ["--metrics-port", "1", "--no-metrics"]])
+def test_bad_metrics_options_exit_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.daemon_parser("tdtest-cmd", "test", "producer").parse_args(argv)
+    assert info.value.code == C.EXIT_USAGE
+    assert "tdtest-cmd: error:" in capsys.readouterr().err
+
+
+def test_tools_have_no_metrics_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.common_parser("tdtest-cmd", "test").parse_args(["--no-metrics"])

@@ -153,10 +153,14 @@ def test_producer_lifecycle(workdir: Path, start: Callable[..., ProducerProcess]
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     text = body.decode()
     for symbol in BUNDLED_SYMBOLS:
-        m = re.search(rf'^tradingd_producer_ticks_published_total{{symbol="{symbol}"}} (\S+)$',
-                      text, re.M)
-        assert m, f"no ticks_published for {symbol}"
-    assert re.search(r'^tradingd_build_info\{.*version="\d', text, re.M)
+        m = re.search(rf'^tradingd_producer_symbol_records_published_total'
+                      rf'{{symbol="{symbol}"}} (\S+)$', text, re.M)
+        assert m, f"no symbol_records_published for {symbol}"
+    assert re.search(r'^tradingd_build_info\{daemon="producer",.*version="\d', text, re.M)
+    assert "_created" not in text  # no half-populated created series
+    with SegmentReader.attach(p.segment) as r:
+        assert re.search(rf'^tradingd_producer_segment_info\{{.*generation="{r.generation:016x}"',
+                         text, re.M)  # the consumer's spelling: no 0x
     assert re.search(r"^tradingd_producer_ring_capacity 4096\.0$", text, re.M)
     assert re.search(r"^tradingd_producer_segment_size_bytes \d", text, re.M)
     hb = float(re.search(r"^tradingd_producer_heartbeat_timestamp_seconds (\S+)$", text,

@@ -34,7 +34,7 @@ from tradingd.consumer.follower import DEFAULT_CHECK_INTERVAL, Follower
 from tradingd.consumer.latency import LatencyHistogram, format_ns
 from tradingd.consumer.metrics import ConsumerSnapshot, MetricsServer, make_registry
 from tradingd.consumer.waiting import StopLike, make_strategy
-from tradingd.daemon.cli import common_parser, config_from_args, log_level, run_main
+from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.config import Config
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
@@ -228,6 +228,7 @@ class ConsumerService:
         with f.lock:
             reader = f.reader
             attached = reader is not None
+            ring_capacity = reader.geometry.ring_capacity if reader is not None else 0
             if reader is not None:
                 hb = reader.heartbeat_ns
                 self._last_heartbeat_wall = (now_wall - (now_mono - hb)) / 1e9
@@ -257,7 +258,7 @@ class ConsumerService:
             consumed=consumed, lost=lost, skipped=f.skipped, rejected=rejected, lag=lag,
             generation_changes=f.generation_changes, attaches=f.attaches,
             latency_buckets=buckets, latency_sum=latency_sum, symbols=stats,
-            symbol_records=base)
+            symbol_records=base, ring_capacity=ring_capacity)
 
 
 def _si(x: float) -> str:
@@ -283,8 +284,8 @@ def _test_delay() -> float:
 
 
 def _run() -> int:
-    parser = common_parser(PROG, "Follow the tradingd segment, analyse the stream and "
-                                 "serve the figures as Prometheus metrics.")
+    parser = daemon_parser(PROG, "Follow the tradingd segment, analyse the stream and "
+                                 "serve the figures as Prometheus metrics.", "consumer")
     args = parser.parse_args()
     config = config_from_args(args)
     setup_logging(PROG, log_level(args, config))

@@ -7,16 +7,17 @@ object. The publish->consume latency histogram is kept in numpy by
 :class:`tradingd.consumer.latency.LatencyHistogram` and exported here.
 
 Names: prefix ``tradingd_consumer_``, base units (seconds), ``_total`` on counters,
-timestamps rather than ages (``..._timestamp_seconds``, Unix time). The registry is the
-consumer's own (not the client library's global one), with the library's process,
-platform and GC collectors added.
+timestamps rather than ages (``..._timestamp_seconds``, Unix time; ``..._data_timestamp_seconds``
+when the time is the market data's own event time, not the wall clock). The registry is the
+consumer's own (:func:`tradingd.daemon.metrics.daemon_registry`: build info
+``tradingd_build_info{daemon="consumer"}``, no ``_created`` series, the library's process,
+platform and GC collectors). The full list is docs/metrics.md, generated from this module.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import platform
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,13 +31,12 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
-from tradingd import __version__
 from tradingd.consumer.analytics import SymbolStats
+from tradingd.daemon.metrics import daemon_registry, generation_label
 from tradingd.errors import MetricsUnavailable
+from tradingd.segment import layout as L
+from tradingd.segment.fastpath import IMPLEMENTATION
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class ConsumerSnapshot:
     latency_sum: float  # seconds
     symbols: list[SymbolStats] = field(default_factory=list)
     symbol_records: dict[str, int] = field(default_factory=dict)  # since start, all gens
+    ring_capacity: int = 0  # records the attached segment's ring holds; 0 when not attached
 
 
 class ConsumerCollector:
@@ -112,8 +113,12 @@ def _process_metrics(s: ConsumerSnapshot) -> Iterator[Metric]:
                      "Unix time of the producer's last heartbeat seen in the segment.",
                      s.heartbeat_timestamp)
     if s.last_data_timestamp is not None:
-        yield _gauge("last_data_timestamp_seconds",
-                     "Unix time this consumer last received a record.", s.last_data_timestamp)
+        yield _gauge("last_receive_timestamp_seconds",
+                     "Unix time (wall clock) this consumer last received a record.",
+                     s.last_data_timestamp)
+    if s.ring_capacity:
+        yield _gauge("ring_capacity", "Records the followed segment's ring holds (lag beyond "
+                                      "it means records lost).", s.ring_capacity)
     yield _counter("generation_changes", "Times the consumer re-attached to a segment of a "
                                          "new generation (producer restarts).",
                    s.generation_changes)
@@ -121,7 +126,7 @@ def _process_metrics(s: ConsumerSnapshot) -> Iterator[Metric]:
     seg = InfoMetricFamily(PREFIX + "segment", "The segment followed and its generation "
                                                "(empty while waiting).",
                            value={"segment": s.segment,
-                                  "generation": f"{s.generation:016x}" if s.generation else "",
+                                  "generation": generation_label(s.generation),
                                   "state": s.producer_state})
     yield seg
     yield InfoMetricFamily(PREFIX + "wait_strategy", "How the consumer waits for records "
@@ -133,10 +138,6 @@ def _process_metrics(s: ConsumerSnapshot) -> Iterator[Metric]:
         "having it in hand; records already in the ring when it attached are not counted.",
         buckets=[(_le(b), c) for b, c in s.latency_buckets], sum_value=s.latency_sum)
     yield hist
-    yield InfoMetricFamily(PREFIX + "build", "tradingd version and runtime.",
-                           value={"version": __version__,
-                                  "python_version": platform.python_version(),
-                                  "fastpath": s.implementation})
 
 
 def _le(bound: float) -> str:
@@ -158,10 +159,12 @@ _SYMBOL_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("symbol_window_low", "low", "Lowest low over the analysis window."),
     ("symbol_volume", "last_volume", "Volume of the symbol's last record."),
     ("symbol_window_volume", "window_volume", "Volume summed over the analysis window."),
-    ("symbol_tick_rate", "tick_rate", "Records received per second over the last seconds "
-                                      "(consumer receive time)."),
-    ("symbol_last_event_timestamp_seconds", "last_event_seconds",
-     "Event time (Unix) of the symbol's last record: how far the replay has got."),
+    # No tick-rate gauge: rate(tradingd_consumer_symbol_records_consumed_total[...]) is the
+    # rate, and a gauge averaged over another window disagreed with it.
+    ("symbol_data_timestamp_seconds", "last_event_seconds",
+     "Data time: the event time (Unix seconds) carried by the symbol's last record, i.e. how "
+     "far the replay has got; shifted replay time, not the wall clock (time() - it means "
+     "nothing under producer.replay.align: start)."),
 )
 
 
@@ -174,8 +177,8 @@ def _symbol_metrics(s: ConsumerSnapshot) -> Iterator[Metric]:
             fam.add_metric([st.name], float(getattr(st, attr)))
     for _, fam in families:
         yield fam
-    records = CounterMetricFamily(PREFIX + "symbol_records", "Records received per symbol "
-                                                             "(over every generation).",
+    records = CounterMetricFamily(PREFIX + "symbol_records_consumed",
+                                  "Records received per symbol (over every generation).",
                                   labels=["symbol"])
     for sym, n in sorted(s.symbol_records.items()):
         records.add_metric([sym], n)
@@ -184,13 +187,10 @@ def _symbol_metrics(s: ConsumerSnapshot) -> Iterator[Metric]:
 
 def make_registry(snapshot: Callable[[], ConsumerSnapshot], *,
                   process: bool = True) -> CollectorRegistry:
-    """The consumer's own registry: its collector plus process/platform/GC collectors."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ConsumerCollector(snapshot))  # type: ignore[arg-type]
-    if process:
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
+    """The consumer's own registry: build info, its collector, process/platform/GC collectors."""
+    registry = daemon_registry("consumer", process=process, build={
+        "layout_version": f"{L.LAYOUT_MAJOR}.{L.LAYOUT_MINOR}", "fastpath": IMPLEMENTATION})
+    registry.register(ConsumerCollector(snapshot))
     return registry
 
 
@@ -203,8 +203,9 @@ class MetricsServer:
                                                            registry=registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
-                                     f"{exc.strerror or exc} (consumer.metrics.port; 0 picks "
-                                     f"a free port)") from None
+                                     f"{exc.strerror or exc} (consumer.metrics.port or "
+                                     f"--metrics-port: 0 picks a free port; --no-metrics)"
+                                     ) from None
         self.address = address
         self.port: int = self._server.server_port
         self._lock = threading.Lock()

@@ -7,7 +7,10 @@
 3. ``./config/tradingd.yaml`` (a checkout: the bundled config).
 
 ``--segment NAME`` overrides ``segment.name`` (several instances and tests side by side);
-``--log-level`` overrides ``logging.level``.
+``--log-level`` overrides ``logging.level``. Daemons (:func:`daemon_parser`) also take
+``--metrics-port PORT`` (overrides ``<section>.metrics.port``; 0 picks a free port) and
+``--no-metrics`` (``<section>.metrics.enabled: false``), so a second instance can run beside an
+installed one without editing its config.
 
 :func:`run_main` is the one place a command ends: an expected failure (a
 :class:`~tradingd.errors.TradingdError`) prints ``prog: message`` and exits with the
@@ -18,6 +21,7 @@ traceback (exit 1).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -28,7 +32,7 @@ from typing import NoReturn
 
 from tradingd import __version__
 from tradingd import constants as C
-from tradingd.daemon.config import Config, check_segment_name, load_config
+from tradingd.daemon.config import Config, MetricsConfig, check_segment_name, load_config
 from tradingd.daemon.logs import LEVELS, is_journal_stream
 from tradingd.errors import TradingdError
 
@@ -81,10 +85,56 @@ def common_parser(prog: str, description: str) -> ArgumentParser:
     return parser
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}: not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0 to 65535 "
+                                         f"(0 picks a free port)")
+    return port
+
+
+def daemon_parser(prog: str, description: str, section: str) -> ArgumentParser:
+    """:func:`common_parser` plus the metrics options of the daemon whose config section is
+    ``section`` (``producer``, ``consumer``, ...; it must have a ``metrics`` map)."""
+    parser = common_parser(prog, description)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--metrics-port", metavar="PORT", type=_port, default=None,
+        help=f"serve metrics on this port, overriding {section}.metrics.port (0: a free port)")
+    group.add_argument(
+        "--no-metrics", action="store_true",
+        help=f"serve no metrics, overriding {section}.metrics.enabled")
+    parser.set_defaults(metrics_section=section)
+    return parser
+
+
+def metrics_override(args: argparse.Namespace, metrics: MetricsConfig) -> MetricsConfig:
+    """``metrics`` with ``--metrics-port`` / ``--no-metrics`` applied."""
+    if getattr(args, "no_metrics", False):
+        return dataclasses.replace(metrics, enabled=False)
+    port = getattr(args, "metrics_port", None)
+    if port is not None:
+        return dataclasses.replace(metrics, enabled=True, port=port)
+    return metrics
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Load the config the parsed ``--config``/``--segment`` name (raises ConfigError)."""
+    """Load the config the parsed ``--config``/``--segment`` name (raises ConfigError), with a
+    daemon's ``--metrics-port`` / ``--no-metrics`` applied to its section."""
     path = args.config if args.config else default_config_path()
-    return load_config(path, segment_override=args.segment)
+    config = load_config(path, segment_override=args.segment)
+    section = getattr(args, "metrics_section", None)
+    if section is None:
+        return config
+    daemon_config = getattr(config, section)
+    metrics = metrics_override(args, daemon_config.metrics)
+    if metrics == daemon_config.metrics:
+        return config
+    return dataclasses.replace(
+        config, **{section: dataclasses.replace(daemon_config, metrics=metrics)})
 
 
 def log_level(args: argparse.Namespace, config: Config) -> str:

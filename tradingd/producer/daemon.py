@@ -27,7 +27,7 @@ import numpy as np
 
 from tradingd import __version__
 from tradingd.clock import SYSTEM_CLOCK, Clock
-from tradingd.daemon.cli import common_parser, config_from_args, log_level, run_main
+from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.config import Config, SymbolConfig, resolve_group
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
@@ -234,7 +234,7 @@ class Producer:
     def _serve_metrics(self) -> None:
         m = self.config.producer.metrics
         if not m.enabled:
-            log.info("metrics disabled (producer.metrics.enabled: false)")
+            log.info("metrics disabled (producer.metrics.enabled: false, or --no-metrics)")
             return
         port = self.metrics.serve(m.address, m.port)
         log.info("metrics on http://%s:%d/metrics", m.address, port)
@@ -308,8 +308,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return common_parser(PROG, "Replay market data from CSV files into the tradingd "
-                               "shared-memory segment (/dev/shm/NAME).")
+    return daemon_parser(PROG, "Replay market data from CSV files into the tradingd "
+                               "shared-memory segment (/dev/shm/NAME).", "producer")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -8,13 +8,14 @@ so each producer, and each test, has its own. Three kinds of sources:
 * state collected fresh at scrape time by :class:`_ProducerCollector`: the segment's
   header read through the producer's own read-only :class:`SegmentReader` (heartbeat
   timestamp and count, state, records published, loops, size, ring capacity) and the
-  replayer's counters (ticks per symbol, data set size, progress). The exporter
+  replayer's counters (records per symbol, data set size, progress). The exporter
   guidance is to collect state from elsewhere at scrape time, and to export timestamps
   (``..._timestamp_seconds``), not ages;
 * the client library's process, platform and GC collectors, on this registry.
 
-Names start with ``tradingd_producer_`` (build info: ``tradingd_build_info``) and pass
-``promtool check metrics``.
+Names start with ``tradingd_producer_`` (build info: ``tradingd_build_info{daemon="producer"}``,
+the family every daemon shares; conventions in :mod:`tradingd.daemon.metrics`) and pass
+``promtool check metrics``. The full list is docs/metrics.md, generated from this module.
 """
 
 from __future__ import annotations
@@ -26,31 +27,24 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Info,
-)
-from prometheus_client import gc_collector as _gc
-from prometheus_client import platform_collector as _platform
-from prometheus_client import process_collector as _process
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
-from tradingd import __version__
 from tradingd.clock import SYSTEM_CLOCK, Clock
+from tradingd.daemon.metrics import daemon_registry, generation_label
 from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
+from tradingd.segment.fastpath import IMPLEMENTATION
 
 log = logging.getLogger(__name__)
 
 PREFIX = "tradingd_producer"
-#: Publish-batch duration buckets (seconds): a 256-record batch takes tens of microseconds.
+#: Publish-batch duration buckets (seconds): a 256-record batch takes tens of microseconds;
+#: the top ones catch a host that stalls the producer (swapping, a stopped VM).
 BATCH_BUCKETS = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
-                 2.5e-2, 0.1)
+                 2.5e-2, 0.1, 1.0, 10.0)
 
 
 class HeaderSource(Protocol):
@@ -131,7 +125,7 @@ class _ProducerCollector(Collector):
         info = GaugeMetricFamily(f"{PREFIX}_segment_info",
                                  "The segment this producer owns (value 1)",
                                  labels=["segment", "generation", "layout_version"])
-        info.add_metric([src.segment_name, f"{h['generation']:#018x}",
+        info.add_metric([src.segment_name, generation_label(h["generation"]),
                          f"{h['layout_major']}.{h['layout_minor']}"], 1.0)
         yield info
 
@@ -140,8 +134,8 @@ class _ProducerCollector(Collector):
         rp = src.replay
         if rp is None:
             return
-        ticks = CounterMetricFamily(f"{PREFIX}_ticks_published",
-                                    "Ticks (bars) published, per symbol", labels=["symbol"])
+        ticks = CounterMetricFamily(f"{PREFIX}_symbol_records_published",
+                                    "Records (bars) published, per symbol", labels=["symbol"])
         counts = rp.published_by_symbol.tolist()
         for name, n in zip(src.symbols, counts, strict=False):
             ticks.add_metric([name], float(n))
@@ -163,18 +157,14 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
 class ProducerMetrics:
     """The producer's registry, its instruments, and the HTTP endpoint serving them."""
 
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        reg = CollectorRegistry(auto_describe=True)
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, process: bool = True) -> None:
+        reg = daemon_registry("producer", process=process, build={
+            "layout_version": f"{L.LAYOUT_MAJOR}.{L.LAYOUT_MINOR}",
+            "fastpath": IMPLEMENTATION})
         self.registry = reg
-        _process.ProcessCollector(registry=reg)
-        _platform.PlatformCollector(registry=reg)
-        _gc.GCCollector(registry=reg)
         self.sources = Sources()
         self._collector = _ProducerCollector(self.sources, clock)
         reg.register(self._collector)
-        Info("tradingd_build", "tradingd version (value 1)", registry=reg).info(
-            {"version": __version__,
-             "layout_version": f"{L.LAYOUT_MAJOR}.{L.LAYOUT_MINOR}"})
         self.rows_loaded = Counter(f"{PREFIX}_rows_loaded", "Good CSV rows loaded, per file",
                                    ["file"], registry=reg)
         self.rows_rejected = Counter(f"{PREFIX}_rows_rejected",
@@ -222,8 +212,9 @@ class ProducerMetrics:
             server, thread = start_http_server(port, addr=address, registry=self.registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
-                                     f"{exc.strerror or exc} (producer.metrics.port; 0 picks "
-                                     f"a free port)") from None
+                                     f"{exc.strerror or exc} (producer.metrics.port or "
+                                     f"--metrics-port: 0 picks a free port; --no-metrics)"
+                                     ) from None
         self._server, self._thread = server, thread
         self.port = int(server.server_port)
         return self.port
