@@ -32,7 +32,7 @@ from picows import ws_create_server
 from tradingd import constants as C
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.consumer.follower import Follower
-from tradingd.daemon.cli import common_parser, config_from_args, log_level, run_main
+from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.config import Config, GatewayConfig
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
@@ -339,8 +339,8 @@ async def _serve(service: GatewayService, notifier: Notifier) -> None:
 
 
 def _run() -> int:
-    parser = common_parser(PROG, "Serve the tradingd segment to web clients over WebSocket "
-                                 "(docs/websocket-api.md) and a live page at /.")
+    parser = daemon_parser(PROG, "Serve the tradingd segment to web clients over WebSocket "
+                                 "(docs/websocket-api.md) and a live page at /.", "gateway")
     args = parser.parse_args()
     config = config_from_args(args)
     setup_logging(PROG, log_level(args, config))

@@ -21,14 +21,13 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
-from tradingd import __version__
+from tradingd.daemon.metrics import daemon_registry, generation_label, prefix
 from tradingd.errors import MetricsUnavailable
+from tradingd.segment import layout as L
+from tradingd.segment.fastpath import IMPLEMENTATION
 
-PREFIX = "tradingd_gateway_"
+PREFIX = prefix("gateway")
 
 
 @dataclass(frozen=True)
@@ -120,26 +119,24 @@ class GatewayCollector:
                                 value=1 if s.attached else 0)
         yield CounterMetricFamily(PREFIX + "generation_changes", "Producer restarts followed "
                                   "(new segment generations).", value=s.generation_changes)
-        yield InfoMetricFamily(PREFIX + "segment", "The segment served and its generation.",
-                               value={"segment": s.segment, "generation":
-                                      f"{s.generation:016x}" if s.generation else ""})
+        yield InfoMetricFamily(PREFIX + "segment", "The segment served and its generation "
+                               "(empty while waiting).",
+                               value={"segment": s.segment,
+                                      "generation": generation_label(s.generation)})
         yield HistogramMetricFamily(
             PREFIX + "send_latency_seconds",
             "Time from the producer publishing a record (publish_ns) to the gateway writing "
             "the frame holding it (per frame, its oldest record).",
             buckets=[(_le(b), c) for b, c in s.latency_buckets], sum_value=s.latency_sum)
-        yield InfoMetricFamily(PREFIX + "build", "tradingd version.",
-                               value={"version": __version__})
 
 
 def make_registry(snapshot: Callable[[], GatewaySnapshot], *,
                   process: bool = True) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
+    """The gateway's own registry: the shared build info (``daemon="gateway"``), its
+    collector, the library's process/platform/GC collectors."""
+    registry = daemon_registry("gateway", process=process, build={
+        "layout_version": f"{L.LAYOUT_MAJOR}.{L.LAYOUT_MINOR}", "fastpath": IMPLEMENTATION})
     registry.register(GatewayCollector(snapshot))
-    if process:
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
     return registry
 
 
