@@ -503,12 +503,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 s runs, fewer clients")
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--repeat", type=int, default=1, help="latency runs per scenario")
+    ap.add_argument("--only", choices=("libraries", "fanout", "latency"), default=None)
     args = ap.parse_args()
     s = 2.0 if args.quick else args.seconds
     print(f"tradingd-gateway benchmark; {os.cpu_count()} CPUs shared with everything else "
           f"running (figures drift between runs: compare within one run)")
-    bench_libraries(min(s, 3.0), 20)
-    bench_fanout(s, 20 if args.quick else 100, 10)
+    if args.only in (None, "libraries"):
+        bench_libraries(min(s, 3.0), 20)
+    if args.only in (None, "fanout"):
+        bench_fanout(s, 20 if args.quick else 100, 10)
+    if args.only not in (None, "latency"):
+        return
     scen = [(20, False), (20, True)] if args.quick else [(100, False), (100, True), (10, False)]
     bench_latency(s, args.rate, [sc for sc in scen for _ in range(max(1, args.repeat))])
 

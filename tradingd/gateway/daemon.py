@@ -7,10 +7,13 @@ on their own port (``gateway.metrics``, 9103), exit 0 on SIGTERM.
 One thread runs everything that touches clients or the segment: an asyncio loop whose main
 task reads the ring (a :class:`~tradingd.consumer.follower.Follower`, so attaching, producer
 restarts, generations and the two health signals work exactly as in the consumer), hands
-each batch to the :class:`~tradingd.gateway.hub.Hub`, and sleeps ``gateway.poll_interval``
-when caught up. Sends never wait (they queue in the transports), so no client can hold the
-reader. After a (re)attach the backlog already in the ring is not replayed as live
-updates: clients get snapshots of the new generation instead (latest slots plus the last
+each batch to the :class:`~tradingd.gateway.hub.Hub`, and when caught up waits in the
+segment's futex for at most ``gateway.poll_interval`` (woken by the producer's next publish),
+then lets the clients' I/O run. Client input and new connections are therefore handled
+within one poll interval (1 ms), and a record reaches the frames without a poll's delay.
+Sends never wait (they queue in the transports), so no client can hold the reader. After a
+(re)attach the backlog already in the ring is not replayed as live updates: clients get
+snapshots of the new generation instead (latest slots plus the last
 ``gateway.snapshot_records`` records per symbol).
 
 ``TRADINGD_GATEWAY_TEST_DELAY=SECONDS`` makes the gateway sleep that long after each batch:
@@ -254,7 +257,17 @@ class GatewayService:
                 self._update_status()
             hub.tick()
             self._housekeeping(now)
-            await asyncio.sleep(0 if n >= max_records else idle)
+            if n >= max_records:  # behind: read on after the clients' I/O
+                await asyncio.sleep(0)
+            elif (sub := f.subscription) is not None and f.reader is not None \
+                    and f.reader.state in L.RUNNING_STATES:
+                # caught up: sleep in the segment's futex, woken the moment the producer
+                # publishes (about 25 us here, rather than up to a poll interval later), at
+                # most poll_interval; then the clients' I/O runs
+                sub.wait_for_data(idle)
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(idle)
         hub.close_all(CloseCode.GOING_AWAY, "gateway stopping", "shutdown")
         await asyncio.sleep(0.2)  # let the close frames go out
         self._server.close()
