@@ -400,6 +400,7 @@ def test_lifecycle_notify_metrics_lint_and_sigterm(stack: Stack, workdir: Path) 
         assert f"tradingd_gateway_{name}" in text, name
     assert gateway.sample("send_latency_seconds_count") >= 1
     promtool_lint(text)
+    assert client.conn.ping().wait(TIMEOUT)  # WebSocket-level ping: answered with a pong
     # heartbeats when idle: a client with no data channels gets one a second, counted
     idle = stack.client(gateway.ws_url)
     beats = [idle.wait_for(lambda m: m["type"] == "heartbeat")["n"] for _ in range(2)]

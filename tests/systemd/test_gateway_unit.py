@@ -23,6 +23,7 @@ from systemd_sandbox import Sandbox
 from test_systemd_units import (
     CONFIG,
     MAX_EXPOSURE,
+    NO_PROXY,
     PREFIX,
     PRODUCER,
     free_port,
@@ -194,6 +195,9 @@ def test_gateway_serves_follows_the_producer_and_is_locked_down(installed: Insta
     assert re.search(r'^\s*Status: "serving ', status, re.M), status
     assert listening_addresses(installed.port) == {"127.0.0.1"}
     assert listening_addresses(installed.metrics_port) == {"127.0.0.1"}
+    # the page's static files (package data in the installed venv) need no token
+    with NO_PROXY.open(f"http://127.0.0.1:{installed.port}/", timeout=10) as resp:
+        assert resp.status == 200 and b"tradingd live" in resp.read()
     # the token from LoadCredential= is required
     with pytest.raises(InvalidStatus) as refused:
         connect(f"ws://127.0.0.1:{installed.port}/ws", open_timeout=10)
