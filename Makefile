@@ -65,6 +65,7 @@ bench: venv
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
 	$(BIN)/python bench/bench_gateway.py
+	$(BIN)/python bench/bench_exec.py
 
 # The gateway's live page in headless chromium (test-deps installs it), saved as a PNG.
 SCREENSHOT ?= build/gateway-page.png
@@ -73,10 +74,12 @@ demo-screenshot: venv test-deps
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h
+	$(BIN)/python -m tradingd.exec.cheader > tools/c/tradingd_orders.h
 
 docs: venv
 	$(BIN)/python -m tradingd.segment.layout_doc > docs/segment-layout.md
 	$(BIN)/python -m tradingd.monitoring.metrics_doc > docs/metrics.md
+	$(BIN)/python -m tradingd.exec.cheader --doc > docs/order-rings.md
 
 # The generated monitoring files (rules, dashboard) and docs/metrics.md; RUNBOOK_URL=... links
 # the alerts to where your copy of docs/runbook.md is served.

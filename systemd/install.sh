@@ -19,6 +19,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 UNITS="tradingd-producer.service tradingd-consumer.service"
 UNITS="$UNITS tradingd-gateway.service"
+UNITS="$UNITS tradingd-exec.service"  # order management (issue 18)
 MARKER=.installed-by-tradingd
 ROOT=$DESTDIR$PREFIX
 

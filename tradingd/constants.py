@@ -37,3 +37,8 @@ DEFAULT_GATEWAY_PORT = 8765
 DEFAULT_GATEWAY_METRICS_PORT = 9103
 #: Name of the systemd credential (LoadCredential=) holding the gateway's bearer token.
 GATEWAY_TOKEN_CREDENTIAL = "gateway-token"
+# tradingd-exec (order management, issue 18)
+DEFAULT_EXEC_METRICS_PORT = 9106
+DEFAULT_EXEC_POLL_BUDGET = 64  # records per client order ring per polling round
+DEFAULT_EXEC_JOURNAL_NAME = "exec.journal"  # in $STATE_DIRECTORY (systemd StateDirectory=)
+DEFAULT_EXEC_LOCAL_JOURNAL = "tradingd-exec.journal"  # in the working directory otherwise

@@ -270,13 +270,14 @@ def test_make_install_layout(installed: Installed) -> None:
     assert f"data_dir: {INSTALLED_DATA_DIR}" in check
     csvs = box.run(["find", INSTALLED_DATA_DIR, "-name", "*.csv"]).stdout.split()
     assert len(csvs) >= 1
-    # Users from sysusers.d: the consumer reads through group tradingd, nobody else is in it.
+    # Users from sysusers.d: the readers (consumer, exec) read through group tradingd, nobody
+    # else is in it.
     assert box.run(["id", "-nG", "tradingd-consumer"]).stdout.split() == [
         "tradingd-consumer", "tradingd"]
     members = box.run(["getent", "group", "tradingd"]).stdout.strip().rsplit(":", 1)[1]
-    # the segment's readers only (tradingd-gateway reads it too: tests/systemd/test_gateway_unit.py)
-    assert "tradingd-consumer" in members.split(",")
-    assert set(members.split(",")) <= {"tradingd-consumer", "tradingd-gateway"}
+    # the segment's readers (tradingd-gateway: tests/systemd/test_gateway_unit.py)
+    assert sorted(members.split(",")) == ["tradingd-consumer", "tradingd-exec",
+                                          "tradingd-gateway"]
     assert box.run(["id", "-nG", "tradingd"]).stdout.split() == ["tradingd"]
     # The installed units are clean for systemd-analyze verify too (real paths here).
     res = box.run(["systemd-analyze", "verify", f"/etc/systemd/system/{PRODUCER}",

@@ -236,6 +236,92 @@ SCHEMA = Map({
 })
 
 
+# -- exec: tradingd-exec, order management (issue 18) -----------------------------------
+
+EXEC_SCHEMA = Map({
+    "journal": Nullable(Str(pattern=r".+", expected="a file path"),
+                        doc="the input journal; relative to the config file's directory; "
+                            "null: $STATE_DIRECTORY/exec.journal under systemd, else "
+                            "./tradingd-exec.journal; --journal overrides it"),
+    "journal_fsync": Bool(False, doc="fsync the journal every polling round"),
+    "wait": Map({
+        "strategy": Str("poll", choices=("spin", "poll")),
+        "poll_interval": Number(0.0001, minimum=0.000001, maximum=1.0, unit="seconds"),
+    }),
+    "poll_budget": Int(C.DEFAULT_EXEC_POLL_BUDGET, minimum=1, maximum=65536,
+                       doc="most records taken from one client's order ring per round"),
+    "discovery_interval": Number(0.1, minimum=0.005, maximum=60.0, unit="seconds"),
+    "report_ring_capacity": Int(4096, minimum=64, maximum=2**20, power_of_two=True),
+    "report_backlog": Int(65536, minimum=0, maximum=2**24,
+                          doc="reports kept for a client whose report ring is full; "
+                              "beyond this it is disconnected"),
+    "mode": FileMode("0640", allowed=0o666, required=0o600,
+                     doc="permissions of the report rings exec creates"),
+    "participation": Number(0.1, minimum=0.0, exclusive_minimum=True, maximum=1.0,
+                            unit="fraction of a bar's volume"),
+    "risk": Map({
+        "max_order_qty": Int(1_000_000, minimum=0, doc="0: no limit"),
+        "max_open_orders": Int(1000, minimum=0, doc="per client; 0: no limit"),
+        "max_notional": Number(10_000_000.0, minimum=0.0,
+                               unit="price x quantity per client and symbol; 0: no limit"),
+    }),
+    "metrics": _metrics(C.DEFAULT_EXEC_METRICS_PORT),
+})
+SCHEMA.fields["exec"] = EXEC_SCHEMA
+
+
+@dataclass(frozen=True)
+class ExecRiskConfig:
+    max_order_qty: int
+    max_open_orders: int
+    max_notional: float
+
+
+@dataclass(frozen=True)
+class ExecWaitConfig:
+    strategy: str  # spin | poll
+    poll_interval: float
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    journal: Path | None  # absolute; None: the default location (see EXEC_SCHEMA)
+    journal_fsync: bool
+    wait: ExecWaitConfig
+    poll_budget: int
+    discovery_interval: float
+    report_ring_capacity: int
+    report_backlog: int
+    mode: int
+    participation: float
+    risk: ExecRiskConfig
+    metrics: MetricsConfig
+
+
+def _build_exec(e: dict[str, Any], source: Path) -> ExecConfig:
+    journal = (source.parent / e["journal"]).resolve() if e["journal"] else None
+    return ExecConfig(journal=journal, journal_fsync=e["journal_fsync"],
+                      wait=ExecWaitConfig(**e["wait"]), poll_budget=e["poll_budget"],
+                      discovery_interval=e["discovery_interval"],
+                      report_ring_capacity=e["report_ring_capacity"],
+                      report_backlog=e["report_backlog"], mode=e["mode"],
+                      participation=e["participation"], risk=ExecRiskConfig(**e["risk"]),
+                      metrics=MetricsConfig(**e["metrics"]))
+
+
+def _exec_cross_checks(v: dict[str, Any], ctx: Context) -> None:
+    """exec.metrics must not share a port with the producer's or the consumer's."""
+    em = _get(v, "exec", "metrics")
+    if not (_valid(em) and _valid(*em.values())) or not em["enabled"] or em["port"] == 0:
+        return
+    for daemon in ("producer", "consumer"):
+        m = _get(v, daemon, "metrics")
+        if (_valid(m) and _valid(*m.values()) and m["enabled"]
+                and (m["address"], m["port"]) == (em["address"], em["port"])):
+            ctx.error(("exec", "metrics", "port"), f"{em['address']}:{em['port']} is also "
+                      f"{daemon}.metrics: two daemons cannot share a port")
+
+
 # -- the values the daemons get ---------------------------------------------------------
 
 
@@ -370,6 +456,7 @@ class Config:
     consumer: ConsumerConfig
     gateway: GatewayConfig
     source_path: Path  # absolute path of the file read
+    exec: ExecConfig | None = None  # tradingd-exec (always set by load_config)
 
     def format_of(self, symbol: SymbolConfig) -> FormatConfig | str:
         """A symbol's custom layout, or the built-in format's name."""
@@ -440,6 +527,7 @@ def parse_config(text: str, source: Path, *, segment_override: str | None = None
         elif isinstance(values["segment"], dict):
             values["segment"]["name"] = segment_override
     _cross_checks(values, ctx)
+    _exec_cross_checks(values, ctx)
     if ctx.problems:
         raise ConfigInvalid(source, ctx.problems)
     return _build(values, source)
@@ -559,7 +647,8 @@ def _build(v: dict[str, Any], source: Path) -> Config:
         "token_file": None if token is None else (source.parent / token).resolve(),
         "metrics": MetricsConfig(**g["metrics"])})
     return Config(segment=SegmentConfig(**v["segment"]), logging=LoggingConfig(**v["logging"]),
-                  producer=producer, consumer=consumer, source_path=source, gateway=gateway)
+                  producer=producer, consumer=consumer, source_path=source, gateway=gateway,
+                  exec=_build_exec(v["exec"], source))
 
 
 def default_config(source: str | os.PathLike[str] = "config/tradingd.yaml") -> Config:

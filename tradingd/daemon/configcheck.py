@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"# {config.source_path}: valid")
         data = _plain(config)
         data["segment"]["mode"] = f"{config.segment.mode:04o}"
+        if config.exec is not None and data.get("exec"):
+            data["exec"]["mode"] = f"{config.exec.mode:04o}"
         print(yaml.safe_dump(data, sort_keys=False), end="")
         return 0
 

@@ -210,7 +210,23 @@ def build_parser(usage_exit: int = C.EXIT_USAGE) -> argparse.ArgumentParser:
                         "tradingd segment of this version")
     p.add_argument("--dry-run", action="store_true", help="say what would be removed")
     _add_factor(p)
+    _add_exec_commands(add)
     return parser
+
+
+def _add_exec_commands(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``rings`` and ``orders``: tradingd-exec's per-client rings (issue 18)."""
+    p = add("rings", "the per-client order and report rings of the segment (tradingd-exec)")
+    p.add_argument("--layout", action="store_true",
+                   help="print the rings' field tables instead (needs no segment)")
+    p.add_argument("--c-header", action="store_true",
+                   help="print the generated C header tools/c/tradingd_orders.h")
+    p = add("orders", "open orders and the last execution reports, per client")
+    p.add_argument("--client", metavar="NAME", default=None, help="only this client")
+    p.add_argument("-n", "--lines", type=int, default=20, metavar="N",
+                   help="last reports per client (default 20)")
+    p.add_argument("--journal", metavar="PATH", default=None,
+                   help="take the open orders from exec's journal (replayed, read-only)")
 
 
 # ------------------------------------------------------------------------------ config
@@ -455,6 +471,52 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "layout": cmd_layout, "status": cmd_status, "latest": cmd_latest, "tail": cmd_tail,
     "dump": cmd_dump, "watch": cmd_watch, "check": cmd_check, "cleanup": cmd_cleanup,
 }
+
+
+def _exec_segment(args: argparse.Namespace) -> str:
+    if args.file:
+        raise UsageError("rings/orders read the live rings beside a segment (--segment)")
+    config = load_inspect_config(args)
+    source = source_of(args, config)
+    assert source.name is not None
+    return source.name
+
+
+def cmd_rings(args: argparse.Namespace, clock: Clock) -> int:
+    from tradingd.inspector.rings import render_layout, render_rings, ring_rows
+    if args.c_header or args.layout:
+        from tradingd.exec.cheader import generate
+        if args.c_header:
+            sys.stdout.write(generate())
+        elif args.json:
+            emit_json({"channel_fingerprint": f"{L.CHANNEL_FINGERPRINT:016x}",
+                       "fields": L.channel_table()})
+        else:
+            print(render_layout())
+        return C.EXIT_OK
+    segment = _exec_segment(args)
+    rows = ring_rows(segment, clock)
+    if args.json:
+        emit_json({"segment": segment, "rings": rows})
+    else:
+        print(render_rings(rows))
+    return C.EXIT_SEGMENT_PROBLEM if any(r.get("problem") for r in rows) else C.EXIT_OK
+
+
+def cmd_orders(args: argparse.Namespace, clock: Clock) -> int:
+    from tradingd.inspector.rings import order_report, render_orders
+    if args.lines < 0:
+        raise UsageError(f"-n must not be negative (got {args.lines})")
+    rep = order_report(_exec_segment(args), args.client, args.lines, args.journal)
+    if args.json:
+        emit_json(rep)
+    else:
+        print(render_orders(rep))
+    return C.EXIT_SEGMENT_PROBLEM if rep["problems"] else C.EXIT_OK
+
+
+HANDLERS.update({"rings": cmd_rings, "orders": cmd_orders})
+EXEC_COMMANDS = ("rings", "orders")  # beside COMMANDS: tradingd-exec's rings
 
 
 def run(args: argparse.Namespace, clock: Clock = SYSTEM_CLOCK) -> int:

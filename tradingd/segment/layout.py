@@ -414,3 +414,141 @@ def layout_table() -> list[dict[str, object]]:
          "type": p.field.type, "meaning": p.field.meaning}
         for s in STRUCTS for p in s.placed
     ]
+
+
+# ======================================================================================
+# Order and report rings (issue 18): a second kind of segment, declared in the same way.
+#
+# One client talks to tradingd-exec through two single-writer segments ("channels"):
+# ``<segment>.orders.<client>`` (the client writes orders, exec reads) and
+# ``<segment>.reports.<client>`` (exec writes execution reports, the client reads). Both
+# have the CHANNEL header and a ring of fixed-size records stamped exactly like the data
+# ring's (mark ``~seq_lo``, body, stamp ``seq_lo``, cursor). Each side publishes how far it
+# has read in its OWN header (``peer_consumed``): a writer never overwrites a record the
+# other side has not read, so no cross-process compare-and-swap and no lapping. The data
+# segment's STRUCTS and LAYOUT_FINGERPRINT above are untouched by this block: channels have
+# their own magics and their own fingerprint (CHANNEL_FINGERPRINT).
+# ======================================================================================
+
+ORDERS_MAGIC = int.from_bytes(b"TDORDERS", "little")
+REPORTS_MAGIC = int.from_bytes(b"TDREPRTS", "little")
+CHANNEL_MAJOR = 1
+CHANNEL_MINOR = 0
+CHANNEL_KINDS = {ORDERS_MAGIC: "orders", REPORTS_MAGIC: "reports"}
+#: header.state of a report ring whose client exec disconnected (reason in ``detail``)
+STATE_DISCONNECTED = 5
+CHANNEL_STATE_NAMES = {**STATE_NAMES, STATE_DISCONNECTED: "disconnected"}
+
+CHANNEL_HEADER = Struct("channel_header",
+                        "Order/report ring header: identity, liveness, ring, credit.", (
+    Field("magic", "u64", "\"TDORDERS\" (order ring) or \"TDREPRTS\" (report ring), "
+                          "little-endian; written after every other header field"),
+    Field("layout_major", "u32", "channel layout major version; readers refuse another"),
+    Field("layout_minor", "u32", "channel layout minor version"),
+    Field("layout_fingerprint", "u64", "hash of the channel field tables"),
+    Field("header_size", "u64", "size of this header in bytes"),
+    Field("total_size", "u64", "size of the whole segment in bytes"),
+    Field("generation", "u64", "random non-zero id, new each time the owner creates it"),
+    Field("owner_pid", "u64", "PID of the writer (the client, or tradingd-exec)"),
+    Field("owner_start_ns", "u64", "wall-clock time the owner created it (ns since epoch)"),
+    Field("state", "u64", "1 initialising, 2 live, 4 stopped, 5 disconnected (ready word)",
+          new_line=True),
+    Field("heartbeat_ns", "u64", "CLOCK_MONOTONIC ns of the owner's last heartbeat"),
+    Field("heartbeat_interval_ns", "u64", "how often the owner beats (ns)"),
+    Field("heartbeat_count", "u64", "heartbeats since creation"),
+    Field("owner_start_ticks", "u64", "the owner's start time in /proc/PID/stat (ticks)"),
+    Field("ring_offset", "u64", "offset of the ring", new_line=True),
+    Field("ring_capacity", "u64", "records in the ring (a power of two)"),
+    Field("record_size", "u64", "bytes per ring record"),
+    Field("peer_generation", "u64",
+          "report ring: generation of the order ring it answers; order ring: 0"),
+    Field("last_client_seq", "u64",
+          "report ring: highest client_seq exec has taken from this client (resume point)"),
+    Field("last_client_order_id", "u64",
+          "report ring: highest client_order_id exec has seen from this client"),
+    Field("detail", "u64", "report ring: disconnect reason code (0 none)"),
+    Field("client", "char[32]", "client name, NUL-padded", new_line=True),
+    Field("ring_cursor", "u64", "records published = sequence number of the next record",
+          own_line=True),
+    Field("peer_consumed", "u64",
+          "order ring: reports the client has read; report ring: orders exec has read "
+          "(the credit the other side's writer may not overrun)", own_line=True),
+    Field("last_report_seq", "u64",
+          "order ring: report_seq of the last report the client processed (resume point)",
+          new_line=True),
+    Field("wants_wake", "u64",
+          "order ring: 1 while the client may block on its report ring's wake_seq futex"),
+    Field("wake_seq", "u64",
+          "report ring: bumped (then FUTEX_WAKE) after reports are published to a client "
+          "that wants_wake; its low 32 bits are the futex word", own_line=True),
+), exact_size=512)
+
+ORDER = Struct("order", "Order ring record: a new order or a cancel (client -> exec).", (
+    Field("seq_lo", "u32", "low 32 bits of the record's ring sequence: the stamp, stored "
+                           "after the body (its complement while it is written)"),
+    Field("msg_type", "u32", "1 new order, 2 cancel"),
+    Field("client_seq", "u64", "client's own sequence number, increasing across restarts"),
+    Field("client_order_id", "u64", "new order: its id (unique per client); cancel: the "
+                                    "order to cancel"),
+    Field("side", "u32", "1 buy, 2 sell (FIX Side)"),
+    Field("ord_type", "u32", "1 market, 2 limit (FIX OrdType)"),
+    Field("time_in_force", "u32", "0 DAY, 1 GTC, 3 IOC (FIX TimeInForce)"),
+    Field("quantity", "i64", "order quantity (units); must be > 0"),
+    Field("limit_price", "f64", "limit price (limit orders; must be > 0)"),
+    Field("send_ns", "u64", "client CLOCK_MONOTONIC ns at submit (for latency)"),
+    Field("symbol", "char[16]", "symbol name as in the market segment, NUL-padded"),
+), exact_size=128)
+
+REPORT = Struct("report", "Report ring record: an execution report (exec -> client).", (
+    Field("seq_lo", "u32", "low 32 bits of the record's ring sequence: the stamp"),
+    Field("exec_type", "u32", "FIX ExecType as its ASCII code: '0' new, 'F' trade, "
+                              "'4' canceled, '8' rejected, 'C' expired, 'I' order status"),
+    Field("report_seq", "u64", "per-client report number, 1, 2, ... across exec restarts"),
+    Field("client_order_id", "u64", "the order reported on (0 for a position restatement)"),
+    Field("ord_status", "u32", "FIX OrdStatus as its ASCII code: '0' new, '1' partially "
+                               "filled, '2' filled, '4' canceled, '8' rejected, 'C' expired"),
+    Field("reject_reason", "u32", "0 none, else a tradingd reject reason code"),
+    Field("last_qty", "i64", "quantity of this fill (0 if not a fill; position: net qty)"),
+    Field("last_px", "f64", "price of this fill"),
+    Field("cum_qty", "i64", "quantity filled so far"),
+    Field("leaves_qty", "i64", "quantity still open (0 once terminal)"),
+    Field("avg_px", "f64", "average fill price so far (position: average cost)"),
+    Field("market_seq", "i64", "market ring sequence of the bar it executed against (-1)"),
+    Field("transact_ns", "u64", "exec CLOCK_MONOTONIC ns of the input that caused it"),
+    Field("order_send_ns", "u64", "the order's send_ns echoed (order -> report latency)"),
+    Field("side", "u32", "1 buy, 2 sell"),
+    Field("report_kind", "u32", "1 execution report, 2 cancel reject, 3 position restatement"),
+    Field("symbol", "char[16]", "symbol name, NUL-padded"),
+    Field("client_seq", "u64", "client_seq of the order input that caused it (0: none)"),
+), exact_size=128)
+
+CHANNEL_STRUCTS = (CHANNEL_HEADER, ORDER, REPORT)
+
+
+def _channel_fingerprint() -> int:
+    h = hashlib.sha256()
+    h.update(f"tradingd-channel {CHANNEL_MAJOR}\n".encode())
+    for s in CHANNEL_STRUCTS:
+        h.update(f"struct {s.name} {s.size}\n".encode())
+        for p in s.placed:
+            h.update(f"  {p.name} {p.field.type} {p.offset}\n".encode())
+    return int.from_bytes(h.digest()[:8], "little") or 1
+
+
+CHANNEL_FINGERPRINT = _channel_fingerprint()
+
+
+def channel_total_size(capacity: int) -> int:
+    """Bytes of a channel segment with a ring of ``capacity`` records (header + ring)."""
+    if capacity < 2 or capacity & (capacity - 1):
+        raise ValueError(f"ring capacity must be a power of two >= 2, not {capacity}")
+    return CHANNEL_HEADER.size + capacity * ORDER.size
+
+
+def channel_table() -> list[dict[str, object]]:
+    """Every channel field as a row, as :func:`layout_table` does for the data segment."""
+    return [
+        {"struct": s.name, "field": p.name, "offset": p.offset, "size": p.size,
+         "type": p.field.type, "meaning": p.field.meaning}
+        for s in CHANNEL_STRUCTS for p in s.placed
+    ]

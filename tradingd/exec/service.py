@@ -1,0 +1,622 @@
+"""ExecService: tradingd-exec's state and main loop (no process plumbing: testable in-process).
+
+One round of the loop:
+
+1. **market**: new records of the market segment (a :class:`~tradingd.consumer.follower.Follower`,
+   as a consumer reads it); a bar becomes an input only if its symbol has resting orders
+   (a bar nobody can trade on changes nothing, so it is neither journaled nor applied);
+   a bar older than the symbol's previous one means the replay started over: the session
+   ended (DAY orders expire), as does a producer that finished its replay or restarted;
+2. **orders**: every client's order ring, round robin, at most ``exec.poll_budget`` records
+   from each (a flooding client fills its own ring and waits for credit; the others are
+   served every round);
+3. the round's inputs are **journaled** (one ``write``), then **applied** to the engine in
+   the same order; the reports go to the clients' report rings.
+
+Slow clients: exec never waits for a report ring. A report that does not fit (the client
+has not read enough) is kept in that client's backlog, delivered as the client reads; the
+client is counted as slow. A backlog beyond ``exec.report_backlog`` disconnects the client:
+the disconnect is journaled, its open orders are canceled, its report ring marked
+``disconnected`` (detail 1: slow consumer) and its order ring no longer read. The client
+reconnects by creating a new order ring (a restart of ``OrderClient``).
+
+Clients: discovered every ``exec.discovery_interval`` under ``<segment>.orders.*``. A new
+order ring generation (a client started, or restarted after a crash) is journaled as an
+attach: exec (re)creates the report ring and restates the client's open orders and
+positions. After exec itself restarts, the journal says which order ring generations it
+knew and how far it had read each: it resumes there, and re-sends the reports after the
+client's ``last_report_seq`` (from the client's order ring header): none lost, none twice.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import logging
+import os
+import struct
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tradingd import constants as C
+from tradingd.clock import SYSTEM_CLOCK, Clock
+from tradingd.consumer.follower import Follower
+from tradingd.consumer.waiting import StopLike
+from tradingd.daemon.config import Config, ExecConfig
+from tradingd.daemon.logs import OnceLogger
+from tradingd.daemon.notify import Notifier
+from tradingd.errors import SegmentError, SegmentOwned
+from tradingd.exec import journal as J
+from tradingd.exec.engine import Engine, RiskLimits
+from tradingd.exec.protocol import Bar, DisconnectReason, ExecType, Report, ReportKind
+from tradingd.segment import layout as L
+from tradingd.segment.channel import (
+    KIND_ORDERS,
+    KIND_REPORTS,
+    ChannelReader,
+    ChannelWriter,
+    create_channel,
+    discover_clients,
+    orders_name,
+    reports_name,
+)
+from tradingd.segment.reader import SegmentReader
+
+log = logging.getLogger("tradingd.exec.service")
+
+#: order -> report latency histogram bucket bounds (seconds)
+LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0)
+_PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
+_SESSION_LOOPED, _SESSION_FINISHED, _SESSION_BACKWARDS, _SESSION_NEW_MARKET = 1, 2, 3, 4
+STATUS_INTERVAL_NS = 1_000_000_000
+#: how often a round reads the market segment (and does the follower's housekeeping)
+MARKET_INTERVAL_NS = 200_000
+
+
+class ExecLocked(SegmentOwned):
+    """Another tradingd-exec holds the journal (and so owns the report rings): refusing.
+
+    Stop the other one, or give this one another journal and ``--segment`` (exit 73).
+    """
+
+
+@dataclass(eq=False)  # identity: links are kept in sets
+class ClientLink:
+    """One client as exec sees it: its order ring, its report ring, what is owed to it."""
+
+    name: str
+    orders: ChannelReader | None = None
+    reports: ChannelWriter | None = None
+    backlog: deque[Report] = field(default_factory=deque)
+    retained: deque[Report] = field(default_factory=deque)
+    disconnected: bool = False
+    pending_disconnect: bool = False
+    slow: bool = False
+    slow_events: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    orders_read: int = 0
+    wakeups: int = 0
+    switch_to: ChannelReader | None = None
+    problem: str = ""
+
+
+def default_journal_path(env: dict[str, str] | None = None) -> str:
+    """``$STATE_DIRECTORY/exec.journal`` under systemd, else ``./tradingd-exec.journal``."""
+    env = dict(os.environ) if env is None else env
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return os.path.join(state, C.DEFAULT_EXEC_JOURNAL_NAME)
+    return os.path.abspath(C.DEFAULT_EXEC_LOCAL_JOURNAL)
+
+
+class ExecService:
+    """The exec daemon's state and loop; ``stop`` ends :meth:`run`."""
+
+    def __init__(self, config: Config, *, stop: StopLike, journal_path: str | None = None,
+                 notifier: Notifier | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        assert config.exec is not None
+        self.config = config
+        self.x: ExecConfig = config.exec
+        self.segment = config.segment.name
+        self._stop = stop
+        self._notifier = notifier
+        self._clock = clock
+        self._once = OnceLogger(log)
+        self.lock = threading.Lock()  # engine + links: main loop vs the scrape thread
+        path = journal_path or (str(self.x.journal) if self.x.journal else None) \
+            or default_journal_path()
+        self.journal_path = path
+        self._lock_fd = self._take_lock(path)
+        risk = self.x.risk
+        self.engine = Engine(RiskLimits(risk.max_order_qty, risk.max_open_orders,
+                                        risk.max_notional), self.x.participation)
+        self.links: dict[str, ClientLink] = {}
+        self._positions: dict[tuple[str, int], int] = {}  # (client, ring gen) -> records read
+        self._known_gens: dict[str, set[int]] = {}
+        self._market_gen = 0
+        self._last_bar = (0, -1)  # (market generation, seq) of the last bar journaled
+        self._last_event: dict[str, int] = {}
+        self._finished_gen = 0
+        self._symbol_names: list[str] = []
+        self._symbol_ids: dict[str, int] = {}
+        self._pending: list[J.Entry] = []
+        self._published: set[ClientLink] = set()  # links given reports this round
+        self._retain = self.x.report_ring_capacity + self.x.report_backlog
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.rounds = 0
+        self.replayed = 0
+        self.journal_errors = 0
+        self._rr = 0
+        self._hb_ns = int(config.segment.heartbeat_interval * 1e9)
+        self._next_hb = 0
+        self._next_discovery = 0
+        self._next_market = 0
+        self._next_status = 0
+        self.journal = J.Journal(path, fsync=self.x.journal_fsync)
+        self._recover()
+        self._record([J.ConfigIn(risk.max_order_qty, risk.max_open_orders, risk.max_notional,
+                                 self.x.participation)])
+        self.follower = Follower(self.segment, self._on_market, clock=clock,
+                                 attach_retry_interval=0.25, on_attach=self._on_market_attach,
+                                 logger=logging.getLogger("tradingd.exec.market"))
+
+    # ------------------------------------------------------------------ start-up
+    @staticmethod
+    def _take_lock(path: str) -> int:
+        lock_path = path + ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise J.JournalError(f"journal lock {lock_path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ExecLocked(lock_path, "another tradingd-exec holds this journal's lock: "
+                                        "stop it, or use another --journal") from None
+        return fd
+
+    def _recover(self) -> None:
+        """Replay the journal: open orders, report numbers, ring positions, market position."""
+        entries = self.journal.recovered
+        for e in entries:
+            self._track(e)
+            for client, r in J.apply(self.engine, e):
+                self._retained(client).append(r)
+        self.replayed = len(entries)
+        if entries:
+            log.info("journal %s: replayed %d inputs: %d clients, %d open orders, %d reports",
+                     self.journal_path, len(entries), len(self.engine.clients),
+                     len(self.engine.open_orders()), self.engine.counters.reports)
+        self.journal.recovered = []
+
+    def _retained(self, client: str) -> deque[Report]:
+        link = self._link(client)
+        if link.retained.maxlen != self._retain:
+            link.retained = deque(link.retained, maxlen=self._retain)
+        return link.retained
+
+    def _link(self, client: str) -> ClientLink:
+        link = self.links.get(client)
+        if link is None:
+            link = self.links[client] = ClientLink(client, retained=deque(maxlen=self._retain))
+        return link
+
+    def _track(self, e: J.Entry) -> None:
+        """What the service itself keeps from an input (besides the engine's state)."""
+        if isinstance(e, J.OrderIn):
+            self._positions[(e.client, e.generation)] = e.ring_seq + 1
+            self._known_gens.setdefault(e.client, set()).add(e.generation)
+        elif isinstance(e, J.AttachIn):
+            self._known_gens.setdefault(e.client, set()).add(e.generation)
+            self._positions.setdefault((e.client, e.generation), 0)
+            self._link(e.client).disconnected = False
+        elif isinstance(e, J.DisconnectIn):
+            self._link(e.client).disconnected = True
+        elif isinstance(e, J.SymbolsIn):
+            self._market_gen = e.market_generation
+        elif isinstance(e, J.SessionEndIn):
+            self._last_event.clear()
+        elif isinstance(e, J.BarIn):
+            self._last_event[e.bar.symbol] = e.bar.event_ns
+            self._last_bar = (e.market_generation, e.bar.seq)
+
+    # ------------------------------------------------------------------ journal + apply
+    def _record(self, entries: list[J.Entry]) -> None:
+        """Journal the inputs (one write), then apply them in order and route the reports."""
+        if not entries:
+            return
+        self.journal.append([J.encode(e) for e in entries])
+        now = self._clock.monotonic_ns()
+        with self.lock:
+            for e in entries:
+                self._track(e)
+                if isinstance(e, J.AttachIn):
+                    self._open_report_ring(e.client, fresh=True)
+                out = J.apply(self.engine, e)
+                first = isinstance(e, J.OrderIn)
+                for client, r in out:
+                    self._route(client, r, now, first)
+                    first = False
+
+    def _route(self, client: str, r: Report, now: int, response: bool) -> None:
+        link = self._link(client)
+        link.retained.append(r)
+        if response and r.order_send_ns:
+            self._observe_latency(now - r.order_send_ns)
+        w = link.reports
+        if link.disconnected or w is None:
+            link.dropped += 1
+            return
+        if not link.backlog and self._free(link) > 0:
+            w.publish(*r)
+            link.delivered += 1
+            self._published.add(link)
+            return
+        if not link.slow:
+            link.slow = True
+            link.slow_events += 1
+            log.warning("client %s is slow: its report ring is full; keeping its reports "
+                        "(at most %d) until it reads", client, self.x.report_backlog)
+        link.backlog.append(r)
+        if len(link.backlog) > self.x.report_backlog and not link.pending_disconnect:
+            link.pending_disconnect = True
+
+    def _observe_latency(self, ns: int) -> None:
+        s = ns / 1e9
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, s)] += 1
+        self.latency_sum += s
+
+    def _free(self, link: ClientLink) -> int:
+        w, r = link.reports, link.orders
+        if w is None:
+            return 0
+        consumed = 0
+        if r is not None and r.word("peer_generation") == w.generation:
+            consumed = r.word("peer_consumed")
+        return w.free(consumed)
+
+    def _deliver(self, link: ClientLink) -> None:
+        w = link.reports
+        if w is None or link.disconnected:
+            return
+        free = self._free(link)
+        while link.backlog and free > 0:
+            w.publish(*link.backlog.popleft())
+            link.delivered += 1
+            free -= 1
+            self._published.add(link)
+        if link.slow and not link.backlog:
+            link.slow = False
+            log.info("client %s caught up with its reports", link.name)
+
+    # ------------------------------------------------------------------ report rings
+    def _open_report_ring(self, client: str, *, fresh: bool) -> None:
+        """(Re)create ``<segment>.reports.<client>`` for the client's current order ring.
+
+        ``fresh``: a new order ring generation (the restatement follows as reports).
+        Otherwise (exec restarted) the reports after the client's ``last_report_seq`` are
+        published again, so the client sees each report exactly once.
+        """
+        link = self._link(client)
+        r = link.orders
+        if r is None:
+            return
+        if link.reports is not None:
+            link.reports.close()
+            link.reports = None
+        book = self.engine.client(client)
+        try:
+            gid = os.stat(r.where).st_gid
+        except OSError:
+            gid = -1
+        try:
+            link.reports = create_channel(
+                reports_name(self.segment, client), KIND_REPORTS, client=client,
+                capacity=self.x.report_ring_capacity, mode=self.x.mode,
+                group=gid if gid != os.getegid() else -1, heartbeat_interval_ns=self._hb_ns,
+                peer_generation=r.generation, clock=self._clock,
+                initial={"peer_consumed": r.position, "last_client_seq": book.last_client_seq,
+                         "last_client_order_id": book.last_client_order_id})
+        except (SegmentError, OSError) as exc:
+            link.problem = f"cannot create its report ring: {exc}"
+            self._once.once(("reports", client, str(exc)), logging.ERROR,
+                            "client %s: %s", client, link.problem)
+            return
+        link.problem = ""
+        link.backlog.clear()
+        link.slow = False
+        if not fresh:
+            done = r.word("last_report_seq")
+            for rep in link.retained:
+                if rep.report_seq > done:
+                    link.backlog.append(rep)
+            if link.backlog and link.backlog[0].report_seq != done + 1:
+                log.warning("client %s: reports %d..%d are no longer kept: not re-sent",
+                            client, done + 1, link.backlog[0].report_seq - 1)
+            self._deliver(link)
+        log.info("client %s: report ring %s generation %016x (order ring generation %016x, "
+                 "%s)", client, link.reports.path, link.reports.generation, r.generation,
+                 "restating its orders" if fresh else
+                 f"resuming after report {r.word('last_report_seq')}")
+
+    # ------------------------------------------------------------------ discovery
+    def discover(self) -> list[J.Entry]:
+        """Attach new order rings, follow restarted clients, let go of departed ones."""
+        entries: list[J.Entry] = []
+        names = set(discover_clients(self.segment))
+        for name in sorted(names | {n for n, lk in self.links.items() if lk.orders}):
+            link = self._link(name)
+            r = link.orders
+            if r is not None and not r.intact():
+                log.error("client %s: its order ring %s shrank under exec: no longer read "
+                          "(the client must create a new one)", name, r.where)
+                r.close()
+                link.orders = None
+                link.disconnected = True
+                continue
+            if r is not None:
+                status = r.name_status()
+                if status == "same":
+                    continue
+                if link.switch_to is None:
+                    self._drain_into(link, entries)
+                    log.info("client %s: order ring %s (%s)", name,
+                             "replaced: the client restarted" if status == "replaced"
+                             else "removed: the client left", r.where)
+                    r.close()
+                    link.orders = None
+                    if status == "gone" and link.reports is not None:
+                        link.reports.close()
+                        link.reports = None
+            if name not in names:
+                continue
+            try:
+                new = ChannelReader(orders_name(self.segment, name), kind=KIND_ORDERS)
+            except (SegmentError, OSError) as exc:
+                link.problem = str(exc)
+                self._once.transition(("attach", name), str(exc), logging.INFO,
+                                      "client %s: not attached yet: %s", name, exc)
+                continue
+            self._once.transition(("attach", name), "ok", logging.INFO,
+                                  "client %s: order ring %s generation %016x, owner PID %d",
+                                  name, new.where, new.generation, new.owner_pid)
+            link.orders = new
+            known = new.generation in self._known_gens.get(name, set())
+            if known:
+                new.position = self._positions.get((name, new.generation), 0)
+                if not link.disconnected:
+                    self._open_report_ring(name, fresh=False)
+            else:
+                link.disconnected = False
+                entries.append(J.AttachIn(name, new.generation, self._clock.monotonic_ns()))
+        return entries
+
+    def _drain_into(self, link: ClientLink, entries: list[J.Entry]) -> None:
+        r = link.orders
+        if r is None or link.disconnected:
+            return
+        while (raw := r.poll_raw()) is not None:
+            entries.append(self._order_in(link, r, raw))
+
+    # ------------------------------------------------------------------ inputs
+    def _order_in(self, link: ClientLink, r: ChannelReader, raw: bytes) -> J.OrderIn:
+        now = self._clock.monotonic_ns()
+        msg, ord_type, sym = _PEEK.unpack_from(raw)
+        ref = 0.0
+        if msg == 1 and ord_type == 1:
+            ref = self._ref_price(sym)
+        link.orders_read += 1
+        return J.OrderIn(link.name, r.generation, r.position - 1, now, ref,
+                         bytes(raw[:J.ORDER_BODY_SIZE]))
+
+    def _ref_price(self, sym: bytes) -> float:
+        reader = self.follower.reader
+        sid = self._symbol_ids.get(sym.rstrip(b"\0").decode("ascii", "replace"))
+        if reader is None or sid is None:
+            return 0.0
+        t = reader.latest_tuple(sid)
+        return float(t[1]) if t is not None else 0.0
+
+    def _on_market_attach(self, reader: SegmentReader, new_generation: bool) -> None:
+        names = [s.name for s in reader.symbols()]
+        self._symbol_names = names
+        self._symbol_ids = {n: i for i, n in enumerate(names)}
+        sub = self.follower.subscription
+        if sub is not None:
+            # Start with new bars (older ones cannot fill orders arriving from now on), or,
+            # back on the market segment we journaled bars of, right after the last one.
+            gen, seq = self._last_bar
+            start = reader.cursor
+            if gen == reader.generation and seq + 1 >= sub.position:
+                start = min(seq + 1, start)
+            sub.position = start
+        if reader.generation != self._market_gen:
+            if self._market_gen:
+                self._pending.append(J.SessionEndIn(self._clock.monotonic_ns(),
+                                                    _SESSION_NEW_MARKET))
+                self._last_event.clear()
+            self._pending.append(J.SymbolsIn(reader.generation, tuple(names)))
+            self._market_gen = reader.generation
+
+    def _on_market(self, records: np.ndarray | list[tuple[Any, ...]], first_seq: int) -> None:
+        book, names = self.engine.book, self._symbol_names
+        now = self._clock.monotonic_ns()
+        rows = records if isinstance(records, list) else records.tolist()
+        for i, rec in enumerate(rows):
+            sid = rec[1]
+            if sid >= len(names):
+                continue
+            sym = names[sid]
+            ev = rec[2]
+            last = self._last_event.get(sym)
+            if last is not None and ev < last:
+                self._pending.append(J.SessionEndIn(now, _SESSION_BACKWARDS))
+                self._last_event.clear()
+            self._last_event[sym] = ev
+            if sym in book:
+                seq = rec[0] if isinstance(records, list) else first_seq + i
+                self._pending.append(J.BarIn(Bar(seq, sym, ev, rec[3], rec[4], rec[5], rec[6],
+                                                 rec[7], rec[8]), now, self._market_gen))
+
+    def _check_market_state(self) -> None:
+        reader = self.follower.reader
+        if reader is None:
+            return
+        if reader.state == L.STATE_FINISHED and self._finished_gen != reader.generation:
+            self._finished_gen = reader.generation
+            self._pending.append(J.SessionEndIn(self._clock.monotonic_ns(), _SESSION_FINISHED))
+
+    # ------------------------------------------------------------------ the loop
+    def round(self) -> int:
+        """One polling round; returns the number of inputs it took."""
+        now = self._clock.monotonic_ns()
+        entries = self._pending
+        self._pending = []
+        for link in self.links.values():
+            if link.pending_disconnect and not link.disconnected:
+                link.pending_disconnect = False
+                entries.append(J.DisconnectIn(link.name, now, DisconnectReason.SLOW_CONSUMER))
+                self._disconnect(link)
+        if now >= self._next_discovery:
+            self._next_discovery = now + int(self.x.discovery_interval * 1e9)
+            entries.extend(self.discover())
+        if now >= self._next_market:
+            # the market every MARKET_INTERVAL_NS, not every round: a bar can only fill
+            # orders that arrived before it was published, so reading it a little later
+            # changes nothing, and the order path stays short
+            self._next_market = now + MARKET_INTERVAL_NS
+            self.follower.poll(16384)
+            self.follower.tick(now)
+        if self._pending:
+            entries.extend(self._pending)
+            self._pending = []
+        budget = self.x.poll_budget
+        links = [lk for lk in self.links.values() if lk.orders is not None
+                 and not lk.disconnected]
+        if links:
+            self._rr = (self._rr + 1) % len(links)
+            for link in links[self._rr:] + links[:self._rr]:
+                r = link.orders
+                assert r is not None
+                for _ in range(budget):
+                    raw = r.poll_raw()
+                    if raw is None:
+                        break
+                    entries.append(self._order_in(link, r, raw))
+        n = len(entries)
+        self._record(entries)
+        for link in links:
+            if link.backlog:
+                self._deliver(link)
+            w = link.reports
+            if w is not None and link.orders is not None:
+                w.set_consumed(link.orders.position)
+        if self._published:
+            for link in self._published:  # FUTEX_WAKE only for clients that block
+                if (link.reports is not None and link.orders is not None
+                        and link.orders.word("wants_wake")):
+                    link.reports.wake()
+                    link.wakeups += 1
+            self._published.clear()
+        self.rounds += 1
+        return n
+
+    def _disconnect(self, link: ClientLink) -> None:
+        log.warning("client %s disconnected: %d reports waiting (exec.report_backlog %d); "
+                    "its open orders are canceled", link.name, len(link.backlog),
+                    self.x.report_backlog)
+        link.disconnected = True
+        link.backlog.clear()
+        if link.reports is not None:
+            link.reports.set_state(L.STATE_DISCONNECTED, DisconnectReason.SLOW_CONSUMER)
+
+    def housekeeping(self, now: int) -> None:
+        self._check_market_state()
+        if now >= self._next_hb:
+            self._next_hb = now + self._hb_ns
+            for link in self.links.values():
+                if link.reports is not None:
+                    link.reports.heartbeat(now)
+        if self._notifier is not None:
+            self._notifier.maybe_watchdog(now)
+            if now >= self._next_status:
+                self._next_status = now + STATUS_INTERVAL_NS
+                self._notifier.status(self.status_text())
+
+    def run(self) -> None:
+        """Poll until ``stop`` is set."""
+        stop, clock = self._stop, self._clock
+        spin = self.x.wait.strategy == "spin"
+        interval = self.x.wait.poll_interval
+        idle = 0
+        while not stop.is_set():
+            n = self.round()
+            now = clock.monotonic_ns()
+            self.housekeeping(now)
+            if n:
+                idle = 0
+                continue
+            idle += 1
+            if not spin and idle > 100:
+                stop.wait(interval)
+
+    def close(self) -> None:
+        """Stop: report rings marked stopped (detail: exec stopped) and removed."""
+        for link in self.links.values():
+            if link.reports is not None:
+                link.reports.set_word("detail", DisconnectReason.EXEC_STOPPED)
+                link.reports.close()
+                link.reports = None
+            if link.orders is not None:
+                link.orders.close()
+                link.orders = None
+        self.follower.close()
+        self.journal.close()
+        os.close(self._lock_fd)
+
+    # ------------------------------------------------------------------ reporting
+    def status_text(self) -> str:
+        e = self.engine
+        connected = sum(1 for lk in self.links.values() if lk.reports is not None)
+        slow = sum(1 for lk in self.links.values() if lk.slow)
+        market = "market attached" if self.follower.attached else "market down"
+        return (f"{connected} clients, {len(e.open_orders())} open orders, "
+                f"{sum(e.counters.orders.values())} orders, {e.counters.fills} fills, "
+                f"{slow} slow, {market}")
+
+    def ring_rows(self) -> list[dict[str, object]]:
+        """Per-client ring state (for metrics and STATUS)."""
+        rows = []
+        for name, lk in sorted(self.links.items()):
+            r, w = lk.orders, lk.reports
+            rows.append({
+                "client": name,
+                "order_ring_depth": (r.cursor - r.position) if r is not None else 0,
+                "report_ring_depth": ((w.cursor - (r.word("peer_consumed") if r is not None
+                                                    and r.word("peer_generation")
+                                                    == w.generation else 0))
+                                      if w is not None else 0),
+                "backlog": len(lk.backlog), "slow": lk.slow, "slow_events": lk.slow_events,
+                "disconnected": lk.disconnected, "delivered": lk.delivered,
+                "orders_read": lk.orders_read, "connected": w is not None,
+                "wakeups": lk.wakeups,
+                "client_alive": r.owner_alive() if r is not None else False,
+            })
+        return rows
+
+
+def is_response(r: Report) -> bool:
+    """Is ``r`` the direct answer to an order input (ack, reject, cancel, cancel reject)?"""
+    return (r.exec_type in (ExecType.NEW, ExecType.REJECTED, ExecType.CANCELED)
+            or r.report_kind == ReportKind.CANCEL_REJECT)
+
+
+__all__ = ["LATENCY_BUCKETS", "ClientLink", "ExecLocked", "ExecService",
+           "default_journal_path", "is_response"]
