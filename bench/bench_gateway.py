@@ -102,7 +102,7 @@ def _client_main(url: str, plan: list[tuple[str, bytes | None]], seconds: float,
             mv = frame.get_payload_as_memoryview()
             self.frames += 1
             self.nbytes += len(mv)
-            head = bytes(mv[:80])
+            head = bytes(mv[:200])  # "n" is within the first ~100 bytes
             if self.kind == "latency":
                 if head.startswith(b'{"type":"ticks"'):
                     # publish_ns is each row's last field, the only number before a "]"
