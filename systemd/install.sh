@@ -130,7 +130,8 @@ install_units() {
     install -m 0644 "$SRC/systemd/tradingd.sysusers" "$DESTDIR$TD_SYSUSERSDIR/tradingd.conf"
 }
 
-# config/tradingd.yaml with producer.data_dir pointing at the installed data. The line is
+# config/tradingd.yaml with producer.data_dir pointing at the installed data and
+# segment.owner: tradingd. The lines are
 # rewritten in place (comments survive), then the result is parsed to prove it took effect.
 install_config() {
     mkdir -p "$DESTDIR$TD_CONFDIR"
@@ -154,6 +155,13 @@ text, n = re.subn(r"^(\s*data_dir:[ \t]*)[^\n]*$", lambda m: m.group(1) + value,
                   flags=re.M)
 if n != 1:
     sys.exit(f"make install: {src}: expected one `data_dir:` line (producer.data_dir), found {n}")
+# segment.owner: the installed units run the producer as user tradingd (readers refuse others)
+text, n = re.subn(r"^(\s*owner:[ \t]*)null[ \t]*$", lambda m: m.group(1) + "tradingd", text,
+                  flags=re.M)
+if n != 1:
+    sys.exit(f"make install: {src}: expected one `owner: null` line (segment.owner), found {n}")
+if (yaml.safe_load(text) or {}).get("segment", {}).get("owner") != "tradingd":
+    sys.exit(f"make install: {src}: rewriting owner did not set segment.owner")
 got = (yaml.safe_load(text) or {}).get("producer", {}).get("data_dir")
 if got != data_dir:
     sys.exit(f"make install: {src}: rewriting data_dir gave producer.data_dir={got!r}")

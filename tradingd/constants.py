@@ -42,3 +42,7 @@ DEFAULT_EXEC_METRICS_PORT = 9106
 DEFAULT_EXEC_POLL_BUDGET = 64  # records per client order ring per polling round
 DEFAULT_EXEC_JOURNAL_NAME = "exec.journal"  # in $STATE_DIRECTORY (systemd StateDirectory=)
 DEFAULT_EXEC_LOCAL_JOURNAL = "tradingd-exec.journal"  # in the working directory otherwise
+# Issue 12 (hostile and exhausted hosts): resources and squatting. Neither is permanent:
+# a restart may succeed once the operator freed space or removed the squatter's file.
+EXIT_OSERR = 71  # EX_OSERR: no room or memory for the segment (/dev/shm full, RLIMIT_*)
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: the segment name is held by another account's file

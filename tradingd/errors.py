@@ -157,3 +157,46 @@ class GatewayUnavailable(TradingdError):
     """
 
     exit_code = C.EXIT_UNAVAILABLE
+
+
+class SegmentUntrusted(SegmentPermission):
+    """The file under the segment name belongs to another account than the producer's.
+
+    ``/dev/shm`` is writable by every local user: anyone may create a file (or run their own
+    producer) under a free name first. Readers attach only to a segment whose file owner is
+    the expected producer account (``segment.owner``; root is always trusted) and refuse
+    any other with this error, naming the owner. Find out who created it
+    (``ls -ln /dev/shm/NAME``), remove it as root, and restart the producer (exit 77).
+    """
+
+
+class SegmentSquatted(SegmentError):
+    """The producer found the name held by a file of another account (a squatter).
+
+    The producer cannot remove it (``/dev/shm`` is sticky) and never removes another
+    account's file. It waits ``segment.squat_wait`` seconds for the file to go away, then
+    exits 75 (EX_TEMPFAIL): systemd restarts it, so the unit recovers by itself once root
+    has removed the file (``rm /dev/shm/NAME``), without tripping the start limit.
+    """
+
+    exit_code = C.EXIT_TEMPFAIL
+
+
+class SegmentStuck(SegmentCorrupt):
+    """A latest-value slot's seqlock stayed odd (being written) past the readers' timeout.
+
+    The producer died mid-update, is frozen (SIGSTOP), or the segment is corrupt. The C
+    fast path and pure Python raise the same error. Restart the producer (exit 76).
+    """
+
+
+class SegmentNoResources(SegmentError):
+    """The segment could not be created or mapped: no room or memory.
+
+    ``/dev/shm`` is full (ENOSPC: the message names the bytes needed; see ``df /dev/shm``),
+    ``RLIMIT_FSIZE`` forbids a file that large (EFBIG), or the address space or memory is
+    exhausted (ENOMEM on mmap). Nothing is left behind. Free space, lower
+    ``segment.ring_capacity``, or raise the limit (exit 71, retried by systemd).
+    """
+
+    exit_code = C.EXIT_OSERR

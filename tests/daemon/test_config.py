@@ -105,7 +105,7 @@ def test_values_are_converted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("written", "mode"), [
-    ('"0640"', 0o640), ('"640"', 0o640), ('"0o600"', 0o600), ("0660", 0o660), ("384", 0o600),
+    ('"0640"', 0o640), ('"640"', 0o640), ('"0o600"', 0o600), ("0644", 0o644), ("384", 0o600),
 ])
 def test_segment_mode_spellings(tmp_path: Path, written: str, mode: int) -> None:
     cfg = load_config(write(tmp_path, f"segment: {{mode: {written}}}\n"))

@@ -83,16 +83,18 @@ def test_strace_lifecycle_of_a_producer(start_producer: Callable[..., Producer])
     create = find(rf'openat\(AT_FDCWD[^,]*, "{q}", O_RDWR\|O_CREAT\|O_EXCL\|O_NOFOLLOW'
                   rf'\|O_CLOEXEC, 0600\)\s+= (\d+)<{q}>')
     fd = re.search(r"= (\d+)<", lines[create]).group(1)  # type: ignore[union-attr]
-    size = find(rf"ftruncate\({fd}<{q}>, {total}\)\s+= 0")
+    claim = find(rf"pwrite64\({fd}<{q}>, .*, {L.HEADER.size}, 0\)\s+= {L.HEADER.size}")
+    size = find(rf"fallocate\({fd}<{q}>, 0, 0, {total}\)\s+= 0")
     mapped = find(rf"mmap\(NULL, {total}, PROT_READ\|PROT_WRITE, MAP_SHARED, {fd}<{q}>, 0\)"
                   r"\s+= 0x[0-9a-f]+")
     opened_up = find(rf"fchmod\({fd}<{q}>, 0640\)\s+= 0")
     removed = find(rf'unlink\("{q}"\)\s+= 0')
     addr = re.search(r"= (0x[0-9a-f]+)$", lines[mapped]).group(1)  # type: ignore[union-attr]
     unmapped = find(rf"munmap\({addr}, {total}\)\s+= 0")
-    assert create < size < mapped < opened_up < removed < unmapped
+    assert create < claim < size < mapped < opened_up < removed < unmapped
     # the producer's own reader attaches read-only, never resizing the segment
-    find(rf'openat\(AT_FDCWD[^,]*, "{q}", O_RDONLY\|O_NOFOLLOW\|O_CLOEXEC\)')
+    find(rf'openat\(AT_FDCWD[^,]*, "{q}", O_RDONLY\|O_NOCTTY\|O_NONBLOCK\|O_NOFOLLOW'
+         rf'\|O_CLOEXEC\)')
     find(rf"mmap\(NULL, {total}, PROT_READ, MAP_SHARED\|MAP_POPULATE, \d+<{q}>, 0\)")
     assert not os.path.exists(path)
 

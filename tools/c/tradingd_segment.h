@@ -22,6 +22,12 @@
 #define TRADINGD_STAMP_LAST_MINOR 1
 #define TRADINGD_STAMP_MARKED_MINOR 2
 #define TRADINGD_STAMP_TRUST_NS 100000000ULL
+/* limits a reader enforces (docs/segment-layout.md, "Writing a reader") */
+#define TRADINGD_CACHE_LINE 64
+#define TRADINGD_MAX_SYMTAB_CAPACITY 4096ULL
+#define TRADINGD_MAX_RING_CAPACITY 2147483648ULL
+#define TRADINGD_MAX_RING_CURSOR 4611686018427387904ULL
+#define TRADINGD_MAX_PRODUCER_PID 4194304ULL
 
 #define TRADINGD_STATE_EMPTY 0
 #define TRADINGD_STATE_INITIALISING 1
@@ -60,7 +66,7 @@ typedef struct tradingd_header {
     uint64_t ring_offset;            /* @176  offset of the ring */
     uint64_t ring_capacity;          /* @184  records in the ring (a power of two) */
     uint64_t ring_record_size;       /* @192  bytes per ring record */
-    uint64_t ring_window;            /* @200  most records the writer writes before advancing the cursor (batch size) */
+    uint64_t ring_window;            /* @200  most records the writer writes before advancing the cursor: min(1024, capacity/4) from tradingd's writer (not the replay batch size); readers accept 1..capacity/2 */
     uint64_t replay_loops;           /* @208  times the replay wrapped around to the start of the data */
     uint64_t rows_rejected;          /* @216  bad CSV rows the producer skipped while loading */
     uint8_t _pad1[32];

@@ -35,7 +35,7 @@ from tradingd.consumer.latency import LatencyHistogram, format_ns
 from tradingd.consumer.metrics import ConsumerSnapshot, MetricsServer, make_registry
 from tradingd.consumer.waiting import StopLike, make_strategy
 from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
-from tradingd.daemon.config import Config
+from tradingd.daemon.config import Config, resolve_owner
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
@@ -96,7 +96,8 @@ class ConsumerService:
             attach_retry_interval=c.attach_retry_interval,
             heartbeat_timeout_factor=c.heartbeat_timeout_factor,
             data_stale_after=c.data_stale_after, on_attach=self._on_attach,
-            logger=logging.getLogger("tradingd.consumer.follower"))
+            logger=logging.getLogger("tradingd.consumer.follower"),
+            owner=resolve_owner(config))
         now = clock.monotonic_ns()
         self._report_mark = _Mark(now, 0, 0, 0)
         self._status_mark = _Mark(now, 0, 0, 0)

@@ -53,7 +53,7 @@ from tradingd.errors import (
     TradingdError,
 )
 from tradingd.segment import layout as L
-from tradingd.segment import liveness
+from tradingd.segment import liveness, shm
 from tradingd.segment.reader import RingSubscription, SegmentReader
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,9 @@ class Follower:
                  data_stale_after: float = 5.0,
                  check_interval: float = DEFAULT_CHECK_INTERVAL,
                  on_attach: Callable[[SegmentReader, bool], None] | None = None,
-                 logger: logging.Logger = log) -> None:
+                 logger: logging.Logger = log, owner: int | None = shm.OWNER_SELF) -> None:
         self.name = name
+        self._owner = owner  # uid the segment file must belong to (segment.owner)
         self.path = f"/dev/shm/{name}"
         self._sink = sink
         self._clock = clock
@@ -244,7 +245,7 @@ class Follower:
     # ------------------------------------------------------------------ attaching
     def _try_attach(self, now: int) -> None:
         try:
-            reader = SegmentReader.attach(self.name)
+            reader = SegmentReader.attach(self.name, owner=self._owner)
         except TradingdError as exc:
             self._waiting(exc)
             return

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,6 +34,7 @@ from prometheus_client.core import (
 
 from tradingd.consumer.analytics import SymbolStats
 from tradingd.daemon.metrics import daemon_registry, generation_label
+from tradingd.daemon.metrics_http import start_metrics_server
 from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
 from tradingd.segment.fastpath import IMPLEMENTATION
@@ -199,8 +200,7 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
         try:
-            self._server, self._thread = start_http_server(port, addr=address,
-                                                           registry=registry)
+            self._server, self._thread = start_metrics_server(port, address, registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
                                      f"{exc.strerror or exc} (consumer.metrics.port or "

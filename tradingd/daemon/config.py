@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import grp
 import os
+import pwd
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,13 +154,21 @@ SCHEMA = Map({
         "name": Str(C.DEFAULT_SEGMENT_NAME, pattern=SEGMENT_NAME_RE.pattern,
                     expected=SEGMENT_NAME_EXPECTED, check=_segment_name_check,
                     doc="/dev/shm/NAME; --segment overrides it"),
-        "mode": FileMode("0640", allowed=0o666, required=0o600,
-                         doc="permissions of the segment file"),
+        "mode": FileMode("0640", allowed=0o644, required=0o600,
+                         doc="permissions of the segment file (group/other write refused: "
+                             "the producer is the only writer)"),
         "group": Nullable(Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?",
                               expected="a group name")),
         "symbol_capacity": Int(64, minimum=1, maximum=4096),
         "ring_capacity": Int(65536, minimum=64, maximum=2**26, power_of_two=True),
         "heartbeat_interval": Number(0.1, minimum=0.01, maximum=10.0, unit="seconds"),
+        "owner": Nullable(OneOf(Str(pattern=r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?",
+                                    expected="a user name"), Int(minimum=0, maximum=2**32 - 2)),
+                          doc="account the segment file must belong to (readers refuse any "
+                              "other); null: the reader's own"),
+        "squat_wait": Number(15.0, minimum=0.0, maximum=50.0, unit="seconds",
+                             doc="how long the producer waits for another account's file at "
+                                 "the name to go away before exiting 75 (restarted)"),
     }),
     "logging": Map({
         "level": Str("info", choices=LEVELS, lower=True),
@@ -333,6 +342,8 @@ class SegmentConfig:
     symbol_capacity: int
     ring_capacity: int
     heartbeat_interval: float  # seconds
+    owner: str | int | None = None  # None: the reader's own account
+    squat_wait: float = 15.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -666,3 +677,18 @@ def resolve_group(config: Config) -> int | None:
     except KeyError:
         raise ConfigError(f"{config.source_path}: segment.group: no group named {name!r} "
                           f"on this machine (create it, or set group: null)") from None
+
+
+def resolve_owner(config: Config) -> int:
+    """The uid ``segment.owner`` names (None: this process's euid); ConfigError if unknown."""
+    owner = config.segment.owner
+    if owner is None:
+        return os.geteuid()
+    if isinstance(owner, int):
+        return owner
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise ConfigError(f"{config.source_path}: segment.owner: no user named {owner!r} on "
+                          f"this machine (the producer's account, e.g. tradingd; or null)"
+                          ) from None

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -23,6 +23,7 @@ from prometheus_client.core import (
 )
 
 from tradingd.daemon.metrics import daemon_registry, generation_label, prefix
+from tradingd.daemon.metrics_http import start_metrics_server
 from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
 from tradingd.segment.fastpath import IMPLEMENTATION
@@ -145,12 +146,12 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
         try:
-            self._server, self._thread = start_http_server(port, addr=address,
-                                                           registry=registry)
+            self._server, self._thread = start_metrics_server(port, address, registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
-                                     f"{exc.strerror or exc} (gateway.metrics.port; 0 picks "
-                                     f"a free port)") from None
+                                     f"{exc.strerror or exc} (gateway.metrics.port or "
+                                     f"--metrics-port: 0 picks a free port; --no-metrics)"
+                                     ) from None
         self.address = address
         self.port: int = self._server.server_port
         self._closed = threading.Event()

@@ -37,6 +37,7 @@ from tradingd.inspector.source import (
     KIND_INITIALISING,
     KIND_MISSING,
     KIND_PERMISSION,
+    KIND_UNTRUSTED,
     KIND_VERSION,
     Opened,
 )
@@ -106,7 +107,8 @@ def evaluate(opened: Opened, clock: Clock, opts: CheckOptions) -> CheckResult:
     if p.problem is not None:
         kind = p.problem.kind
         what = {KIND_VERSION: "written by another tradingd layout (consumers refuse it)",
-                KIND_FOREIGN: "not a tradingd segment"}.get(kind, kind)
+                KIND_FOREIGN: "not a tradingd segment",
+                KIND_UNTRUSTED: "not the producer's (consumers refuse it)"}.get(kind, kind)
         return CheckResult(Status.CRITICAL, f"{what}: {p.problem.message}", details=details)
     f = facts(h, now, opts.heartbeat_factor)
     live = f.live
@@ -173,7 +175,9 @@ def _initialising(opened: Opened, clock: Clock, opts: CheckOptions,
     p = opened.probe
     h = p.header
     where = p.source.where
-    pid = int(h.get("producer_pid", 0)) if h.get("magic") == L.MAGIC else 0
+    # the creator's PID is written first (state initialising), before the magic
+    pid = (int(h.get("producer_pid", 0)) if h.get("magic") == L.MAGIC
+           or h.get("state") == L.STATE_INITIALISING else 0)
     if pid:
         f = facts(h, clock.monotonic_ns(), opts.heartbeat_factor)
         details.update({"pid": pid, "pid_status": f.pid})

@@ -25,7 +25,7 @@ from tradingd.clock import Clock
 from tradingd.errors import SegmentCorrupt, SegmentForeign, SegmentVersionMismatch
 from tradingd.inspector.status import pid_detail
 from tradingd.segment import layout as L
-from tradingd.segment import liveness, ownership
+from tradingd.segment import liveness, ownership, shm
 
 
 @dataclass
@@ -45,6 +45,9 @@ class CleanupResult:
 def _refusal(finding: ownership.Finding) -> tuple[int, str] | None:
     """Why this finding must not be removed without --force (None: it may be removed)."""
     verdict, err = finding.verdict, finding.error
+    if verdict == ownership.SQUATTED:
+        return C.EXIT_NOPERM, (f"it belongs to another account ({finding.reason}); root may "
+                               f"remove it with --force")
     if verdict == ownership.LIVE:
         return C.EXIT_SEGMENT_OWNED, f"its producer is alive ({finding.reason})"
     if verdict == ownership.DYING:
@@ -86,10 +89,15 @@ def describe(finding: ownership.Finding, now_ns: int) -> dict[str, object]:
 
 def cleanup(name: str, clock: Clock, *, force: bool = False, dry_run: bool = False,
             heartbeat_factor: float = liveness.DEFAULT_TIMEOUT_FACTOR,
-            init_grace_s: float = ownership.INIT_GRACE_S) -> CleanupResult:
-    """Judge ``/dev/shm/NAME`` and remove it if stale (or ``force``); see the module doc."""
+            init_grace_s: float = ownership.INIT_GRACE_S,
+            owner: int | None = shm.OWNER_SELF) -> CleanupResult:
+    """Judge ``/dev/shm/NAME`` and remove it if stale (or ``force``); see the module doc.
+
+    ``owner``: the account our segments belong to; another account's file is refused
+    (exit 77) unless ``force``.
+    """
     finding = ownership.classify(name, clock=clock, timeout_factor=heartbeat_factor,
-                                 init_grace_s=init_grace_s)
+                                 init_grace_s=init_grace_s, owner=owner)
     path = finding.path
     now = clock.monotonic_ns()
     details: dict[str, object] = {"segment": path, "verdict": finding.verdict,

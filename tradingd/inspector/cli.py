@@ -32,7 +32,7 @@ from tradingd import __version__
 from tradingd import constants as C
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.daemon.cli import default_config_path, run_main
-from tradingd.daemon.config import Config, check_segment_name, load_config
+from tradingd.daemon.config import Config, check_segment_name, load_config, resolve_owner
 from tradingd.errors import ConfigError, SegmentError, TradingdError
 from tradingd.inspector import check as check_mod
 from tradingd.inspector.cleanup import cleanup
@@ -258,9 +258,14 @@ def source_of(args: argparse.Namespace, config: Config | None) -> Source:
     if args.file:
         return Source.file(args.file)
     if args.segment:
-        return Source.segment(args.segment)
+        return Source.segment(args.segment, owner_of(config))
     assert config is not None
-    return Source.segment(config.segment.name)
+    return Source.segment(config.segment.name, owner_of(config))
+
+
+def owner_of(config: Config | None) -> int:
+    """The account a segment must belong to: ``segment.owner``, else our own."""
+    return resolve_owner(config) if config is not None else os.geteuid()
 
 
 def heartbeat_factor(args: argparse.Namespace, config: Config | None) -> float:
@@ -457,7 +462,7 @@ def cmd_cleanup(args: argparse.Namespace, clock: Clock) -> int:
     source = source_of(args, config)
     assert source.name is not None
     result = cleanup(source.name, clock, force=args.force, dry_run=args.dry_run,
-                     heartbeat_factor=heartbeat_factor(args, config))
+                     heartbeat_factor=heartbeat_factor(args, config), owner=source.owner)
     if args.json:
         emit_json(result.as_dict())
     else:

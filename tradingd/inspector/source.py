@@ -16,11 +16,11 @@ mapping past the end: a mapping longer than the file dies of SIGBUS when touched
 
 from __future__ import annotations
 
-import errno
 import grp
 import os
 import pwd
 import stat
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,13 +32,14 @@ from tradingd.errors import (
     SegmentNotFound,
     SegmentNotReady,
     SegmentPermission,
+    SegmentUntrusted,
     SegmentVersionMismatch,
 )
 from tradingd.inspector.format import Value, decode_struct
 from tradingd.segment import layout as L
 from tradingd.segment import shm
 from tradingd.segment.model import LatestValue, SymbolInfo
-from tradingd.segment.reader import SegmentReader, validate_header
+from tradingd.segment.reader import SegmentReader, _claim, validate_header
 
 #: Problem kinds, as reported in ``--json`` output (``problem.kind``).
 KIND_MISSING = "missing"
@@ -48,8 +49,11 @@ KIND_TRUNCATED = "truncated"
 KIND_CORRUPT = "corrupt"
 KIND_FOREIGN = "foreign"
 KIND_VERSION = "version_mismatch"
+KIND_UNTRUSTED = "untrusted"  # owned by another account than segment.owner
 
 _MASK32 = 0xFFFFFFFF
+#: Longest the inspector waits, in all, for latest slots whose seqlock stays odd.
+STUCK_BUDGET_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,14 @@ class Source:
 
     where: str
     name: str | None = None
+    #: uid the file must belong to (segment.owner; root always passes); None: no check
+    owner: int | None = None
 
     @classmethod
-    def segment(cls, name: str) -> Source:
+    def segment(cls, name: str, owner: int | None = shm.OWNER_SELF) -> Source:
         shm.validate_name(name)
-        return cls(shm.segment_path(name), name)
+        return cls(shm.segment_path(name), name,
+                   os.geteuid() if owner == shm.OWNER_SELF else owner)
 
     @classmethod
     def file(cls, path: str) -> Source:
@@ -111,25 +118,10 @@ class SegmentFile:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        where = source.where
-        try:
-            self.fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except FileNotFoundError:
-            hint = " (is the producer running?)" if source.name else ""
-            raise SegmentNotFound(where, f"does not exist{hint}") from None
-        except PermissionError:
-            raise SegmentPermission(where, "cannot open for reading: permission denied "
-                                           f"({_mode_text(where)})") from None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise SegmentForeign(where, "is a symbolic link, not a segment: refusing to "
-                                            "follow it") from None
-            raise SegmentNotFound(where, f"cannot open: {exc.strerror}") from None
-        st = os.fstat(self.fd)
+        hint = " (is the producer running?)" if source.name else ""
+        # O_NONBLOCK|O_NOFOLLOW, then fstat + S_ISREG: a FIFO, symlink or directory is named
+        self.fd, st = shm.open_segment(source.where, hint=hint)
         self.info = FileInfo.of(st)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(self.fd)
-            raise SegmentForeign(where, "is not a regular file: not a segment")
 
     @property
     def size(self) -> int:
@@ -189,6 +181,8 @@ def classify(exc: SegmentError, file_size: int | None = None,
     """The problem kind of a segment error."""
     if isinstance(exc, SegmentNotFound):
         return KIND_MISSING
+    if isinstance(exc, SegmentUntrusted):
+        return KIND_UNTRUSTED
     if isinstance(exc, SegmentPermission):
         return KIND_PERMISSION
     if isinstance(exc, SegmentNotReady):
@@ -234,6 +228,7 @@ def probe_file(f: SegmentFile) -> Probe:
     p = Probe(f.source, f.info, header)
     padded = raw + bytes(L.HEADER.size - len(raw))
     try:
+        shm.check_owner(f.source.where, os.fstat(f.fd), f.source.owner, claim=_claim(raw))
         v = validate_header(f.source.where, padded, size, require_live=False)
     except SegmentError as exc:
         p.problem = Problem(classify(exc, size, header), exc)
@@ -297,11 +292,20 @@ class LiveView:
         return self.reader.symbols()
 
     def latest_all(self) -> list[LatestValue | None]:
+        """Every slot, each consistent; stuck slots noted. Bounded by STUCK_BUDGET_S in all.
+
+        A slot's lock stays odd while a frozen or dead writer holds it. Each waits at most
+        what is left of the overall budget (1 s at most), then every further one gets a
+        single short attempt: 4,096 stuck slots cost about STUCK_BUDGET_S, not 4,096 s.
+        """
         out: list[LatestValue | None] = []
         count = len(self.reader.symbols())
+        deadline = time.monotonic() + STUCK_BUDGET_S
         for i in range(count):
+            budget = min(1.0, max(0.0, deadline - time.monotonic()))
             try:
-                out.append(self.reader.latest(i))
+                t = self.reader.latest_within(i, budget)
+                out.append(None if t is None else LatestValue._make(t))
             except SegmentError:
                 self.notes.append(f"latest slot {i}: the writer is stuck mid-update (seqlock "
                                   f"odd at offset {self._slot_offset(i)})")
@@ -476,7 +480,8 @@ def open_source(source: Source) -> Opened:
         p = probe_file(f)
         if p.ok:
             try:
-                reader = (SegmentReader.attach(source.name, require_live=False)
+                reader = (SegmentReader.attach(source.name, require_live=False,
+                                               owner=source.owner)
                           if source.name is not None
                           else SegmentReader.open_file(source.where, require_live=False))
             except SegmentError as exc:  # changed between the probe and the attach

@@ -28,12 +28,12 @@ import numpy as np
 from tradingd import __version__
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
-from tradingd.daemon.config import Config, SymbolConfig, resolve_group
+from tradingd.daemon.config import Config, SymbolConfig, resolve_group, resolve_owner
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
 from tradingd.errors import SegmentError
-from tradingd.producer import loader
+from tradingd.producer import datafile, loader
 from tradingd.producer.metrics import ProducerMetrics
 from tradingd.producer.replay import (
     Replayer,
@@ -59,6 +59,12 @@ MAX_SLEEP_S = 0.25
 STATUS_EVERY_S = 0.5
 #: How often the producer checks that /dev/shm/NAME is still its own file.
 OWNERSHIP_CHECK_EVERY_S = 1.0
+#: Least time between two reports of repeated year-2262 time wraps (the first is a WARNING).
+WRAP_REPORT_EVERY_S = 600.0
+
+
+class _StoppedWaiting(Exception):
+    """SIGTERM/SIGINT arrived while waiting for the segment name: exit 0, create nothing."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def seconds_since_process_start() -> float | None:
 def load_symbol(config: Config, sym: SymbolConfig) -> loader.LoadResult:
     """Load one symbol's CSV with its configured layout (strict per the config)."""
     fmt = loader.csv_format(config.format_of(sym))
+    datafile.check_regular(sym.path)  # a FIFO must not block the start-up (exit 66)
     return loader.load_csv(sym.path, fmt, strict=config.producer.strict)
 
 
@@ -164,6 +171,8 @@ class Producer:
         self.notifier = notifier
         self.stop = stop
         self.metrics = ProducerMetrics(clock=clock)
+        self._wrap_report_ns = 0
+        self._wraps_reported = 0
 
     def run(self) -> int:
         cfg = self.config
@@ -180,7 +189,11 @@ class Producer:
                  data.rows_rejected, load_s * 1e3)
         if self.stop.is_set():
             return 0
-        writer = self._create_segment(data)
+        try:
+            writer = self._create_segment(data)
+        except _StoppedWaiting:
+            log.info("stopped (%s) while waiting for the segment name", self.stop.reason)
+            return 0
         reader: SegmentReader | None = None
         try:
             writer.set_counter("rows_rejected", data.rows_rejected)
@@ -225,7 +238,20 @@ class Producer:
                 ring_capacity=seg.ring_capacity, mode=seg.mode, group=gid,
                 heartbeat_interval_ns=interval_ns, clock=self.clock)
 
-        writer = ownership.create_owned(seg.name, create, clock=self.clock)
+        owner = resolve_owner(self.config)
+        if owner != os.geteuid():
+            log.warning("segment.owner is uid %d but this producer runs as uid %d: readers "
+                        "configured alike will refuse its segment", owner, os.geteuid())
+
+        def wait(seconds: float) -> None:
+            # waiting for a squatter or another producer: keep the watchdog fed, honour SIGTERM
+            self.notifier.status(f"waiting for segment name {seg.name} (see the log)")
+            self.notifier.maybe_watchdog(self.clock.monotonic_ns())
+            if self.stop.wait(seconds):
+                raise _StoppedWaiting
+
+        writer = ownership.create_owned(seg.name, create, clock=self.clock, sleep=wait,
+                                        squat_wait_s=seg.squat_wait)
         log.info("created segment %s: generation %#x, %d bytes, ring of %d records, "
                  "mode %04o", writer.path, writer.generation, writer.geometry.total_size,
                  writer.geometry.ring_capacity, seg.mode)
@@ -247,6 +273,30 @@ class Producer:
         log.info("ready: segment %s live, PID %d, replay %s, at the end: %s%s", writer.path,
                  os.getpid(), pace, r.at_end,
                  f" ({since:.2f} s after process start)" if since is not None else "")
+
+    def _log_time_wrap(self, replayer: Replayer, logged: int, now: int) -> int:
+        """The year-2262 wrap: one WARNING, then a count at most every WRAP_REPORT_EVERY_S.
+
+        In fast mode with ``at_end: loop`` it recurs every fraction of a second; logged
+        each time it filled the journal (1,222 of 1,233 lines in 10 minutes).
+        """
+        wraps = replayer.time_wraps
+        if logged == 0:
+            log.warning("replay loop %d: event times would pass the int64 limit (year 2262); "
+                        "starting the time shift again from the data's own timestamps (this "
+                        "recurs every lap: counted, reported at most every %.0f s)",
+                        replayer.loops + 1, WRAP_REPORT_EVERY_S)
+            self._wrap_report_ns = now
+            self._wraps_reported = wraps
+            return wraps
+        if now - self._wrap_report_ns >= int(WRAP_REPORT_EVERY_S * 1e9):
+            log.info("event times wrapped %d more times (year 2262) in the last %.0f s; %d in "
+                     "all", wraps - self._wraps_reported, (now - self._wrap_report_ns) / 1e9,
+                     wraps)
+            self._wrap_report_ns = now
+            self._wraps_reported = wraps
+            return wraps
+        return logged
 
     def _main_loop(self, writer: SegmentWriter, replayer: Replayer) -> None:
         clock, stop, notifier = self.clock, self.stop, self.notifier
@@ -274,10 +324,7 @@ class Producer:
                 next_status = now + status_ns
                 notifier.status(replayer.progress(now).status_text())
                 if replayer.time_wraps > wraps_logged:
-                    wraps_logged = replayer.time_wraps
-                    log.warning("replay loop %d: event times would pass the int64 limit "
-                                "(year 2262); starting the time shift again from the data's "
-                                "own timestamps", replayer.loops + 1)
+                    wraps_logged = self._log_time_wrap(replayer, wraps_logged, now)
             if now >= next_owner_check:
                 next_owner_check = now + owner_ns
                 assert_owned(writer)  # removed or replaced by someone: exit, restart

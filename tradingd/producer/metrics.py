@@ -29,11 +29,11 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.daemon.metrics import daemon_registry, generation_label
+from tradingd.daemon.metrics_http import start_metrics_server
 from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
 from tradingd.segment.fastpath import IMPLEMENTATION
@@ -209,7 +209,7 @@ class ProducerMetrics:
     def serve(self, address: str, port: int) -> int:
         """Serve ``/metrics`` on ``address:port`` in a thread; return the bound port."""
         try:
-            server, thread = start_http_server(port, addr=address, registry=self.registry)
+            server, thread = start_metrics_server(port, address, self.registry)
         except OSError as exc:
             raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
                                      f"{exc.strerror or exc} (producer.metrics.port or "

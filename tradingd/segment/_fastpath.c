@@ -72,16 +72,45 @@ typedef struct {
     tradingd_record *ring;
     uint64_t mask;
     uint64_t symcap;
-    int64_t margin; /* ring_window - ring_capacity */
+    uint64_t lag; /* ring_capacity - ring_window: records below cursor - lag may be torn */
+    uint64_t latest_offset;
+    PyObject *where; /* the segment's path, for error messages */
 } Segment;
 
+/* The oldest record a reader may still take when the cursor is c: c - lag, or 0. Unsigned
+ * and saturating: a hostile cursor near 2^63 or 2^64 cannot overflow it (it did, as
+ * int64_t arithmetic, and a reader then never returned). */
+static inline uint64_t oldest_intact(const Segment *seg, uint64_t c) {
+    return c > seg->lag ? c - seg->lag : 0;
+}
+
+/* Raise tradingd.errors.<name>(where, message): the same typed errors as pure Python. */
+static void raise_segment_error(Segment *seg, const char *name, PyObject *message) {
+    PyObject *mod = PyImport_ImportModule("tradingd.errors");
+    PyObject *cls = mod ? PyObject_GetAttrString(mod, name) : NULL;
+    Py_XDECREF(mod);
+    if (!cls || !message) {
+        Py_XDECREF(cls);
+        Py_XDECREF(message);
+        return;
+    }
+    PyObject *where = seg->where ? seg->where : Py_None;
+    PyObject *exc = PyObject_CallFunctionObjArgs(cls, where, message, NULL);
+    Py_DECREF(cls);
+    Py_DECREF(message);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
 static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"buffer", "writable", "wake", "layout_minor", NULL};
-    PyObject *obj;
+    static char *kwlist[] = {"buffer", "writable", "wake", "layout_minor", "where", NULL};
+    PyObject *obj, *where = NULL;
     int writable = 0, wake = 0;
     unsigned int minor = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|ppI", kwlist, &obj, &writable, &wake,
-                                     &minor))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|ppIU", kwlist, &obj, &writable, &wake,
+                                     &minor, &where))
         return -1;
     if (self->have_buf) {
         PyErr_SetString(PyExc_RuntimeError, "Segment already initialised");
@@ -98,10 +127,12 @@ static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
     tradingd_header *h = (tradingd_header *)base;
     /* The caller (SegmentReader/SegmentWriter) validated the header; check the bounds we
      * rely on again so a bad caller cannot make us read outside the buffer. */
-    uint64_t cap = h->ring_capacity, symcap = h->symtab_capacity;
-    if (cap == 0 || (cap & (cap - 1)) || h->ring_window >= cap ||
-        h->ring_offset + cap * sizeof(tradingd_record) > (uint64_t)self->buf.len ||
-        h->latest_offset + symcap * sizeof(tradingd_latest) > (uint64_t)self->buf.len) {
+    uint64_t cap = h->ring_capacity, symcap = h->symtab_capacity, len = (uint64_t)self->buf.len;
+    /* Each product and sum bounded before it is formed: no overflow on hostile values. */
+    if (cap < 2 || (cap & (cap - 1)) || h->ring_window < 1 || h->ring_window >= cap ||
+        cap > len / sizeof(tradingd_record) || h->ring_offset > len - cap * sizeof(tradingd_record) ||
+        h->ring_offset % 8 || symcap > len / sizeof(tradingd_latest) ||
+        h->latest_offset > len - symcap * sizeof(tradingd_latest) || h->latest_offset % 8) {
         PyErr_SetString(PyExc_ValueError, "segment header region table out of bounds");
         return -1;
     }
@@ -110,7 +141,10 @@ static int Segment_init(Segment *self, PyObject *args, PyObject *kwds) {
     self->ring = (tradingd_record *)(base + h->ring_offset);
     self->mask = cap - 1;
     self->symcap = symcap;
-    self->margin = (int64_t)h->ring_window - (int64_t)cap;
+    self->lag = cap - h->ring_window;
+    self->latest_offset = h->latest_offset;
+    Py_XINCREF(where);
+    Py_XSETREF(self->where, where);
     self->writable = writable;
     self->wake = wake;
     self->stamp_mode = minor >= TRADINGD_STAMP_MARKED_MINOR ? STAMP_MARKED
@@ -129,6 +163,7 @@ static void Segment_release_buf(Segment *self) {
 
 static void Segment_dealloc(Segment *self) {
     Segment_release_buf(self);
+    Py_CLEAR(self->where);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -276,11 +311,24 @@ static PyObject *Segment_publish_records(Segment *self, PyObject *arg) {
     return PyLong_FromUnsignedLongLong(first);
 }
 
-/* latest(symbol_id) -> (seq, price, volume, event_ns, publish_ns, valid) | None */
-static PyObject *Segment_latest(Segment *self, PyObject *arg) {
+/* latest(symbol_id[, timeout_s=1.0]) -> (seq, price, volume, event_ns, publish_ns, valid)
+ * | None. A lock still odd after timeout_s raises tradingd.errors.SegmentStuck. */
+static PyObject *Segment_latest(Segment *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "latest(symbol_id, timeout_s=1.0)");
+        return NULL;
+    }
     if (check_open(self) < 0) return NULL;
-    unsigned long long sym = PyLong_AsUnsignedLongLong(arg);
+    unsigned long long sym = PyLong_AsUnsignedLongLong(args[0]);
     if (PyErr_Occurred()) return NULL;
+    double timeout = 1.0;
+    if (nargs == 2) {
+        timeout = PyFloat_AsDouble(args[1]);
+        if (timeout == -1.0 && PyErr_Occurred()) return NULL;
+        if (!(timeout > 0)) timeout = 0;
+        if (timeout > 86400.0) timeout = 86400.0;
+    }
+    uint64_t budget_ns = (uint64_t)(timeout * 1e9);
     if (sym >= self->symcap) {
         PyErr_Format(PyExc_IndexError, "symbol id %llu outside the symbol table", sym);
         return NULL;
@@ -290,11 +338,8 @@ static PyObject *Segment_latest(Segment *self, PyObject *arg) {
     for (unsigned tries = 1;; tries++) {
         if ((tries & 127) == 0) { /* contended: yield to a descheduled writer, 1 s budget */
             uint64_t now = mono_ns();
-            if (!deadline) {
-                deadline = now + 1000000000ull;
-            } else if (now > deadline) {
-                break;
-            }
+            if (!deadline) deadline = now + budget_ns;
+            if (now >= deadline) break;
             Py_BEGIN_ALLOW_THREADS
             sched_yield();
             Py_END_ALLOW_THREADS
@@ -321,8 +366,14 @@ static PyObject *Segment_latest(Segment *self, PyObject *arg) {
             return t;
         }
     }
-    PyErr_Format(PyExc_RuntimeError,
-                 "latest slot %llu not stable for 1 s: the writer died mid-update?", sym);
+    char secs[32];
+    snprintf(secs, sizeof secs, "%g", timeout); /* as pure Python's f"{timeout_s:g}" */
+    raise_segment_error(self, "SegmentStuck",
+                        PyUnicode_FromFormat("latest slot %llu (offset %llu) not stable for %s "
+                                             "s: the writer died mid-update?", sym,
+                                             (unsigned long long)(self->latest_offset +
+                                                                  sym * sizeof(tradingd_latest)),
+                                             secs));
     return NULL;
 }
 
@@ -336,7 +387,8 @@ static PyObject *Segment_futex_wait(Segment *self, PyObject *const *args, Py_ssi
     unsigned long long expected = PyLong_AsUnsignedLongLong(args[0]);
     double timeout = PyFloat_AsDouble(args[1]);
     if (PyErr_Occurred()) return NULL;
-    if (timeout < 0) timeout = 0;
+    if (!(timeout > 0)) timeout = 0; /* negative or NaN */
+    if (timeout > 86400.0) timeout = 86400.0; /* no overflow in the time_t conversion */
     struct timespec ts = {(time_t)timeout, (long)((timeout - (double)(time_t)timeout) * 1e9)};
     uint32_t *word = (uint32_t *)&self->hdr->wake_seq;
     Py_BEGIN_ALLOW_THREADS
@@ -355,8 +407,9 @@ static PyMethodDef Segment_methods[] = {
      "publish(symbol_id, event_ns, open, high, low, close, volume) -> seq"},
     {"publish_records", (PyCFunction)Segment_publish_records, METH_O,
      "publish_records(buffer of records) -> first seq"},
-    {"latest", (PyCFunction)Segment_latest, METH_O,
-     "latest(symbol_id) -> (seq, price, volume, event_ns, publish_ns, valid) or None"},
+    {"latest", (PyCFunction)(void (*)(void))Segment_latest, METH_FASTCALL,
+     "latest(symbol_id, timeout_s=1.0) -> (seq, price, volume, event_ns, publish_ns, valid) "
+     "or None; SegmentStuck if the lock stays odd"},
     {"futex_wait", (PyCFunction)(void (*)(void))Segment_futex_wait, METH_FASTCALL,
      "futex_wait(expected_wake, timeout_s): block until the producer wakes readers"},
     {"release", (PyCFunction)Segment_release, METH_NOARGS,
@@ -423,10 +476,10 @@ static int cursor_take(Cursor *self, tradingd_record *out, uint64_t *seq) {
             self->position = p;
             return 0;
         }
-        int64_t oldest = (int64_t)c1 + seg->margin;
-        if ((int64_t)p < oldest) {
-            self->lost += (uint64_t)(oldest - (int64_t)p);
-            p = (uint64_t)oldest;
+        uint64_t oldest = oldest_intact(seg, c1);
+        if (p < oldest) {
+            self->lost += oldest - p;
+            p = oldest;
         }
         const uint64_t *sw = (const uint64_t *)&seg->ring[p & seg->mask];
         uint64_t w[8];
@@ -434,7 +487,7 @@ static int cursor_take(Cursor *self, tradingd_record *out, uint64_t *seq) {
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         uint64_t c2 = LOAD_RLX(&h->ring_cursor);
         p += 1;
-        if ((int64_t)p - 1 < (int64_t)c2 + seg->margin) { /* overwritten while we copied */
+        if (p - 1 < oldest_intact(seg, c2)) { /* overwritten while we copied */
             self->lost += 1;
             continue;
         }
@@ -677,7 +730,7 @@ static int cursor_take_stamped(Cursor *self, tradingd_record *out, uint64_t *seq
         self->trusted_reads += 1;
     } else {
         uint64_t c2 = LOAD_RLX(&seg->hdr->ring_cursor);
-        if ((int64_t)p < (int64_t)c2 + seg->margin) return 0;
+        if (p < oldest_intact(seg, c2)) return 0;
     }
     self->position = self->trusted_pos = p + 1;
     self->trusted_pub = out->publish_ns;
@@ -746,7 +799,8 @@ static int spin_until(Segment *seg, uint64_t pos, uint64_t timeout_ns) {
 static int timeout_arg(PyObject *arg, uint64_t *timeout_ns) {
     double timeout = PyFloat_AsDouble(arg);
     if (timeout == -1.0 && PyErr_Occurred()) return -1;
-    *timeout_ns = timeout > 0 ? (uint64_t)(timeout * 1e9) : 0;
+    /* NaN and negatives: 0; beyond a day: a day (no overflow converting to uint64) */
+    *timeout_ns = timeout > 0 ? (uint64_t)((timeout < 86400.0 ? timeout : 86400.0) * 1e9) : 0;
     return 0;
 }
 
@@ -758,15 +812,31 @@ static PyObject *Cursor_next(Cursor *self, PyObject *arg) {
     uint64_t timeout_ns;
     if (timeout_arg(arg, &timeout_ns) < 0) return NULL;
     tradingd_record rec;
-    uint64_t seq;
-    for (int spun = 0;; spun = 1) {
+    uint64_t seq, start = 0, left = timeout_ns;
+    for (unsigned spun = 0;; spun++) {
         if (cursor_take_stamped(self, &rec, &seq)) return record_new(&rec, seq);
         /* The stamp could not decide. Ask the cursor, except before the first spin on a
          * stamp: the record is most likely not published yet, and reading the cursor would
          * pull its cache line from the writer for nothing (spin_until reads it now and then). */
         if ((spun || !stamp_usable(seg, self->position)) && cursor_take(self, &rec, &seq))
             return record_new(&rec, seq);
-        if (!spin_until(seg, self->position, timeout_ns)) Py_RETURN_NONE;
+        /* The wait as a whole honours the timeout (one clock read per round, none when
+         * the record is there at once): a slot whose stamp says "here" while neither read
+         * can take it (a hostile or corrupt segment) must not keep us here, and beyond a
+         * short bound other threads get the GIL between rounds. */
+        uint64_t now = mono_ns();
+        if (!spun) {
+            start = now;
+        } else {
+            if (now - start >= timeout_ns) Py_RETURN_NONE;
+            left = timeout_ns - (now - start);
+            if (now - start >= SPIN_HOLD_NS) {
+                Py_BEGIN_ALLOW_THREADS
+                sched_yield();
+                Py_END_ALLOW_THREADS
+            }
+        }
+        if (!spin_until(seg, self->position, left)) Py_RETURN_NONE;
     }
 }
 

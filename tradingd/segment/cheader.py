@@ -65,6 +65,12 @@ def generate() -> str:
         f"#define TRADINGD_STAMP_LAST_MINOR {L.STAMP_LAST_MINOR}",
         f"#define TRADINGD_STAMP_MARKED_MINOR {L.STAMP_MARKED_MINOR}",
         f"#define TRADINGD_STAMP_TRUST_NS {L.STAMP_TRUST_NS}ULL",
+        "/* limits a reader enforces (docs/segment-layout.md, \"Writing a reader\") */",
+        f"#define TRADINGD_CACHE_LINE {L.CACHE_LINE}",
+        f"#define TRADINGD_MAX_SYMTAB_CAPACITY {L.MAX_SYMTAB_CAPACITY}ULL",
+        f"#define TRADINGD_MAX_RING_CAPACITY {L.MAX_RING_CAPACITY}ULL",
+        f"#define TRADINGD_MAX_RING_CURSOR {L.MAX_RING_CURSOR}ULL",
+        f"#define TRADINGD_MAX_PRODUCER_PID {L.MAX_PRODUCER_PID}ULL",
         "",
     ]
     for code, name in L.STATE_NAMES.items():

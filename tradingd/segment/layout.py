@@ -53,8 +53,10 @@ Concurrency protocol (single writer, any number of readers, no locks):
   the slot's cache line; the cursor's stays in the writer's cache.
 * Every polled word (state, heartbeat, locks, cursor) is an aligned 8-byte field written
   with one 8-byte store, and a ring stamp one aligned 4-byte store (see
-  ``tradingd.segment.writer``); x86-64 (TSO) keeps stores and loads in program order, which is what
-  makes the protocol correct from plain Python.
+  ``tradingd.segment.writer``); x86-64 (TSO) keeps stores in order with stores and loads in
+  order with loads, which is what makes the protocol correct from plain Python. (It does
+  not keep a load behind an earlier store to another address: the protocol never needs
+  that order, since readers never write.)
 """
 
 from __future__ import annotations
@@ -295,7 +297,8 @@ HEADER = Struct("header", "Segment header: identity, liveness, region table, cou
     Field("ring_capacity", "u64", "records in the ring (a power of two)"),
     Field("ring_record_size", "u64", "bytes per ring record", new_line=True),
     Field("ring_window", "u64",
-          "most records the writer writes before advancing the cursor (batch size)"),
+          "most records the writer writes before advancing the cursor: min(1024, capacity/4) "
+          "from tradingd's writer (not the replay batch size); readers accept 1..capacity/2"),
     Field("replay_loops", "u64", "times the replay wrapped around to the start of the data"),
     Field("rows_rejected", "u64", "bad CSV rows the producer skipped while loading"),
     Field("ring_cursor", "u64",
@@ -359,6 +362,16 @@ def _fingerprint() -> int:
 LAYOUT_FINGERPRINT = _fingerprint()
 
 
+#: Limits a reader enforces (the writer never exceeds them): ring capacity below 2^32
+#: (a 32-bit stamp names one slot's record unambiguously within a lap), a symbol table
+#: the C batch publish covers, a cursor far from 64-bit overflow (2^62 records: 146
+#: years at 10^9 a second), and a PID a kernel can hand out (PID_MAX_LIMIT = 2^22).
+MAX_RING_CAPACITY = 2**31
+MAX_SYMTAB_CAPACITY = 4096
+MAX_RING_CURSOR = 2**62
+MAX_PRODUCER_PID = 2**22
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Where each region sits in a segment with the given capacities."""
@@ -372,11 +385,13 @@ class Geometry:
     total_size: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.symtab_capacity < 1:
-            raise ValueError("symbol capacity must be at least 1")
+        if not 1 <= self.symtab_capacity <= MAX_SYMTAB_CAPACITY:
+            raise ValueError(f"symbol capacity must be 1..{MAX_SYMTAB_CAPACITY}, not "
+                             f"{self.symtab_capacity}")
         cap = self.ring_capacity
-        if cap < 2 or cap & (cap - 1):
-            raise ValueError(f"ring capacity must be a power of two >= 2, not {cap}")
+        if cap < 2 or cap & (cap - 1) or cap > MAX_RING_CAPACITY:
+            raise ValueError(f"ring capacity must be a power of two 2..{MAX_RING_CAPACITY} "
+                             f"(below 2^32), not {cap}")
         if not 1 <= self.ring_window <= cap // 2:
             raise ValueError(f"ring window must be 1..{cap // 2} (capacity/2), "
                              f"not {self.ring_window}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tradingd.segment.layout import RUNNING_STATES
+from tradingd.segment.layout import MAX_PRODUCER_PID, RUNNING_STATES
 
 #: A heartbeat older than this many producer intervals means the producer is not beating.
 DEFAULT_TIMEOUT_FACTOR = 5.0
@@ -38,7 +38,7 @@ def process_start_ticks(pid: int) -> int:
 
 def pid_alive(pid: int, start_ticks: int = 0) -> bool:
     """True if ``pid`` runs and, when ``start_ticks`` is given, is the same process."""
-    if pid <= 0:
+    if not 0 < pid <= MAX_PRODUCER_PID:  # os.kill would raise OverflowError beyond 2^31
         return False
     try:
         os.kill(pid, 0)

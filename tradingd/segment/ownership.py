@@ -8,6 +8,9 @@ A producer that finds ``/dev/shm/NAME`` already there must tell apart:
   initialising past a grace period): log what it was and remove it, then create anew;
 * a producer that is **initialising** right now (a second producer started at the same
   moment): wait until it is live (then refuse) or the grace period ends (then stale);
+* a file of **another account** (``SQUATTED``): someone else created the name (``/dev/shm``
+  is world-writable). Never removed; the producer waits ``squat_wait_s`` for it to go
+  away, then refuses with :class:`SegmentSquatted` (exit 75, restarted by systemd);
 * a file that is **not ours to judge**: not a tradingd segment (foreign magic), another
   layout version, or a tradingd header that makes no sense. Such a file is never deleted
   silently: refuse with its error (exit 76) and tell the operator what to do.
@@ -24,6 +27,7 @@ check and the unlink; it would take a third producer creating the name inside it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -42,6 +46,8 @@ from tradingd.errors import (
     SegmentNotFound,
     SegmentNotReady,
     SegmentOwned,
+    SegmentSquatted,
+    SegmentUntrusted,
     SegmentVersionMismatch,
 )
 from tradingd.segment import layout as L
@@ -63,6 +69,7 @@ STALE = "stale"  # reclaimable
 INITIALISING = "initialising"  # another producer is creating it right now: wait
 DYING = "dying"  # PID dead but heartbeat not yet stale: wait for the heartbeat to age
 REFUSED = "refused"  # foreign, other version, or corrupt: the operator decides
+SQUATTED = "squatted"  # a file of another account holds the name: not ours to judge or remove
 
 
 @dataclass(frozen=True)
@@ -109,12 +116,11 @@ def _raw_header(path: str) -> tuple[dict[str, int] | None, shm.FileId | None, fl
     header's size with plain ``read`` (no mapping: a truncated file cannot SIGBUS us).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd, st = shm.open_segment(path)  # O_NONBLOCK, regular files only: a FIFO cannot hang us
+    except SegmentError:
         return None, None, 0.0
     try:
-        st = os.fstat(fd)
-        data = os.read(fd, L.HEADER.size)
+        data = shm.read_header(fd, L.HEADER.size)
     finally:
         os.close(fd)
     file_id = shm.FileId(st.st_dev, st.st_ino)
@@ -124,26 +130,35 @@ def _raw_header(path: str) -> tuple[dict[str, int] | None, shm.FileId | None, fl
     return {n: int(row[n]) for n in L.HEADER_DTYPE.names}, file_id, st.st_mtime
 
 
+def _file_id(path: str) -> shm.FileId | None:
+    return shm.FileId.of_path(path)
+
+
 def classify(name: str, *, clock: Clock = SYSTEM_CLOCK,
              timeout_factor: float = liveness.DEFAULT_TIMEOUT_FACTOR,
-             init_grace_s: float = INIT_GRACE_S) -> Finding:
+             init_grace_s: float = INIT_GRACE_S, owner: int | None = shm.OWNER_SELF) -> Finding:
     """Judge what is under ``/dev/shm/NAME`` now (see the module docstring for verdicts).
 
-    Raises :class:`SegmentPermission` if the file cannot be opened at all.
+    Raises :class:`SegmentPermission` if the file cannot be opened at all. ``owner`` is
+    the account a segment of ours belongs to (default: this process's); a file of any
+    other account (root excepted) is SQUATTED, whatever it holds.
     """
     path = shm.segment_path(name)
     try:
-        reader = SegmentReader.attach(name, require_live=False)
+        reader = SegmentReader.attach(name, require_live=False, owner=owner)
     except SegmentNotFound:
         return Finding(ABSENT, path, "no segment of that name")
+    except SegmentUntrusted as exc:
+        header, file_id, _ = _raw_header(path)
+        return Finding(SQUATTED, path, exc.detail, file_id or _file_id(path), header, exc)
     except SegmentNotReady as exc:
         header, file_id, mtime = _raw_header(path)
         if file_id is None:
             return Finding(ABSENT, path, "removed while being examined")
         return _initialising(path, header, file_id, mtime, clock, init_grace_s, exc)
     except (SegmentForeign, SegmentVersionMismatch) as exc:
-        header, file_id, _ = _raw_header(path)
-        return Finding(REFUSED, path, exc.detail, file_id, header, exc)
+        header, file_id, _ = _raw_header(path)  # None for a FIFO, directory, symlink
+        return Finding(REFUSED, path, exc.detail, file_id or _file_id(path), header, exc)
     except SegmentCorrupt as exc:
         header, file_id, mtime = _raw_header(path)
         if header is not None and header["state"] in (L.STATE_EMPTY, L.STATE_INITIALISING):
@@ -195,7 +210,10 @@ def _initialising(path: str, header: dict[str, int] | None, file_id: shm.FileId,
                   mtime: float, clock: Clock, grace_s: float,
                   error: SegmentError | None) -> Finding:
     """A segment not (yet) live: being created now, or left half-built by a dead producer."""
-    pid = header["producer_pid"] if header and header.get("magic") == L.MAGIC else 0
+    # A producer records its PID (state initialising, no magic yet) before anything slow:
+    # the file is ours (owner checked), so that claim is believed.
+    pid = header["producer_pid"] if header and (
+        header.get("magic") == L.MAGIC or header.get("state") == L.STATE_INITIALISING) else 0
     start_ticks = header["producer_start_ticks"] if pid else 0
     if pid and not liveness.pid_alive(pid, start_ticks):
         return Finding(STALE, path, f"left half-initialised by producer PID {pid}, which is "
@@ -245,12 +263,32 @@ def refusal(finding: Finding) -> SegmentError:
 
 
 W = TypeVar("W")
+#: How long a producer waits for a squatter's file to go away before exiting 75.
+SQUAT_WAIT_S = 15.0
+
+
+def squatter(finding: Finding) -> str:
+    """``held by uid 1001 (mallory): a regular file, its header names producer PID 42``."""
+    st = None
+    with contextlib.suppress(OSError):
+        st = os.stat(finding.path, follow_symlinks=False)
+    who = (f"uid {st.st_uid} ({shm.user_name(st.st_uid)})" if st is not None
+           else "another account")
+    kind = shm.file_kind(st.st_mode) if st is not None else "a file"
+    h = finding.header
+    claim = (f", its header names producer PID {h['producer_pid']} (state "
+             f"{L.STATE_NAMES.get(h['state'], h['state'])})" if h and h.get("magic") == L.MAGIC
+             else "")
+    return (f"held by {who}, not by this producer's account uid {os.geteuid()} "
+            f"({shm.user_name(os.geteuid())}): {kind}{claim}. Not another producer of ours: "
+            f"someone else created the name, and it is not removed automatically")
 
 
 def create_owned(name: str, create: Callable[[], W], *, clock: Clock = SYSTEM_CLOCK,
                  sleep: Callable[[float], object] = time.sleep,
                  timeout_factor: float = liveness.DEFAULT_TIMEOUT_FACTOR,
                  init_grace_s: float = INIT_GRACE_S, max_wait_s: float = 30.0,
+                 squat_wait_s: float = SQUAT_WAIT_S,
                  logger: logging.Logger = log) -> W:
     """Create the segment with ``create()``, reclaiming a stale one that holds the name.
 
@@ -263,6 +301,7 @@ def create_owned(name: str, create: Callable[[], W], *, clock: Clock = SYSTEM_CL
     (a producer in another PID namespace) counts as alive.
     """
     deadline = clock.monotonic_ns() + int(max_wait_s * 1e9)
+    squat_deadline: int | None = None
     beats_seen: dict[tuple[shm.FileId | None, int], int] = {}
     announced: set[tuple[str, shm.FileId | None]] = set()
     while True:
@@ -273,6 +312,19 @@ def create_owned(name: str, create: Callable[[], W], *, clock: Clock = SYSTEM_CL
         finding = classify(name, clock=clock, timeout_factor=timeout_factor,
                            init_grace_s=init_grace_s)
         verdict = finding.verdict
+        if verdict == SQUATTED:
+            now = clock.monotonic_ns()
+            if squat_deadline is None:
+                squat_deadline = now + int(squat_wait_s * 1e9)
+                logger.error("segment %s is squatted: %s; waiting up to %.0f s for it to be "
+                             "removed, then exiting 75 (restarted)", finding.path,
+                             squatter(finding), squat_wait_s)
+            if now >= squat_deadline:
+                raise SegmentSquatted(finding.path, f"{squatter(finding)}; gave up after "
+                                      f"{squat_wait_s:.0f} s (exit 75: systemd retries; "
+                                      f"remove the file as root: rm {finding.path})") from None
+            sleep(RECHECK_INTERVAL_S * 4)
+            continue
         if verdict in (LIVE, REFUSED):
             raise refusal(finding) from None
         if verdict == STALE:
@@ -302,5 +354,5 @@ def create_owned(name: str, create: Callable[[], W], *, clock: Clock = SYSTEM_CL
         sleep(finding.wait_s)
 
 
-__all__ = ["ABSENT", "DYING", "INITIALISING", "LIVE", "REFUSED", "STALE", "Finding",
+__all__ = ["ABSENT", "DYING", "INITIALISING", "LIVE", "REFUSED", "SQUATTED", "STALE", "Finding",
            "classify", "create_owned", "refusal", "remove_if_unchanged"]

@@ -1,9 +1,12 @@
 """SegmentReader: attach read-only, validate, and read snapshots and ring records.
 
-Attaching opens the segment ``O_RDONLY`` with size 0 (never resizing it), maps it
-``PROT_READ``, and validates magic, version, fingerprint and every size and offset against
-the file's real size BEFORE any data is touched: a header that promises more bytes than
-the file has would make a later read die of SIGBUS.
+Attaching opens the segment ``O_RDONLY|O_NOFOLLOW|O_NONBLOCK`` (never resizing it, never
+blocking on a FIFO), checks with ``fstat`` that it is a regular file owned by the expected
+account, reads the header with ``pread`` and validates magic, version, fingerprint, limits
+and every size and offset against the file's real size BEFORE anything is mapped; then
+maps exactly ``total_size`` bytes ``PROT_READ`` and checks the header again through the
+mapping. A header that promises more bytes than the file has would make a later read die
+of SIGBUS; a sparse multi-GiB file would cost its size in RAM if it were populated.
 
 Reading follows the protocol in :mod:`tradingd.segment.layout`: latest slots through their
 seqlocks, the ring by copying records below the cursor and re-reading the cursor to drop
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +26,10 @@ import numpy as np
 
 from tradingd.errors import (
     SegmentCorrupt,
-    SegmentError,
     SegmentForeign,
     SegmentNotReady,
     SegmentStopped,
+    SegmentStuck,
     SegmentVersionMismatch,
 )
 from tradingd.segment import layout as L
@@ -86,6 +90,8 @@ def validate_header(where: str, raw: bytes | memoryview, file_size: int, *,
             where, f"layout fingerprint {h['layout_fingerprint']:#018x} != "
                    f"{L.LAYOUT_FINGERPRINT:#018x} expected: built for another version of "
                    f"tradingd")
+    _expect(where, h, "producer_pid", h["producer_pid"] <= L.MAX_PRODUCER_PID,
+            f"> {L.MAX_PRODUCER_PID}: no kernel hands out such a PID")
     if require_live and state in (L.STATE_EMPTY, L.STATE_INITIALISING):
         raise SegmentNotReady(where, "still initialising (state is "
                                      f"{L.STATE_NAMES[state]})")
@@ -104,8 +110,14 @@ def validate_header(where: str, raw: bytes | memoryview, file_size: int, *,
         raise SegmentCorrupt(where, f"truncated: header total_size (offset "
                                     f"{L.HEADER.offset('total_size')}) is {h['total_size']} "
                                     f"bytes but the file has only {file_size}")
+    if h["total_size"] < file_size:
+        raise SegmentCorrupt(where, f"the file has {file_size} bytes, more than the header's "
+                                    f"total_size (offset {L.HEADER.offset('total_size')}) "
+                                    f"{h['total_size']}: not written by a tradingd producer")
     _expect(where, h, "symbol_count", h["symbol_count"] <= h["symtab_capacity"],
             f"> symtab_capacity {h['symtab_capacity']}")
+    _expect(where, h, "ring_cursor", h["ring_cursor"] <= L.MAX_RING_CURSOR,
+            f"> {L.MAX_RING_CURSOR} (2^62): no writer gets that far")
     if require_live and state == L.STATE_STOPPED:
         raise SegmentStopped(where, "the producer has stopped (state stopped)")
     if state not in L.STATE_NAMES:
@@ -120,6 +132,17 @@ def _expect(where: str, h: dict[str, int], name: str, ok: bool, why: str) -> Non
                                     f"{h[name]} {why}")
 
 
+def _claim(raw: bytes) -> str:
+    """What a (possibly untrusted) header says about its producer, for messages."""
+    if len(raw) < L.HEADER.size:
+        return ""
+    h = _header_dict(raw)
+    if h["magic"] != L.MAGIC:
+        return "it has no tradingd header"
+    state = L.STATE_NAMES.get(h["state"], str(h["state"]))
+    return f"its header names producer PID {h['producer_pid']} (state {state})"
+
+
 def _header_dict(raw: bytes | memoryview) -> dict[str, int]:
     row = np.frombuffer(raw, L.HEADER_DTYPE, count=1)[0]
     return {name: int(row[name]) for name in L.HEADER_DTYPE.names}
@@ -132,19 +155,26 @@ class SegmentReader:
     long as its structure is sound.
     """
 
-    def __init__(self, where: str, fd: int, *, name: str | None, require_live: bool) -> None:
+    def __init__(self, where: str, fd: int, *, name: str | None, require_live: bool,
+                 owner: int | None = None) -> None:
         self.where = where
         self.name = name
         self._fd = fd
         try:
-            self.file_id = shm.FileId.of_fd(fd)
-            size = os.fstat(fd).st_size
-            if size == 0:
-                raise SegmentNotReady(where, "file is empty (the producer is creating it)")
-            self._mm = shm.map_fd(fd, size, writable=False)
+            st = os.fstat(fd)
+            self.file_id = shm.FileId(st.st_dev, st.st_ino)
+            self.owner_uid = st.st_uid
+            v = self._validate_before_mapping(fd, st, owner, require_live)
+            size = v.geometry.total_size
+            self._mm = shm.map_fd(fd, size, writable=False, where=where)
             try:
-                v = validate_header(where, self._mm[:L.HEADER.size], size,
-                                    require_live=require_live)
+                again = validate_header(where, self._mm[:L.HEADER.size], os.fstat(fd).st_size,
+                                        require_live=require_live)
+                if (again.geometry != v.geometry
+                        or again.header["generation"] != v.header["generation"]):
+                    raise SegmentNotReady(where, "changed while being attached (a producer "
+                                                 "is recreating it)")
+                v = again
             except BaseException:
                 self._mm.close()
                 raise
@@ -157,26 +187,53 @@ class SegmentReader:
         self.producer_pid = v.header["producer_pid"]
         geo = v.geometry
         self._u8 = np.frombuffer(self._mm, dtype=np.uint8)
-        self._words = memoryview(self._mm).cast("Q")
+        self._words = memoryview(self._mm).cast("Q")  # total_size: a multiple of 64
         self._mask = geo.ring_capacity - 1
         self._ring_u8 = self._u8[geo.ring_offset:geo.ring_offset + geo.ring_capacity * 64]
         self._ring_u8 = self._ring_u8.reshape(geo.ring_capacity, L.RECORD.size)
         self._latest_word0 = geo.latest_offset // 8
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
         # the minor version says what the writer's ring stamps promise (stamp-first reads)
-        self._fast = (FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"])
+        self._fast = (FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"],
+                                   where=where)
                       if FAST is not None else None)
         if self._fast is not None:
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
         self._closed = False
 
+    def _validate_before_mapping(self, fd: int, st: os.stat_result, owner: int | None,
+                                 require_live: bool) -> Validated:
+        """Regular file, owner, then the header read with ``pread`` and validated.
+
+        Nothing is mapped until the header's sizes agree with each other and with the
+        file: a FIFO, a sparse multi-GiB file or a file of an odd size is refused here.
+        """
+        where = self.where
+        if not stat.S_ISREG(st.st_mode):
+            raise SegmentForeign(where, f"is {shm.file_kind(st.st_mode)}, not a regular "
+                                        f"file: not a segment")
+        raw = shm.read_header(fd, L.HEADER.size)
+        shm.check_owner(where, st, owner, claim=_claim(raw))
+        if st.st_size == 0 or not raw:
+            raise SegmentNotReady(where, "file is empty (the producer is creating it)")
+        return validate_header(where, raw + bytes(L.HEADER.size - len(raw)), st.st_size,
+                               require_live=require_live)
+
     @classmethod
-    def attach(cls, name: str, *, require_live: bool = True) -> SegmentReader:
-        """Attach to ``/dev/shm/NAME`` read-only; raises a :class:`SegmentError` subclass."""
+    def attach(cls, name: str, *, require_live: bool = True,
+               owner: int | None = shm.OWNER_SELF) -> SegmentReader:
+        """Attach to ``/dev/shm/NAME`` read-only; raises a :class:`SegmentError` subclass.
+
+        ``owner``: the uid the file must belong to (root is always accepted), by default
+        this process's own (:data:`shm.OWNER_SELF`); None skips the check. A file of
+        another owner is :class:`SegmentUntrusted` (someone else created the name).
+        """
         shm.check_platform()
         shm.validate_name(name)
-        fd = shm.open_readonly(name)
-        return cls(shm.segment_path(name), fd, name=name, require_live=require_live)
+        path = shm.segment_path(name)
+        fd, _ = shm.open_segment(path, owner=owner, hint=" (is the producer running?)",
+                                 owner_of_regular=False)  # checked, with its claim, below
+        return cls(path, fd, name=name, require_live=require_live, owner=owner)
 
     @classmethod
     def open_file(cls, path: str, *, require_live: bool = False) -> SegmentReader:
@@ -263,6 +320,20 @@ class SegmentReader:
 
         ``(seq, price, volume, event_ns, publish_ns, valid)``.
         """
+        return self.latest_within(symbol_id, _SEQLOCK_TIMEOUT_S)
+
+    def latest_within(self, symbol_id: int, timeout_s: float
+                      ) -> tuple[int, float, float, int, int, int] | None:
+        """:meth:`latest_tuple`, giving up after ``timeout_s`` (>= 0); C when built.
+
+        For callers with an overall time budget (the inspector reading thousands of slots
+        of a frozen producer): a lock that stays odd raises :class:`SegmentStuck` once the
+        budget is spent; ``timeout_s=0`` makes one short attempt (100 reads of the lock).
+        """
+        if self._fast is not None:
+            got: tuple[int, float, float, int, int, int] | None = self._fast.latest(
+                symbol_id, timeout_s)  # the same protocol in C
+            return got
         if not 0 <= symbol_id < self.geometry.symtab_capacity:
             raise IndexError(f"symbol id {symbol_id} outside the symbol table")
         words, mm = self._words, self._mm
@@ -280,11 +351,11 @@ class SegmentReader:
                     return ((a - 2) >> 1, *t)
             now = time.monotonic()  # contended: yield to the writer, within a time budget
             if not deadline:
-                deadline = now + _SEQLOCK_TIMEOUT_S
-            elif now > deadline:
-                raise SegmentError(self.where, f"latest slot {symbol_id} (offset "
-                                               f"{w * 8}) not stable for {_SEQLOCK_TIMEOUT_S} s:"
-                                               f" the writer died mid-update?")
+                deadline = now + timeout_s
+            if now >= deadline:
+                raise SegmentStuck(self.where, f"latest slot {symbol_id} (offset {w * 8}) not "
+                                               f"stable for {timeout_s:g} s: the writer died "
+                                               f"mid-update?")
             time.sleep(0)
 
     def latest_all(self) -> list[LatestValue | None]:

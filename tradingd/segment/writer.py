@@ -1,7 +1,9 @@
 """SegmentWriter: the single writer of a segment.
 
-Creates the segment exclusively, initialises every region while the file is still mode
-0600, opens it up to the configured mode and group, and only then stores the ready word
+Creates the segment exclusively (empty, mode 0600), records its PID in it first (so a kill
+at any later point leaves a file naming a dead creator, reclaimed at once), reserves the
+whole size with ``posix_fallocate`` (a full /dev/shm is ENOSPC, not SIGBUS), initialises
+every region, opens it up to the configured mode and group, and only then stores the ready word
 (``state = live``). Publishes records one at a time (a ``struct`` fast path) or as numpy
 batches (``uint8`` copies), updates the latest-value seqlocks, beats the heartbeat, and
 on close marks the segment stopped and unlinks it.
@@ -14,6 +16,7 @@ target first, so a reader can catch a transient 0 (facts.md).
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import secrets
 import time
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tradingd.clock import SYSTEM_CLOCK, Clock
-from tradingd.errors import SegmentError, TradingdError
+from tradingd.errors import SegmentError, SegmentPermission, TradingdError
 from tradingd.segment import layout as L
 from tradingd.segment import shm
 from tradingd.segment.fastpath import FAST
@@ -90,14 +93,17 @@ class SegmentWriter:
         geo = L.Geometry(symbol_capacity, ring_capacity,
                          ring_window or L.default_window(ring_capacity))
         gid = shm.resolve_group(group)
-        fd = shm.create_exclusive(name, geo.total_size)
+        fd = shm.create_exclusive(name)
         self = object.__new__(cls)
-        self._init_fields(name, fd, geo, wake_readers, clock)
+        self._bare_fields(name, fd)
         try:
+            # our PID first, then reserve the space, then the slow steps (map, pre-fault):
+            # killed anywhere from here, the file names a dead creator and is reclaimed
+            shm.write_claim(fd, _claim_header(clock), self.path)
+            shm.reserve(fd, geo.total_size, self.path)
+            self._init_fields(name, fd, geo, wake_readers, clock)
             self._initialise(symbols, heartbeat_interval_ns)
-            if gid != -1:
-                os.fchown(fd, -1, gid)
-            os.fchmod(fd, mode)
+            _open_up(fd, self.path, mode, group, gid)
             if FAST is not None:  # C hot path over the same mapping (see fastpath.py)
                 self._fast = FAST.Segment(self._mm, True, wake_readers)
                 self.publish = self._fast.publish  # type: ignore[method-assign]
@@ -107,6 +113,14 @@ class SegmentWriter:
             raise
         return self
 
+    def _bare_fields(self, name: str, fd: int) -> None:
+        """What :meth:`_abandon` needs, set before anything can fail."""
+        self.name = name
+        self.path = shm.segment_path(name)
+        self._fd = fd
+        self._file_id = shm.FileId.of_fd(fd)
+        self._closed = False  # the mapping and its views come in _init_fields
+
     def _init_fields(self, name: str, fd: int, geo: L.Geometry, wake: bool,
                      clock: Clock) -> None:
         self.name = name
@@ -115,7 +129,7 @@ class SegmentWriter:
         self._fd = fd
         self._file_id = shm.FileId.of_fd(fd)
         self._clock = clock
-        self._mm = shm.map_fd(fd, geo.total_size, writable=True)
+        self._mm = shm.map_fd(fd, geo.total_size, writable=True, where=self.path)
         self._u8 = np.frombuffer(self._mm, dtype=np.uint8)
         shm.prefault(self._u8)
         self._words = memoryview(self._mm).cast("Q")
@@ -191,15 +205,20 @@ class SegmentWriter:
         self._release()
 
     def _release(self) -> None:
-        if self._fast is not None:
-            self._fast.release()
+        # getattr: a creation that failed before (or while) mapping has only some of these
+        fast = getattr(self, "_fast", None)
+        if fast is not None:
+            fast.release()
             self._fast = None
         self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
         self._ring_body = None  # type: ignore[assignment]
-        self._stamps.release()
-        self._words.release()
-        with contextlib.suppress(BufferError):  # a caller still holds a view; the OS unmaps at exit
-            self._mm.close()
+        for view in (getattr(self, "_stamps", None), getattr(self, "_words", None)):
+            if view is not None:
+                view.release()
+        mm = getattr(self, "_mm", None)
+        if mm is not None:
+            with contextlib.suppress(BufferError):  # a caller holds a view; unmapped at exit
+                mm.close()
         os.close(self._fd)
 
     def close(self, *, unlink: bool = True) -> None:
@@ -344,6 +363,39 @@ class SegmentWriter:
     def _bump_wake(self) -> None:
         self._words[_W_WAKE] = (self._words[_W_WAKE] + 1) & 0xFFFFFFFFFFFFFFFF
         shm.futex_wake(self._wake_addr)
+
+
+def _claim_header(clock: Clock) -> bytes:
+    """The first bytes of a new segment: state initialising and who is creating it.
+
+    No magic yet (it is stored after every other header field): readers see a segment
+    being created, and ``ownership.classify`` sees whose (PID and start ticks).
+    """
+    h = np.zeros(1, L.HEADER_DTYPE)
+    h["state"] = L.STATE_INITIALISING
+    h["producer_pid"] = os.getpid()
+    h["producer_start_ticks"] = process_start_ticks(os.getpid())
+    h["producer_start_ns"] = clock.wall_ns()
+    return h.tobytes()
+
+
+def _open_up(fd: int, path: str, mode: int, group: str | int | None, gid: int) -> None:
+    """Give the finished segment its group and mode; EPERM is a typed error (exit 77)."""
+    try:
+        if gid != -1:
+            os.fchown(fd, -1, gid)
+    except PermissionError as exc:
+        try:
+            name = grp.getgrgid(gid).gr_name
+        except KeyError:
+            name = str(group)
+        raise SegmentPermission(path, f"cannot give the segment to group {name} (gid {gid}): "
+                                      f"{exc.strerror}; the producer's user must be a member "
+                                      f"of segment.group") from exc
+    try:
+        os.fchmod(fd, mode)
+    except PermissionError as exc:
+        raise SegmentPermission(path, f"cannot set mode {mode:04o}: {exc.strerror}") from exc
 
 
 def assert_owned(writer: SegmentWriter) -> None:
