@@ -9,6 +9,7 @@ port); :class:`WsClient` is a real WebSocket client (the ``websockets`` package)
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -184,6 +185,38 @@ class Coverage:
                 self.delivered += n
 
 
+@dataclass
+class Stack:
+    """Starts daemons on one private segment; ``cleanup`` ends them all."""
+
+    workdir: Path
+    segment: str
+    daemons: list[DaemonProcess] = field(default_factory=list)
+    clients: list[WsClient] = field(default_factory=list)
+
+    def producer(self, config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+        p = DaemonProcess("producer", config, self.workdir, segment=self.segment, env=env)
+        self.daemons.append(p)
+        return p
+
+    def gateway(self, config: Path, env: dict[str, str] | None = None) -> GatewayProcess:
+        g = GatewayProcess(config, self.segment, self.workdir, env=env)
+        self.daemons.append(g)
+        return g
+
+    def client(self, url: str, **kwargs: object) -> WsClient:
+        c = WsClient(url, **kwargs)
+        self.clients.append(c)
+        return c
+
+    def cleanup(self) -> None:
+        for c in self.clients:
+            with contextlib.suppress(Exception):  # a broken connection is fine here
+                c.close()
+        for d in self.daemons:
+            d.cleanup()
+
+
 def raw_ws_connect(port: int, *, rcvbuf: int = 4096, path: str = "/ws") -> socket.socket:
     """A WebSocket handshake over a plain socket with a tiny receive buffer (a client that
     will stop reading); returns the socket after the 101 response."""
@@ -227,5 +260,5 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, byte
         return int(exc.code), bytes(exc.read())
 
 
-__all__ = ["Coverage", "GatewayProcess", "WsClient", "http_get", "masked_frame",
+__all__ = ["Coverage", "GatewayProcess", "Stack", "WsClient", "http_get", "masked_frame",
            "raw_ws_connect", "write_config"]

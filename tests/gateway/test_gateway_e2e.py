@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Stack
 from gateway_support import (
     TIMEOUT,
     Coverage,
+    Stack,
     WsClient,
     http_get,
     masked_frame,

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Stack
-from gateway_support import TIMEOUT, write_config
+from gateway_support import TIMEOUT, Stack, write_config
 
 from tradingd.errors import TradingdError
 from tradingd.gateway import browser

@@ -205,7 +205,15 @@ def test_gateway_serves_follows_the_producer_and_is_locked_down(installed: Insta
     with ws(installed) as conn:  # type: ignore[attr-defined]
         conn.send(json.dumps({"op": "subscribe", "id": 1, "channels": ["status", "ticks.*"]}))
         first = next_of(conn, "status")
-        assert first["producer"] == "up"
+        deadline = time.monotonic() + 30
+        while first["producer"] != "up":  # the units started together: it may attach later
+            assert time.monotonic() < deadline, "\n".join(
+                str(e.get("MESSAGE")) for e in box.journal(GATEWAY))
+            try:
+                first = next_of(conn, "status")
+            except (TimeoutError, AssertionError):
+                raise AssertionError("the gateway never saw the producer up:\n" + "\n".join(
+                    str(e.get("MESSAGE")) for e in box.journal(GATEWAY))) from None
         assert next_of(conn, "ticks")["gen"] == first["gen"]
         gateway_pid, restarts = main_pid(box, GATEWAY), n_restarts(box, PRODUCER)
         box.run(["kill", "-KILL", str(main_pid(box, PRODUCER))])

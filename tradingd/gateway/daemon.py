@@ -36,7 +36,7 @@ from tradingd import constants as C
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.consumer.follower import Follower
 from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
-from tradingd.daemon.config import Config, GatewayConfig
+from tradingd.daemon.config import Config, GatewayConfig, resolve_owner
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
@@ -155,7 +155,8 @@ class GatewayService:
             attach_retry_interval=g.attach_retry_interval,
             heartbeat_timeout_factor=g.heartbeat_timeout_factor,
             data_stale_after=g.data_stale_after, on_attach=self._on_attach,
-            logger=logging.getLogger("tradingd.gateway.follower"))
+            logger=logging.getLogger("tradingd.gateway.follower"),
+            owner=resolve_owner(config))  # segment.owner: only the producer account's file
         self._pending: SegmentReader | None = None
         self._instruments: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
