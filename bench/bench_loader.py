@@ -1,80 +1,49 @@
-"""CSV loading benchmark: tradingd.producer.loader side by side with pandas.read_csv, in one run.
+"""CSV loading benchmark: the loader beside pandas.read_csv, per vendor format, and restarts.
 
-    .venv/bin/python bench/bench_loader.py [--rows 3000000] [--repeat 3] [--keep DIR]
+    .venv/bin/python bench/bench_loader.py [--rows 3000000] [--format-rows 2000000]
+        [--ready-rows 3000000] [--repeat 2] [--skip pandas,formats,ready,rss]
 
-Generates a Yahoo-layout file (``Date,Open,High,Low,Close,Adj Close,Volume``, prices with
-6 decimals, integer volumes) of N one-minute bars (``YYYY-MM-DD HH:MM:SS``: a few million
-daily bars would not fit in 64-bit nanoseconds) in a temporary directory, then prints:
-  * rows/s of ``load_csv`` (best of --repeat, wall clock, and the CPU time of that run);
-  * rows/s of ``pandas.read_csv(path, parse_dates=["Date"])`` on the same file, if pandas
-    is installed (``pip install '.[bench]'``), and whether both read the same values;
-  * rows/s of ``load_csv`` on the largest bundled file, market_data/stocks/AAPL.csv.
-Absolute figures drift between runs on a shared VM; compare the ratios within one run.
+Prints, for this machine and this run (files generated in a temporary directory):
+  1. a Yahoo-layout file (``Date,Open,High,Low,Close,Adj Close,Volume``, one-minute bars,
+     ``YYYY-MM-DD HH:MM:SS``, 6-decimal prices): rows/s of ``load_csv`` and of
+     ``pandas.read_csv(path, parse_dates=["Date"])`` (pip install '.[bench]'), best of
+     --repeat, and whether both read the same values;
+  2. rows/s of ``load_csv`` per format (bench/loader_data.py: strptime with a space,
+     date and time in two columns, Investing.com's quoted ``42,742.1`` and ``131.48K``,
+     European ``42.742,1234``, a fixed UTC offset);
+  3. the real ``tradingd-producer`` on --ready-files copies of a --ready-rows Yahoo file
+     (one symbol each): spawn to READY=1 with an empty load cache (cold: parse, check,
+     merge, store) and again with the warm cache (mapped, checksummed);
+  4. the producer's RSS with the bundled data (no cache), after READY.
+Absolute figures drift between runs on a shared VM; compare within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loader_data import VARIANTS
 
 from tradingd.producer.loader import BUILTIN_FORMATS, load_csv
+from tradingd.segment import shm
 
 ROOT = Path(__file__).resolve().parent.parent
 AAPL = ROOT / "market_data" / "stocks" / "AAPL.csv"
-HEADER = b"Date,Open,High,Low,Close,Adj Close,Volume\n"
-
-
-def digits(values: np.ndarray, width: int, pad_zeros: bool) -> np.ndarray:
-    """(n, width) ASCII digits of non-negative integers; leading zeros become 0 bytes
-    (removed later) unless ``pad_zeros``."""
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    out = (values[:, None] // powers % 10 + ord("0")).astype(np.uint8)
-    if not pad_zeros:
-        lead = (values[:, None] < powers) & (powers > 1)
-        out[lead] = 0
-    return out
-
-
-def price(values: np.ndarray) -> list[np.ndarray]:
-    micros = np.round(values * 1e6).astype(np.int64)
-    dot = np.full((len(values), 1), ord("."), np.uint8)
-    return [digits(micros // 10**6, 6, False), dot, digits(micros % 10**6, 6, True)]
-
-
-def generate(path: Path, rows: int, seed: int = 1, chunk: int = 500_000) -> None:
-    """Write a Yahoo-layout file of ``rows`` one-minute bars (vectorised, ~3 s per M rows)."""
-    rng = np.random.default_rng(seed)
-    start = np.datetime64("2000-01-03T00:00:00")
-    level = 50.0
-    comma = np.full((chunk, 1), ord(","), np.uint8)
-    newline = np.full((chunk, 1), ord("\n"), np.uint8)
-    with open(path, "wb") as f:
-        f.write(HEADER)
-        for first in range(0, rows, chunk):
-            n = min(chunk, rows - first)
-            close = level * np.exp(np.cumsum(rng.normal(0, 0.0005, n)))
-            level = float(close[-1])
-            opening = close * np.exp(rng.normal(0, 0.0003, n))
-            high = np.maximum(opening, close) * (1 + rng.random(n) * 0.001)
-            low = np.minimum(opening, close) * (1 - rng.random(n) * 0.001)
-            volume = rng.integers(1_000, 10_000_000_000, n)
-            times = start + np.arange(first, first + n) * np.timedelta64(60, "s")
-            stamp = np.datetime_as_string(times).astype("S19").view(np.uint8).reshape(n, 19)
-            stamp = stamp.copy()
-            stamp[:, 10] = ord(" ")
-            parts = [stamp]
-            for column in (opening, high, low, close, close * 0.9):
-                parts += [comma[:n], *price(column)]
-            parts += [comma[:n], digits(volume, 11, False), newline[:n]]
-            table = np.hstack(parts)
-            f.write(table[table != 0].tobytes())
 
 
 def best(run: Callable[[], object], repeat: int) -> tuple[float, float, object]:
@@ -90,7 +59,7 @@ def best(run: Callable[[], object], repeat: int) -> tuple[float, float, object]:
 
 
 def report(name: str, rows: int, wall: float, cpu: float) -> None:
-    print(f"  {name:34s} {rows / wall / 1e6:6.2f} M rows/s  ({wall * 1e3:7.0f} ms wall, "
+    print(f"  {name:40s} {rows / wall / 1e6:6.2f} M rows/s  ({wall * 1e3:7.0f} ms wall, "
           f"{cpu * 1e3:7.0f} ms CPU)")
 
 
@@ -106,41 +75,168 @@ def compare(bars: np.ndarray, frame: object) -> str:
     return "same values" if all(same) else "VALUES DIFFER"
 
 
+def generated(tmp: Path, name: str, rows: int) -> Path:
+    path = tmp / f"{name}-{rows}.csv"
+    if not path.exists():
+        t0 = time.perf_counter()
+        VARIANTS[name][0](path, rows)
+        print(f"  (generated {path.name}: {os.path.getsize(path) / 1e6:.0f} MB in "
+              f"{time.perf_counter() - t0:.1f} s)")
+    return path
+
+
+def bench_pandas(tmp: Path, rows: int, repeat: int) -> None:
+    path = generated(tmp, "yahoo", rows)
+    print(f"1. Yahoo-layout file, {rows:,} rows, best of {repeat}:")
+    wall, cpu, result = best(lambda: load_csv(path, BUILTIN_FORMATS["yahoo"]), repeat)
+    bars = result.bars  # type: ignore[attr-defined]
+    assert len(bars) == rows and result.rows_rejected == 0, result  # type: ignore[attr-defined]
+    report("tradingd.producer.loader.load_csv", rows, wall, cpu)
+    try:
+        import pandas as pd
+    except ImportError:
+        print("  pandas.read_csv  (pandas not installed: pip install '.[bench]')")
+        return
+    wall_pd, cpu_pd, frame = best(lambda: pd.read_csv(path, parse_dates=["Date"]), repeat)
+    report(f"pandas {pd.__version__} read_csv(parse_dates)", rows, wall_pd, cpu_pd)
+    print(f"  loader / pandas speed: {wall_pd / wall:.2f}x; {compare(bars, frame)}")
+
+
+def bench_formats(tmp: Path, rows: int, repeat: int) -> None:
+    print(f"2. load_csv per format, {rows:,} rows each, best of {repeat}:")
+    for name, (_, fmt, what) in VARIANTS.items():
+        path = generated(tmp, name, rows)
+        wall, cpu, result = best(lambda fmt=fmt, path=path: load_csv(path, fmt), repeat)
+        assert result.rows_rejected == 0 and len(result.bars) == rows, (  # type: ignore[attr-defined]
+            name, result.bad_rows[:3])  # type: ignore[attr-defined]
+        report(f"{name} ({what})", rows, wall, cpu)
+        path.unlink()
+
+
+class Producer:
+    """A real tradingd-producer on a private segment, READY timed on a notify socket."""
+
+    def __init__(self, config: Path, tmp: Path) -> None:
+        self.segment = f"td14b-{uuid.uuid4().hex[:8]}"
+        self.sock_path = str(tmp / f"notify-{self.segment}")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.sock_path)
+        script = Path(sys.executable).parent / "tradingd-producer"
+        cmd = [str(script)] if script.exists() else [sys.executable, "-m",
+                                                      "tradingd.producer.daemon"]
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+                            "CACHE_DIRECTORY")}
+        env["NOTIFY_SOCKET"] = self.sock_path
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([*cmd, "--config", str(config), "--segment",
+                                      self.segment, "--log-level", "warning"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def ready(self, timeout: float = 300.0) -> float:
+        self.sock.settimeout(timeout)
+        while True:
+            msg = self.sock.recv(4096).decode()
+            if "READY=1" in msg.splitlines():
+                return time.monotonic() - self.t0
+
+    def rss_mib(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f
+                        if line.startswith("VmRSS:")) / 1024
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.sock.close()
+        if os.path.exists(shm.segment_path(self.segment)):
+            shm.unlink(self.segment)
+
+
+def producer_config(tmp: Path, data: list[Path] | None, cache: Path | None) -> Path:
+    raw: dict = {"producer": {"metrics": {"port": 0},
+                              "replay": {"mode": "paced", "speed": 1.0}},
+                 "segment": {"symbol_capacity": max(64, len(data or ()))},
+                 "consumer": {"metrics": {"port": 0}}}
+    if data is not None:
+        raw["producer"].update(data_dir=str(data[0].parent), symbols=[
+            {"name": f"GEN{i}", "file": p.name, "asset_class": "stock", "format": "yahoo"}
+            for i, p in enumerate(data)], cache_dir=str(cache))
+    else:
+        raw["producer"]["data_dir"] = str(ROOT / "market_data")
+    path = tmp / f"bench-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def bench_ready(tmp: Path, rows: int, files: int) -> None:
+    path = generated(tmp, "yahoo", rows)
+    paths = [path]
+    for i in range(1, files):  # more symbols: copies of the file under other names
+        paths.append(tmp / f"copy{i}-{path.name}")
+        shutil.copyfile(path, paths[-1])
+    cache = tmp / "cache"
+    config = producer_config(tmp, paths, cache)
+    print(f"3. tradingd-producer spawn -> READY=1, {files} file{'s' if files > 1 else ''} of "
+          f"{rows:,} rows ({files * rows:,} rows):")
+    times = []
+    for label in ("cold (empty cache: parse, check, store)", "warm (cache mapped)",
+                  "warm again"):
+        p = Producer(config, tmp)
+        try:
+            ready = p.ready()
+            rss = p.rss_mib()
+        finally:
+            p.stop()
+        times.append(ready)
+        print(f"  {label:40s} {ready:6.2f} s   RSS at READY {rss:7.1f} MiB")
+    size = sum(f.stat().st_size for f in cache.iterdir())
+    print(f"  cold / warm: {times[0] / min(times[1:]):.1f}x; cache {size / 1e6:.0f} MB")
+    shutil.rmtree(cache, ignore_errors=True)
+    for p in paths[1:]:
+        p.unlink()
+
+
+def bench_rss(tmp: Path) -> None:
+    print("4. tradingd-producer with the bundled data (no cache):")
+    p = Producer(producer_config(tmp, None, None), tmp)
+    try:
+        ready = p.ready()
+        time.sleep(1.0)
+        print(f"  READY after {ready:.2f} s, RSS 1 s later {p.rss_mib():.1f} MiB")
+    finally:
+        p.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="write the generated file here instead")
+    parser.add_argument("--format-rows", type=int, default=2_000_000)
+    parser.add_argument("--ready-rows", type=int, default=3_000_000)
+    parser.add_argument("--ready-files", type=int, default=1,
+                        help="symbols for the READY measurement (copies of the file)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--skip", default="", help="comma-separated: pandas,formats,ready,rss")
     args = parser.parse_args(argv)
-    yahoo = BUILTIN_FORMATS["yahoo"]
-    with tempfile.TemporaryDirectory(prefix="tdbench-") as tmp:
-        path = (args.keep or Path(tmp)) / f"generated-{args.rows}.csv"
-        t0 = time.perf_counter()
-        generate(path, args.rows)
-        size = os.path.getsize(path)
-        print(f"generated {path.name}: {args.rows:,} rows, {size / 1e6:.0f} MB in "
-              f"{time.perf_counter() - t0:.1f} s")
-        print(f"generated Yahoo-layout file, best of {args.repeat}:")
-        wall, cpu, result = best(lambda: load_csv(path, yahoo), args.repeat)
-        bars = result.bars  # type: ignore[attr-defined]
-        assert len(bars) == args.rows and result.rows_rejected == 0, result  # type: ignore[attr-defined]
-        report("tradingd.producer.loader.load_csv", args.rows, wall, cpu)
-        try:
-            import pandas as pd
-        except ImportError:
-            print("  pandas.read_csv                    (pandas not installed: "
-                  "pip install '.[bench]')")
-        else:
-            wall_pd, cpu_pd, frame = best(lambda: pd.read_csv(path, parse_dates=["Date"]),
-                                          args.repeat)
-            report(f"pandas {pd.__version__} read_csv(parse_dates)", args.rows, wall_pd,
-                   cpu_pd)
-            print(f"  loader / pandas speed: {wall_pd / wall:.2f}x; {compare(bars, frame)}")
-        del result, bars
-    aapl = load_csv(AAPL, yahoo)
-    wall, cpu, _ = best(lambda: load_csv(AAPL, yahoo), max(5, args.repeat))
-    print(f"bundled {AAPL.relative_to(ROOT)} ({aapl.rows_read:,} rows), best of "
-          f"{max(5, args.repeat)}:")
+    skip = set(filter(None, args.skip.split(",")))
+    with tempfile.TemporaryDirectory(prefix="tdbench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "pandas" not in skip:
+            bench_pandas(tmp, args.rows, args.repeat)
+        if "formats" not in skip:
+            bench_formats(tmp, args.format_rows, args.repeat)
+        if "ready" not in skip:
+            bench_ready(tmp, args.ready_rows, args.ready_files)
+        if "rss" not in skip:
+            bench_rss(tmp)
+    aapl = load_csv(AAPL, BUILTIN_FORMATS["yahoo"])
+    wall, cpu, _ = best(lambda: load_csv(AAPL, BUILTIN_FORMATS["yahoo"]), 5)
+    print(f"bundled {AAPL.relative_to(ROOT)} ({aapl.rows_read:,} rows), best of 5:")
     report("tradingd.producer.loader.load_csv", aapl.rows_read, wall, cpu)
     return 0
 

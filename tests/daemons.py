@@ -22,7 +22,8 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 20.0  # generous for a loaded CI box; benchmarks measure the real figures
 #: Variables of a surrounding systemd or shell that must not leak into a test's daemon.
-_SCRUB = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "TRADINGD_CONFIG")
+_SCRUB = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "TRADINGD_CONFIG",
+          "CACHE_DIRECTORY")
 
 
 def command(kind: str) -> list[str]:

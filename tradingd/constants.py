@@ -11,7 +11,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected internal error (a bug): worth a restart
 EXIT_USAGE = 64  # EX_USAGE: bad command line
-EXIT_DATAERR = 65  # EX_DATAERR: bad rows in strict mode
+EXIT_DATAERR = 65  # EX_DATAERR: bad rows in strict mode; a file mostly rejected or empty
 EXIT_NOINPUT = 66  # EX_NOINPUT: a data file is missing or unreadable
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the metrics address/port cannot be bound (retry)
 EXIT_SEGMENT_PROBLEM = 2  # tradingd-inspect: segment missing/initialising/damaged (shown)
@@ -19,6 +19,7 @@ EXIT_SEGMENT_OWNED = 73  # EX_CANTCREAT: another live producer owns the segment
 EXIT_PROTOCOL = 76  # EX_PROTOCOL: segment of another layout/version, or foreign
 EXIT_NOPERM = 77  # EX_NOPERM: not allowed to create/open the segment
 EXIT_CONFIG = 78  # EX_CONFIG: invalid configuration
+EXIT_DATA_CHECK_REJECTS = 2  # tradingd-data check: the file loads, but rows were rejected
 
 #: Exit codes that a restart cannot fix (listed in the units' RestartPreventExitStatus=).
 PERMANENT_EXIT_CODES = (EXIT_USAGE, EXIT_DATAERR, EXIT_NOINPUT, EXIT_SEGMENT_OWNED,

@@ -200,3 +200,12 @@ class SegmentNoResources(SegmentError):
     """
 
     exit_code = C.EXIT_OSERR
+class DataRefused(DataError):
+    """A data file loaded but is not fit to replay: no data rows at all, or more than
+    ``producer.max_reject_share`` of its rows rejected (the format does not fit the file).
+
+    Refused even when strict is off (exit 65). Check the file with ``tradingd-data check
+    FILE``, fix the format in the config (or the file), then start again.
+    """
+
+    exit_code = C.EXIT_DATAERR

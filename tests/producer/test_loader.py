@@ -9,28 +9,28 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from loader_support import counts, load_every_way, ns, rejected, write
 
 from tradingd import constants as C
 from tradingd.errors import ConfigError, DataError, StrictDataError
-from tradingd.producer import loader
 from tradingd.producer.loader import (
-    BAR_DTYPE,
     BUILTIN_FORMATS,
     MAX_BAD_ROW_DETAILS,
     REJECT_REASONS,
     BadRow,
     CsvFormat,
-    LoadResult,
     csv_format,
     load_csv,
 )
+from tradingd.producer.loader.swar import Scratch, Words, parse_floats
+from tradingd.producer.loader.timestamps import ZoneConverter
 
 DATA = Path(__file__).resolve().parents[2] / "market_data"
 YAHOO = BUILTIN_FORMATS["yahoo"]
@@ -41,46 +41,6 @@ CLEAN = [
     "2020-01-06,11.0,11.5,10.5,11.2,11.2,1500",
     "2020-01-07,11.2,11.9,11.1,11.8,11.8,1700",
 ]
-
-
-def ns(text: str, zone: str = "UTC") -> int:
-    """Reference event time: the text read by datetime, in ``zone`` (fold=0)."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(zone))
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
-
-
-def write(tmp_path: Path, lines: list[str], *, name: str = "data.csv", newline: str = "\n",
-          final_newline: bool = True, prefix: bytes = b"") -> Path:
-    path = tmp_path / name
-    text = newline.join(lines) + (newline if final_newline else "")
-    path.write_bytes(prefix + text.encode())
-    return path
-
-
-def load_every_way(path: Path, fmt: CsvFormat = YAHOO, small_block: int = 64) -> LoadResult:
-    """Load with the fast path, the per-row parser and tiny blocks; all must agree."""
-    results = [load_csv(path, fmt), load_csv(path, fmt, fast_path=False),
-               load_csv(path, fmt, block_size=small_block)]
-    first = results[0]
-    for other in results[1:]:
-        assert np.array_equal(other.bars, first.bars)
-        assert other.rows_read == first.rows_read
-        assert other.reject_counts == first.reject_counts
-        assert other.bad_rows == first.bad_rows
-    assert first.bars.dtype == BAR_DTYPE
-    assert np.all(np.diff(first.bars["event_ns"]) > 0)
-    return first
-
-
-def rejected(result: LoadResult) -> list[tuple[int, str]]:
-    return [(row.line, row.reason) for row in result.bad_rows]
-
-
-def counts(**expected: int) -> dict[str, int]:
-    return {reason: expected.get(reason, 0) for reason in REJECT_REASONS}
 
 
 # ---------------------------------------------------------------------------------------
@@ -467,7 +427,7 @@ def test_strptime_layout_in_a_zone_with_daylight_saving(tmp_path: Path) -> None:
 
 def test_zone_conversion_matches_zoneinfo_in_gaps_and_repeated_hours() -> None:
     zone = ZoneInfo("America/New_York")
-    converter = loader._ZoneConverter(zone)
+    converter = ZoneConverter(zone)
     walls = []
     for day in ("2021-03-14", "2021-11-07", "1999-04-04", "2030-11-03"):
         base = datetime.fromisoformat(day)
@@ -575,7 +535,7 @@ def parse_tokens(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
     raw = np.frombuffer(b"\0" * 32 + text + b"\0" * 64, np.uint8)
     seps = np.flatnonzero((raw == ord(",")) | (raw == ord("\n")))
     starts = np.concatenate([[32], seps[:-1] + 1])
-    return loader._parse_floats(loader._Words(raw), starts, seps, loader._Scratch())
+    return parse_floats(Words(raw), starts, seps, Scratch())
 
 
 def check_against_float(tokens: list[str]) -> int:

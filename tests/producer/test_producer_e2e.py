@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,168 @@ def test_busy_metrics_port_exits_69_and_removes_the_segment(
     assert f"127.0.0.1:{port}" in err and "created segment" in err
     assert_no_traceback(err)
     assert not os.path.exists(shm.segment_path(segment_name))
+
+
+# -- data checks and the load cache ------------------------------------------------------
+
+
+def data_config(workdir: Path, files: dict[str, str], **extra: object) -> Path:
+    """A config replaying the given CSV texts (name -> text), yahoo format."""
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (data / f"{name}.csv").write_text(text)
+    symbols = [{"name": name, "file": f"{name}.csv", "asset_class": "stock", "format": "yahoo"}
+               for name in files]
+    config = write_config(workdir, symbols=symbols)
+    raw = yaml.safe_load(config.read_text())
+    raw["producer"]["data_dir"] = str(data)
+    raw["producer"].update(extra)
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+# The weekdays of January 2020 but the 14th: one gap (weekends are no gaps).
+GOOD_CSV = "Date,Open,High,Low,Close,Adj Close,Volume\n" + "".join(
+    f"2020-01-{day:02d},10,11,9,10.5,10.5,100\n" for day in range(2, 32)
+    if day != 14 and date(2020, 1, day).weekday() < 5)
+WRONG_FORMAT_CSV = ("Date,Open,High,Low,Close,Adj Close,Volume\n"
+                    "02/01/2020,10,11,9,10.5,10.5,100\n"
+                    "03/01/2020,10,11,9,10.5,10.5,100\n"
+                    "2020-01-06,10,11,9,10.5,10.5,100\n")
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    (WRONG_FORMAT_CSV, "BAD.csv: 2 of 3 rows rejected (67%, more than "
+                       "producer.max_reject_share 50%)"),
+    ("Date,Open,High,Low,Close,Adj Close,Volume\n", "BAD.csv: no data rows"),
+])
+def test_a_file_mostly_rejected_or_empty_refuses_the_start_with_65(
+        workdir: Path, start: Callable[..., ProducerProcess], segment_name: str, text: str,
+        fragment: str) -> None:
+    p = start(data_config(workdir, {"GOOD": GOOD_CSV, "BAD": text}))
+    assert p.wait_exit() == C.EXIT_DATAERR == 65
+    err = p.log
+    assert fragment in err, err
+    if "rejected" in fragment:
+        assert "Top reasons: bad_timestamp 2" in err and "BAD.csv:2: bad_timestamp" in err
+    assert_no_traceback(err)
+    assert not os.path.exists(shm.segment_path(segment_name))
+
+
+def test_the_reject_share_is_configurable(
+        workdir: Path, start: Callable[..., ProducerProcess]) -> None:
+    p = start(data_config(workdir, {"GOOD": GOOD_CSV, "BAD": WRONG_FORMAT_CSV},
+                          max_reject_share=0.8))
+    p.wait_ready()
+    assert "BAD.csv: 1 bars of 3 rows" in p.log
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.wait_exit() == 0
+
+
+def test_load_summary_is_logged_and_gaps_are_a_metric(
+        workdir: Path, start: Callable[..., ProducerProcess]) -> None:
+    p = start(data_config(workdir, {"GOOD": GOOD_CSV}))
+    p.wait_ready()
+    assert ("GOOD.csv: 21 bars of 21 rows, 2020-01-02 .. 2020-01-31, interval 1 day, 1 gap "
+            "(1 missing bars; first 2020-01-13 -> 2020-01-15 (1 bar missing))") in p.log
+    text = urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port()}/metrics",
+                                  timeout=5).read().decode()
+    assert re.search(r'^tradingd_producer_data_gaps\{file="GOOD.csv"\} 1\.0$', text, re.M)
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.wait_exit() == 0
+
+
+def cache_config(workdir: Path) -> Path:
+    config = write_config(workdir)
+    raw = yaml.safe_load(config.read_text())
+    raw["producer"]["cache_dir"] = str(workdir / "cache")
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+def test_restart_after_sigkill_maps_the_warm_cache(
+        workdir: Path, start: Callable[..., ProducerProcess], segment_name: str) -> None:
+    """First start parses and fills the cache; after kill -9 the next start maps it: same
+    data in the segment, every file 'from the load cache'."""
+    config = cache_config(workdir)
+    cold = start(config)
+    cold.wait_ready()
+    assert "from the load cache" not in cold.log
+    with SegmentReader.attach(segment_name) as r:
+        counts = [s.record_count for s in r.symbols()]
+    entries = sorted((workdir / "cache").glob("*.npy"))
+    assert len(entries) == 5 and not list((workdir / "cache").glob(".*"))  # 4 + merged
+    os.kill(cold.pid, signal.SIGKILL)
+    assert cold.wait_exit() == -signal.SIGKILL
+    warm = start(config)
+    warm.wait_ready()
+    log = warm.log
+    assert log.count("from the load cache") == 5, log
+    assert "merged timeline from the load cache" in log
+    with SegmentReader.attach(segment_name) as r:
+        assert [s.record_count for s in r.symbols()] == counts
+    print(f"\nREADY cold {cold.ready_after:.2f} s, warm {warm.ready_after:.2f} s")
+    warm.proc.send_signal(signal.SIGTERM)
+    assert warm.wait_exit() == 0
+
+
+def test_a_corrupt_cache_entry_is_rebuilt_not_trusted(
+        workdir: Path, start: Callable[..., ProducerProcess], segment_name: str) -> None:
+    config = cache_config(workdir)
+    first = start(config)
+    first.wait_ready()
+    with SegmentReader.attach(segment_name) as r:
+        counts = [s.record_count for s in r.symbols()]
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait_exit() == 0
+    cache = workdir / "cache"
+    (timeline,) = cache.glob("timeline-*.npy")
+    biggest = max((p for p in cache.glob("*.npy") if p != timeline),
+                  key=lambda q: q.stat().st_size)
+    for damaged in (timeline, biggest):
+        data = bytearray(damaged.read_bytes())
+        data[-100] ^= 0xFF  # one flipped byte in the records
+        damaged.write_bytes(bytes(data))
+    second = start(config)
+    second.wait_ready()
+    log = second.log
+    assert "merged timeline corrupt: " in log and "checksum mismatch" in log
+    assert "checksum mismatch (corrupted); parsing the CSV again and rebuilding it" in log
+    assert "merged timeline from the load cache" not in log
+    with SegmentReader.attach(segment_name) as r:
+        assert [s.record_count for s in r.symbols()] == counts
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.wait_exit() == 0
+    third = start(config)
+    third.wait_ready()
+    assert "merged timeline from the load cache" in third.log
+    assert "corrupt" not in third.log
+    third.proc.send_signal(signal.SIGTERM)
+    assert third.wait_exit() == 0
+
+
+def test_format_auto_sniffs_a_vendor_layout_and_loads_it(
+        workdir: Path, start: Callable[..., ProducerProcess], segment_name: str) -> None:
+    rows = ["Datum;Zeit;Eröffnung;Hoch;Tief;Schluss;Volumen"]
+    for day in range(13, 29):
+        for hour in range(9, 17):
+            rows.append(f"{day:02d}.01.2020;{hour:02d}:00;1.234,5;1.240,25;1.230,0;"
+                        f"1.235,75;{day * hour}")
+    data = workdir / "data"
+    data.mkdir()
+    (data / "EU.csv").write_text("\n".join(rows) + "\n")
+    config = write_config(workdir, symbols=[{"name": "EU", "file": "EU.csv",
+                                             "asset_class": "stock", "format": "auto"}])
+    raw = yaml.safe_load(config.read_text())
+    raw["producer"]["data_dir"] = str(data)
+    config.write_text(yaml.safe_dump(raw))
+    p = start(config)
+    p.wait_ready()
+    log = p.log
+    assert "EU.csv: format auto: confidence high" in log, log
+    assert 'timestamp_format: "%d.%m.%Y"' in log and 'decimal: ","' in log
+    with SegmentReader.attach(segment_name) as r:
+        assert [s.record_count for s in r.symbols()] == [16 * 8]
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.wait_exit() == 0

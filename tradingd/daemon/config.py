@@ -46,11 +46,12 @@ from tradingd.daemon.schema import (
     OneOf,
     Problem,
     Str,
-    TimeZone,
     format_path,
     parse_yaml,
 )
 from tradingd.errors import ConfigError
+from tradingd.timezones import EXPECTED as ZONE_EXPECTED
+from tradingd.timezones import zone_problem
 
 # -- rules shared with the command line -------------------------------------------------
 
@@ -58,7 +59,9 @@ SEGMENT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 SEGMENT_NAME_EXPECTED = "a name of 1 to 200 characters from A-Z a-z 0-9 . _ - (no slash)"
 #: Symbol names fit the segment's ``char[24]`` (NUL-padded): printable ASCII, no spaces.
 SYMBOL_NAME_RE = r"[!-~]{1,23}"
-BUILTIN_FORMATS = ("yahoo", "pandas_index")
+#: Format names known without a ``producer.formats`` entry; ``auto`` guesses the format
+#: from the file at each load (tradingd.producer.sniff), refusing where it cannot decide.
+BUILTIN_FORMATS = ("yahoo", "pandas_index", "auto")
 ASSET_CLASSES = ("stock", "crypto", "forex")
 TIMESTAMP_UNITS = ("unix_s", "unix_ms", "unix_us", "unix_ns")
 
@@ -92,6 +95,20 @@ def _timestamp_format_check(fmt: str) -> str | None:
     return None
 
 
+def _time_format_check(fmt: str) -> str | None:
+    """A time-of-day strptime format: round-trips a time and holds no date directive."""
+    if "%" not in fmt:
+        return "expected a strptime format of the time of day, such as '%H:%M:%S' or '%H%M%S'"
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7000)
+    try:
+        back = datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"not a valid strptime format ({exc})"
+    if back.date() != datetime(1900, 1, 1).date():
+        return "only time-of-day directives (%H %I %M %S %f %p): the date is timestamp_format's"
+    return None
+
+
 # -- the schema: every key, its rule and its default, in one place -------------------------
 
 _METRICS_FIELDS = {
@@ -122,10 +139,21 @@ FORMAT = Map({
         "close": OneOf(*_COLUMN.options, default="Close"),
         "volume": Nullable(OneOf(*_COLUMN.options), default="Volume",
                            doc="null: the data has no volume (0 is published)"),
+        "time": Nullable(OneOf(*_COLUMN.options), default=None,
+                         doc="the time of day's own column (timestamp then holds the date)"),
     }, doc="where each field is: a header name or a 0-based column index"),
     "timestamp_format": Nullable(Str(check=_timestamp_format_check),
                                  doc="strptime format, a unix_* unit, or null for ISO 8601"),
-    "timezone": TimeZone("UTC", doc="zone of timestamps that carry no offset"),
+    "time_format": Nullable(Str(check=_time_format_check),
+                            doc="strptime format of columns.time, or null for HH:MM[:SS[.f]]"),
+    "timezone": Str("UTC", pattern=r".+", expected=ZONE_EXPECTED, check=zone_problem,
+                    doc="zone of timestamps that carry no offset"),
+    "skip_rows": Int(0, minimum=0, maximum=10_000,
+                     doc="lines before the header (a vendor's banner)"),
+    "thousands": Nullable(Str(choices=(",", ".", " ", "'", "_")),
+                          doc="thousands separator in numbers (46,629.3), or null"),
+    "decimal": Str(".", choices=(".", ","), doc="decimal mark"),
+    "volume_suffixes": Bool(False, doc="volumes may end in K, M or B (131.48K)"),
 }, doc="a CSV layout (fields of tradingd.producer.loader.CsvFormat)")
 
 SYMBOL = Map({
@@ -177,6 +205,12 @@ SCHEMA = Map({
         "data_dir": Str("../market_data", pattern=r".+", expected="a directory path",
                         doc="relative to the config file's directory"),
         "strict": Bool(False, doc="refuse to start on any bad row"),
+        "max_reject_share": Number(0.5, minimum=0.0, maximum=1.0,
+                                   doc="refuse to start (exit 65) when more of a file's rows "
+                                       "than this are rejected, even with strict off"),
+        "cache_dir": Nullable(Str(pattern=r".+", expected="a directory path"),
+                              doc="load cache directory (relative to this file); null: "
+                                  "$CACHE_DIRECTORY (systemd CacheDirectory=) or no cache"),
         "symbols": ListOf(SYMBOL, _DEFAULT_SYMBOLS, min_items=1),
         "formats": DictOf(Str(pattern=r"[A-Za-z0-9_-]{1,64}",
                               expected="a format name of letters, digits, _ and -"),
@@ -361,6 +395,7 @@ class ColumnsConfig:
     low: str | int
     close: str | int
     volume: str | int | None
+    time: str | int | None = None  # the time of day's own column
 
 
 @dataclass(frozen=True)
@@ -371,7 +406,12 @@ class FormatConfig:
     header: bool
     columns: ColumnsConfig
     timestamp_format: str | None  # strptime format, unix_s|ms|us|ns, or None: ISO 8601
-    timezone: str
+    timezone: str  # IANA name or fixed offset (tradingd.timezones)
+    skip_rows: int = 0
+    time_format: str | None = None  # columns.time's format; None: HH:MM[:SS[.f]]
+    thousands: str | None = None
+    decimal: str = "."
+    volume_suffixes: bool = False
 
 
 @dataclass(frozen=True)
@@ -409,6 +449,8 @@ class ProducerConfig:
     formats: Mapping[str, FormatConfig]  # read-only
     replay: ReplayConfig
     metrics: MetricsConfig
+    max_reject_share: float = 0.5  # refuse a file with more of its rows rejected
+    cache_dir: Path | None = None  # absolute; None: $CACHE_DIRECTORY or no cache
 
 
 @dataclass(frozen=True)
@@ -585,6 +627,10 @@ def _cross_checks(v: dict[str, Any], ctx: Context) -> None:
         path = ("producer", "formats", name)
         if name in BUILTIN_FORMATS:
             ctx.error(path, "this is a built-in format's name: choose another")
+        if (_valid(fmt) and _valid(fmt["thousands"], fmt["decimal"])
+                and fmt["thousands"] is not None and fmt["thousands"] == fmt["decimal"]):
+            ctx.error((*path, "thousands"),
+                      f"thousands and decimal are both {fmt['decimal']!r}")
         if not _valid(fmt) or fmt["header"] is not False or not _valid(fmt["columns"]):
             continue
         named = [f"{col}: {where!r}" for col, where in fmt["columns"].items()
@@ -641,6 +687,8 @@ def _build(v: dict[str, Any], source: Path) -> Config:
         formats=MappingProxyType(formats),
         replay=ReplayConfig(**p["replay"]),
         metrics=MetricsConfig(**p["metrics"]),
+        max_reject_share=p["max_reject_share"],
+        cache_dir=None if p["cache_dir"] is None else (source.parent / p["cache_dir"]).resolve(),
     )
     consumer = ConsumerConfig(
         wait=WaitConfig(**c["wait"]),

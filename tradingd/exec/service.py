@@ -46,7 +46,7 @@ from tradingd import constants as C
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.consumer.follower import Follower
 from tradingd.consumer.waiting import StopLike
-from tradingd.daemon.config import Config, ExecConfig
+from tradingd.daemon.config import Config, ExecConfig, resolve_owner
 from tradingd.daemon.logs import OnceLogger
 from tradingd.daemon.notify import Notifier
 from tradingd.errors import SegmentError, SegmentOwned
@@ -164,7 +164,8 @@ class ExecService:
                                  self.x.participation)])
         self.follower = Follower(self.segment, self._on_market, clock=clock,
                                  attach_retry_interval=0.25, on_attach=self._on_market_attach,
-                                 logger=logging.getLogger("tradingd.exec.market"))
+                                 logger=logging.getLogger("tradingd.exec.market"),
+                                 owner=resolve_owner(config))
 
     # ------------------------------------------------------------------ start-up
     @staticmethod

@@ -17,13 +17,12 @@ ownership, writer); this module wires it to the daemon plumbing (:mod:`tradingd.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import time
 from dataclasses import dataclass
 from typing import NoReturn
-
-import numpy as np
 
 from tradingd import __version__
 from tradingd.clock import SYSTEM_CLOCK, Clock
@@ -32,16 +31,18 @@ from tradingd.daemon.config import Config, SymbolConfig, resolve_group, resolve_
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
-from tradingd.errors import SegmentError
-from tradingd.producer import datafile, loader
+from tradingd.errors import DataRefused, SegmentError
+from tradingd.producer import cache as load_cache
+from tradingd.producer import datafile, loader, quality
 from tradingd.producer.metrics import ProducerMetrics
 from tradingd.producer.replay import (
     Replayer,
     ReplaySettings,
     Timeline,
-    bar_interval_ns,
     build_timeline,
 )
+from tradingd.producer.sniff import sniff_file
+from tradingd.segment import layout as L
 from tradingd.segment import ownership
 from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import SymbolInfo
@@ -92,30 +93,108 @@ def seconds_since_process_start() -> float | None:
 # ---------------------------------------------------------------------------------------
 
 
-def load_symbol(config: Config, sym: SymbolConfig) -> loader.LoadResult:
-    """Load one symbol's CSV with its configured layout (strict per the config)."""
-    fmt = loader.csv_format(config.format_of(sym))
+def open_cache(config: Config) -> load_cache.LoadCache | None:
+    """The load cache (``producer.cache_dir``, else ``$CACHE_DIRECTORY``), or None."""
+    directory = load_cache.cache_directory(config.producer.cache_dir, os.environ)
+    if directory is None:
+        log.info("no load cache (producer.cache_dir is null and $CACHE_DIRECTORY unset): "
+                 "every start parses the CSV files")
+        return None
+    return load_cache.LoadCache(directory)
+
+
+_SNIFFED: dict[str, loader.CsvFormat] = {}
+
+
+def symbol_format(config: Config, sym: SymbolConfig) -> loader.CsvFormat:
+    """A symbol's format; ``format: auto`` is sniffed from its file (once per process)
+    and logged as the YAML to paste; DataRefused (65) where the sniffer cannot decide."""
+    spec = config.format_of(sym)
+    if spec != "auto":
+        return loader.csv_format(spec)
+    key = str(sym.path)
+    if key not in _SNIFFED:
+        found = sniff_file(sym.path, verify_all=False)
+        fmt = found.require()
+        log.info("%s: format auto: confidence %s (%.2f); the format found, to pin it under "
+                 "producer.formats:\n%s", sym.file, found.level, found.confidence,
+                 found.yaml().rstrip())
+        _SNIFFED[key] = fmt
+    return _SNIFFED[key]
+
+
+def load_symbol(config: Config, sym: SymbolConfig,
+                cache: load_cache.LoadCache | None = None) -> loader.LoadResult:
+    """Load one symbol's CSV with its configured layout (strict per the config), from the
+    load cache when it holds a valid entry for this file and format."""
+    result, _ = _load_one(config, sym, cache, verify=True)
+    return result
+
+
+def _load_one(config: Config, sym: SymbolConfig, cache: load_cache.LoadCache | None, *,
+              verify: bool) -> tuple[loader.LoadResult, load_cache.Lookup | None]:
+    """The load and, if it came from the cache, its entry (bars checksummed if
+    ``verify``; else :meth:`LoadCache.verify` before they are read)."""
     datafile.check_regular(sym.path)  # a FIFO must not block the start-up (exit 66)
-    return loader.load_csv(sym.path, fmt, strict=config.producer.strict)
+    fmt = symbol_format(config, sym)
+    if cache is not None:
+        found = cache.load(sym.path, fmt, verify=verify)
+        result = found.result
+        if result is not None and not (config.producer.strict and result.rows_rejected):
+            log.debug("%s: from the load cache %s", sym.file, cache.directory)
+            return result, found
+        if found.corrupt:
+            log.warning("%s: load cache entry %s; parsing the CSV again and rebuilding it",
+                        sym.file, found.status)
+        elif found.status != "absent":
+            log.info("%s: load cache entry %s; parsing the CSV again", sym.file,
+                     found.status)
+    return loader.load_csv(sym.path, fmt, strict=config.producer.strict), None
+
+
+def store_in_cache(cache: load_cache.LoadCache | None, config: Config, sym: SymbolConfig,
+                   result: loader.LoadResult,
+                   summary: quality.FileSummary | None = None) -> load_cache.Lookup | None:
+    """Keep a checked load for the next start (cache problems are logged, never fatal)."""
+    if cache is None or result.from_cache:
+        return None  # no cache, or the result came from it
+    fmt = symbol_format(config, sym)
+    extra = {"summary": quality.summary_to_json(summary)} if summary else None
+    try:
+        return cache.store(sym.path, fmt, result, extra)
+    except OSError as exc:
+        log.warning("%s: cannot write the load cache in %s: %s (the next start parses "
+                    "the CSV again)", sym.file, cache.directory, exc.strerror or exc)
+        return None
+
+
+@dataclass
+class _Loaded:
+    sym: SymbolConfig
+    result: loader.LoadResult
+    entry: load_cache.Lookup | None  # its load cache entry (None: not cached)
+    summary: quality.FileSummary
 
 
 def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
                      metrics: ProducerMetrics | None) -> MarketData | None:
     """Load every configured symbol's CSV and merge them; None if stopped meanwhile.
 
-    Raises DataError (66: missing/unreadable file, wrong layout) or StrictDataError (65).
+    With a load cache, a start whose every file is cached maps the merged timeline too
+    (no parse, no merge). Raises DataError (66: missing/unreadable file, wrong layout),
+    StrictDataError (65) or DataRefused (65: no data rows, mostly rejected).
     """
     symbols = config.producer.symbols
     n = len(symbols)
-    all_bars: list[np.ndarray] = []
-    infos: list[SymbolInfo] = []
+    loads: list[_Loaded] = []
     rejected = 0
+    cache = open_cache(config)
     for i, sym in enumerate(symbols, 1):
         if stop.is_set():
             return None
         notifier.status(f"loading {i}/{n} files ({sym.file})")
         t0 = time.perf_counter()
-        result = load_symbol(config, sym)
+        result, entry = _load_one(config, sym, cache, verify=False)
         took = time.perf_counter() - t0
         shown = sym.file  # as the operator wrote it in the config
         bad = _log_bad_rows(shown, result)
@@ -123,18 +202,84 @@ def load_market_data(config: Config, *, notifier: Notifier, stop: StopFlag,
         if metrics is not None:
             metrics.record_load(shown, len(result.bars), result.reject_counts,
                                 loader.REJECT_REASONS)
-        bars = result.bars
-        interval = bar_interval_ns(bars["event_ns"])
-        log.info("loaded %s: %d rows (%d skipped)%s for %s in %.1f ms (%.0f rows/s)",
-                 shown, len(bars), bad, ", newest first: reversed" if result.newest_first else "",
-                 sym.name, took * 1e3, result.rows_read / took if took > 0 else 0.0)
-        all_bars.append(bars)
-        infos.append(SymbolInfo(name=sym.name, asset_class=sym.asset_class,
-                                currency=sym.currency, price_decimals=sym.price_decimals,
-                                bar_interval_ns=interval, record_count=len(bars)))
-    timeline = build_timeline(all_bars, align=config.producer.replay.align)
-    del all_bars
+        log.info("loaded %s: %d rows (%d skipped)%s for %s in %.1f ms (%s)",
+                 shown, len(result.bars), bad,
+                 ", newest first: reversed" if result.newest_first else "", sym.name,
+                 took * 1e3, "from the load cache" if result.from_cache else
+                 f"{result.rows_read / took if took > 0 else 0.0:.0f} rows/s")
+        known = None if entry is None or not entry.extra else quality.summary_from_json(
+            entry.extra.get("summary"))
+        summary = check_file(config, sym, result, known)
+        if entry is None:
+            entry = store_in_cache(cache, config, sym, result, summary)
+        if metrics is not None:
+            metrics.record_gaps(shown, summary.gaps)
+        loads.append(_Loaded(sym, result, entry, summary))
+    infos = [SymbolInfo(name=x.sym.name, asset_class=x.sym.asset_class,
+                        currency=x.sym.currency, price_decimals=x.sym.price_decimals,
+                        bar_interval_ns=x.summary.interval_ns, record_count=len(x.result.bars))
+             for x in loads]
+    timeline = _timeline(config, cache, loads)
     return MarketData(infos, timeline, rejected)
+
+
+def _timeline(config: Config, cache: load_cache.LoadCache | None,
+              loads: list[_Loaded]) -> Timeline:
+    """The merged timeline: mapped from the cache if every file was cached, else built
+    (after checking the checksum of each cached file's bars) and stored."""
+    align = config.producer.replay.align
+    tag = {"align": align, "record_dtype": str(L.RECORD_DTYPE.descr)}
+    entries = [x.entry for x in loads]
+    if cache is not None and loads and all(e is not None and e.result is not None
+                                           for e in entries):
+        parts = [e for e in entries if e is not None]
+        got = cache.load_timeline(parts, tag, L.RECORD_DTYPE)
+        if isinstance(got, tuple):
+            records, extra = got
+            log.info("merged timeline from the load cache: %d records", len(records))
+            return Timeline(records=records, per_symbol=tuple(extra["per_symbol"]),
+                            loop_shift_ns=int(extra["loop_shift_ns"]))
+        if got.startswith("corrupt"):
+            log.warning("load cache: merged timeline %s; merging again", got)
+    for x in loads:
+        if cache is not None and x.entry is not None and not x.entry.verified:
+            checked = cache.verify(x.entry)
+            if checked.result is None:
+                log.warning("%s: load cache entry %s; parsing the CSV again and rebuilding "
+                            "it", x.sym.file, checked.status)
+                x.result = loader.load_csv(x.sym.path, symbol_format(config, x.sym),
+                                           strict=config.producer.strict)
+                x.entry = store_in_cache(cache, config, x.sym, x.result, x.summary)
+            else:
+                x.entry = checked
+    timeline = build_timeline([x.result.bars for x in loads], align=align)
+    parts = [x.entry for x in loads if x.entry is not None]
+    if cache is not None and loads and len(parts) == len(loads):
+        try:
+            cache.store_timeline(parts, tag, timeline.records,
+                                 {"per_symbol": list(timeline.per_symbol),
+                                  "loop_shift_ns": timeline.loop_shift_ns})
+        except OSError as exc:
+            log.warning("cannot write the merged timeline to the load cache in %s: %s",
+                        cache.directory, exc.strerror or exc)
+    return timeline
+
+
+def check_file(config: Config, sym: SymbolConfig, result: loader.LoadResult,
+               known: quality.FileSummary | None = None) -> quality.FileSummary:
+    """Log a file's summary (range, interval, gaps, rejects; ``known``: as the load cache
+    kept it); DataRefused (exit 65) if it has no data rows or more than
+    ``producer.max_reject_share`` of them were rejected."""
+    if known is not None:
+        summary = dataclasses.replace(known, path=sym.file)
+    else:
+        has_volume = "volume" in symbol_format(config, sym).columns
+        summary = quality.summarise(result, shown=sym.file, has_volume=has_volume)
+    log.info("%s", summary.line())
+    problem = quality.refusal(summary, config.producer.max_reject_share)
+    if problem:
+        raise DataRefused(f"{problem} (symbol {sym.name})")
+    return summary
 
 
 def _log_bad_rows(shown: str, result: loader.LoadResult) -> int:

@@ -13,6 +13,7 @@ here, so it stays untouched).
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 
@@ -34,3 +35,24 @@ def check_regular(path: str | os.PathLike[str]) -> None:
     if not stat.S_ISREG(mode):
         raise DataError(f"{name}: is {file_kind(mode)}, not a regular file: refusing to read "
                         f"market data from it")
+
+
+def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
+    """``open(path, "rb")`` for a regular file only: a FIFO or device never blocks the
+    caller (opened ``O_NONBLOCK``, checked with ``fstat`` on the same descriptor, so no
+    other file can be swapped in between); DataError (exit 66) otherwise."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise DataError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DataError(f"{name}: is {file_kind(mode)}, not a regular file: refusing to "
+                            f"read market data from it")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -173,6 +173,9 @@ class ProducerMetrics:
         self.load_duration = Gauge(f"{PREFIX}_load_duration_seconds",
                                    "Time spent loading and merging the market data",
                                    registry=reg)
+        self.data_gaps = Gauge(f"{PREFIX}_data_gaps",
+                               "Gaps (missing bars beyond the file's interval) per file",
+                               ["file"], registry=reg)
         self.batch_duration = Histogram(f"{PREFIX}_publish_batch_duration_seconds",
                                         "Time to publish one batch of records into the ring",
                                         buckets=BATCH_BUCKETS, registry=reg)
@@ -190,6 +193,10 @@ class ProducerMetrics:
         self.rows_loaded.labels(file=file).inc(rows_loaded)
         for reason in dict.fromkeys([*reasons, *rejects]):
             self.rows_rejected.labels(file=file, reason=reason).inc(rejects.get(reason, 0))
+
+    def record_gaps(self, file: str, gaps: int) -> None:
+        """The number of gaps found in one file at load (see tradingd.producer.quality)."""
+        self.data_gaps.labels(file=file).set(gaps)
 
     def attach(self, *, segment_name: str, symbols: Iterable[str], header: HeaderSource,
                replay: ReplaySource) -> None:
