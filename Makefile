@@ -5,9 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: help venv demo test test-deps test-deps-bridge lint bench c-header docs clean monitoring monitor
+.PHONY: demo-screenshot
 
 help:
 	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
+	@echo "              (and tradingd-gateway: the live page's URL is printed)"
+	@echo "make demo-screenshot - the live page in headless chromium, saved as SCREENSHOT=PNG"
 	@echo "make test   - set up everything the tests need, then run them"
 	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
 	@echo "make lint   - ruff"
@@ -34,6 +37,14 @@ test-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool/prometheus missing and not root: metric lint and monitoring tests will be skipped"; fi; }
+	@# tradingd-gateway's page test and make demo-screenshot: Debian's chromium + chromium-driver
+	@# (driven by Selenium from the test extra; never a downloaded browser)
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (Debian) for the live page test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "chromium/chromedriver missing and not root: the page tests will be skipped"; fi; }
 
 # tests/bridge: iproute2 (ip netns: the mirror in its own network namespace) and openssl
 # (a throw-away CA for the TLS test); installed when root and missing, else those skip.
@@ -66,9 +77,15 @@ bench: venv
 	$(BIN)/python bench/bench_loader.py
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
+	$(BIN)/python bench/bench_gateway.py
 	$(BIN)/python bench/bench_exec.py
 	$(BIN)/python bench/bench_endtoend.py
 	$(BIN)/python bench/bench_bridge.py
+
+# The gateway's live page in headless chromium (test-deps installs it), saved as a PNG.
+SCREENSHOT ?= build/gateway-page.png
+demo-screenshot: venv test-deps
+	$(BIN)/tradingd-demo --screenshot $(SCREENSHOT)
 
 c-header: venv
 	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h

@@ -18,6 +18,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 : "${TD_WHEELDIR:=$SRC/build/wheels}"
 
 UNITS="tradingd-producer.service tradingd-consumer.service"
+UNITS="$UNITS tradingd-gateway.service"
 UNITS="$UNITS tradingd-exec.service"  # order management (issue 18)
 # tradingd-bridge (docs/multi-host.md): installed, not started until enabled on purpose.
 BRIDGE_UNITS="tradingd-bridge-publish.service tradingd-bridge-mirror.service"
@@ -115,7 +116,7 @@ install_data() {
     touch "$DESTDIR$TD_DATADIR/$MARKER"
     chmod -R u=rwX,go=rX "$DESTDIR$TD_DATADIR"
     mkdir -p "$DESTDIR$TD_DOCDIR"
-    for doc in README.md systemd/README-operator.md docs/multi-host.md; do
+    for doc in README.md systemd/README-operator.md docs/multi-host.md docs/websocket-api.md; do
         [ -f "$SRC/$doc" ] && install -m 0644 "$SRC/$doc" "$DESTDIR$TD_DOCDIR/"
     done
     return 0
@@ -203,6 +204,20 @@ EOF
     fi
 }
 
+# The gateway's bearer token (LoadCredential=gateway-token:$TD_CONFDIR/gateway-token in its
+# unit): created once, random, readable by root only; an existing token is kept.
+install_gateway_token() {
+    token=$DESTDIR$TD_CONFDIR/gateway-token
+    if [ -s "$token" ]; then
+        say TOKEN "$token kept"
+        return 0
+    fi
+    mkdir -p "$DESTDIR$TD_CONFDIR"
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$token.tmp" && echo >> "$token.tmp")
+    mv -f "$token.tmp" "$token"
+    say TOKEN "$token (new random bearer token for tradingd-gateway clients)"
+}
+
 activate() {
     if systemd_running; then
         say SYSUSERS "systemd-sysusers $TD_SYSUSERSDIR/tradingd.conf"
@@ -231,6 +246,7 @@ do_install() {
     install_units
     install_config
     install_nats_credentials
+    install_gateway_token
     activate
 }
 
@@ -251,6 +267,7 @@ do_uninstall() {
     fi
     rm -f "$DESTDIR$TD_SYSUSERSDIR/tradingd.conf"
     rm -f "$DESTDIR$TD_CONFDIR/tradingd.yaml" "$DESTDIR$TD_CONFDIR/tradingd.yaml.dist"
+    rm -f "$DESTDIR$TD_CONFDIR/gateway-token"
     rmdir "$DESTDIR$TD_CONFDIR" 2>/dev/null || true
     if [ -e "$DESTDIR$TD_DATADIR/$MARKER" ]; then
         rm -rf "$DESTDIR$TD_DATADIR"

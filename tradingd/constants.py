@@ -33,6 +33,12 @@ DEFAULT_PRODUCER_METRICS_PORT = 9101
 DEFAULT_CONSUMER_METRICS_PORT = 9102
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 
+# tradingd-gateway (WebSocket API and live page): loopback only by default.
+DEFAULT_GATEWAY_ADDRESS = "127.0.0.1"
+DEFAULT_GATEWAY_PORT = 8765
+DEFAULT_GATEWAY_METRICS_PORT = 9103
+#: Name of the systemd credential (LoadCredential=) holding the gateway's bearer token.
+GATEWAY_TOKEN_CREDENTIAL = "gateway-token"
 # tradingd-exec (order management, issue 18)
 DEFAULT_EXEC_METRICS_PORT = 9106
 DEFAULT_EXEC_POLL_BUDGET = 64  # records per client order ring per polling round

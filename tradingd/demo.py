@@ -1,4 +1,7 @@
-"""tradingd-demo (``make demo``): run producer and consumer together and show the live view.
+"""tradingd-demo (``make demo``): run producer, consumer and gateway; show the live view.
+
+The gateway serves the live page (its URL is printed); ``--screenshot PNG`` opens it in
+headless chromium, saves a screenshot and stops (``make demo-screenshot``).
 
 Starts the real daemons as child processes on a private segment name
 (``tddemo-PID-xxxx``) and free metrics ports, with the bundled config
@@ -90,7 +93,8 @@ def daemon_command(name: str) -> list[str]:
 
 
 def demo_config(base: Config, segment: str, producer_port: int, consumer_port: int,
-                speed: float | None) -> dict:
+                speed: float | None, gateway_port: int = 0,
+                gateway_metrics_port: int = 0) -> dict:
     """The base config file's contents with the demo's overrides, as a YAML-ready dict."""
     data = yaml.safe_load(base.source_path.read_text(encoding="utf-8")) or {}
     data.setdefault("segment", {})["name"] = segment
@@ -104,6 +108,10 @@ def demo_config(base: Config, segment: str, producer_port: int, consumer_port: i
     consumer = data.setdefault("consumer", {})
     consumer.setdefault("metrics", {}).update(enabled=True, address=C.DEFAULT_METRICS_ADDRESS,
                                               port=consumer_port)
+    gateway = data.setdefault("gateway", {})  # the live page: loopback, no token
+    gateway.update(address=C.DEFAULT_GATEWAY_ADDRESS, port=gateway_port, token_file=None)
+    gateway.setdefault("metrics", {}).update(enabled=True, address=C.DEFAULT_METRICS_ADDRESS,
+                                             port=gateway_metrics_port)
     return data
 
 
@@ -150,7 +158,7 @@ class Daemons:
 
     def stop(self) -> None:
         """SIGTERM both (consumer first), wait, SIGKILL stragglers, remove a left segment."""
-        for name in ("consumer", "producer"):
+        for name in ("gateway", "consumer", "producer"):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -349,9 +357,10 @@ def run_view(url: str, daemons: Daemons, config: Config, *, duration: float | No
 
 
 def _parser() -> ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Run tradingd-producer and tradingd-consumer "
-                       "on the bundled market data and show the consumer's live per-symbol "
-                       "view until Ctrl-C (or --duration).")
+    p = ArgumentParser(prog=PROG, description="Run tradingd-producer, tradingd-consumer and "
+                       "tradingd-gateway on the bundled market data and show the consumer's "
+                       "live per-symbol view until Ctrl-C (or --duration); the gateway's live "
+                       "page URL is printed.")
     p.add_argument("--config", metavar="PATH", default=None,
                    help=f"base configuration (default: {default_config_path()}); the demo "
                         f"overrides the segment name and metrics ports")
@@ -363,7 +372,36 @@ def _parser() -> ArgumentParser:
                    help=f"replay paced at this many data seconds per second (default "
                         f"{DEFAULT_SPEED:.0f}: a week of data a second); 0: the config's "
                         f"producer.replay")
+    p.add_argument("--gateway-port", type=int, default=0, metavar="PORT",
+                   help="port of the live page and WebSocket API (default: a free port)")
+    p.add_argument("--screenshot", metavar="PNG", default=None,
+                   help="open the live page in headless chromium once every symbol shows a "
+                        "price, save a screenshot to PNG, and stop")
     return p
+
+
+def _screenshot(page: str, path: str, config: Config, daemons: Daemons) -> None:
+    """The live page in headless chromium, every symbol priced, saved as a PNG."""
+    from tradingd.gateway import browser
+
+    symbols = [s.name for s in config.producer.symbols]
+    with browser.Browser(1280, 720) as b:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            daemons.check()
+            try:
+                b.open(page)
+                b.wait_for(lambda st: browser.all_prices_shown(st, symbols), 10,
+                           "a price for every symbol")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise DemoError(f"the live page {page} showed no prices within "
+                                    f"{START_TIMEOUT:.0f} s; the daemons' log:\n"
+                                    f"{daemons.log_tail()}") from None
+        time.sleep(2.0)  # let the charts fill
+        shot = b.screenshot(path)
+    print(f"{PROG}: screenshot of the live page written to {shot.resolve()}", flush=True)
 
 
 def _run(argv: list[str] | None = None) -> int:
@@ -376,25 +414,36 @@ def _run(argv: list[str] | None = None) -> int:
         _parser().error("--speed must be positive (or 0: the config's replay settings)")
     base = load_config(args.config or default_config_path())
     segment = f"tddemo-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    consumer_port = free_port()
-    producer_port = free_port()
-    while producer_port == consumer_port:
-        producer_port = free_port()
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    consumer_port, producer_port, gateway_port, gateway_metrics_port = sorted(ports)
+    if args.gateway_port:
+        gateway_port = args.gateway_port
     workdir = Path(tempfile.mkdtemp(prefix="tradingd-demo-"))
     daemons = Daemons(segment, workdir)
     old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         config_path = workdir / "tradingd.yaml"
         config_path.write_text(yaml.safe_dump(
-            demo_config(base, segment, producer_port, consumer_port, args.speed)))
+            demo_config(base, segment, producer_port, consumer_port, args.speed, gateway_port,
+                        gateway_metrics_port)))
         config = load_config(config_path)  # validate the overrides before starting anything
         prod = daemons.start("producer", config_path)
         cons = daemons.start("consumer", config_path)
+        gate = daemons.start("gateway", config_path)
         url = f"http://127.0.0.1:{consumer_port}/metrics"
+        page = f"http://{C.DEFAULT_GATEWAY_ADDRESS}:{gateway_port}/"
         print(f"{PROG}: segment /dev/shm/{segment}; producer pid {prod.pid} (metrics "
               f"http://127.0.0.1:{producer_port}/metrics), consumer pid {cons.pid} "
-              f"(metrics {url}); daemon logs in {daemons.log_path}", flush=True)
+              f"(metrics {url}), gateway pid {gate.pid}; daemon logs in {daemons.log_path}",
+              flush=True)
+        print(f"{PROG}: live page {page}  (WebSocket API "
+              f"ws://{C.DEFAULT_GATEWAY_ADDRESS}:{gateway_port}/ws)", flush=True)
         _wait_for_metrics(url, daemons)
+        if args.screenshot:
+            _screenshot(page, args.screenshot, config, daemons)
+            return C.EXIT_OK
         run_view(url, daemons, config, duration=args.duration, refresh=args.refresh,
                  tty=sys.stdout.isatty())
     except (KeyboardInterrupt, _Terminated):
@@ -409,7 +458,7 @@ def _run(argv: list[str] | None = None) -> int:
     if left:
         print(f"{PROG}: {', '.join(left)} exited with an error; log was:\n"
               f"{daemons.log_tail()}", file=sys.stderr)
-    print(f"{PROG}: stopped producer and consumer; segment /dev/shm/{segment} removed",
+    print(f"{PROG}: stopped producer, consumer and gateway; segment /dev/shm/{segment} removed",
           flush=True)
     return C.EXIT_OK
 

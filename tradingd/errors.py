@@ -148,6 +148,17 @@ class MetricsUnavailable(TradingdError):
     exit_code = C.EXIT_UNAVAILABLE
 
 
+class GatewayUnavailable(TradingdError):
+    """tradingd-gateway cannot listen: its WebSocket address/port cannot be bound.
+
+    Another process holds the port (an old gateway still stopping, or another program):
+    free it, or change ``gateway.port`` in the config (0 picks a free port). A restart may
+    succeed once the port is free, so this is not a permanent exit code (69).
+    """
+
+    exit_code = C.EXIT_UNAVAILABLE
+
+
 class SegmentUntrusted(SegmentPermission):
     """The file under the segment name belongs to another account than the producer's.
 

@@ -346,7 +346,9 @@ def test_sigterm_while_waiting_exits_cleanly(workdir: Path, segment_name: str,
 def _demo_pids(out: str) -> tuple[str, list[int]]:
     m = re.search(r"segment /dev/shm/(\S+); producer pid (\d+).*consumer pid (\d+)", out)
     assert m, out
-    return m.group(1), [int(m.group(2)), int(m.group(3))]
+    gateway = re.search(r"gateway pid (\d+)", out)  # the demo runs tradingd-gateway too
+    return m.group(1), [int(m.group(2)), int(m.group(3)), *([int(gateway.group(1))]
+                                                            if gateway else [])]
 
 
 def _gone(pid: int) -> bool:

@@ -14,7 +14,8 @@ def test_metrics_doc_is_up_to_date() -> None:
 
 def test_catalog_covers_both_daemons_with_one_build_info() -> None:
     metrics = {m.name: m for m in catalog.catalog()}
-    assert metrics["tradingd_build_info"].daemons == ("producer", "consumer")
+    assert metrics["tradingd_build_info"].daemons == tuple(catalog.DAEMONS)  # every daemon
+    assert metrics["tradingd_build_info"].daemons[:2] == ("producer", "consumer")
     assert "daemon" in metrics["tradingd_build_info"].labels
     assert "tradingd_consumer_build_info" not in metrics
     assert "tradingd_consumer_symbol_tick_rate" not in metrics

@@ -1,4 +1,4 @@
-"""Live: a real Prometheus scrapes a real producer and consumer with the shipped rules.
+"""Live: a real Prometheus scrapes a real producer, consumer and gateway with the shipped rules.
 
 Prometheus (Debian's 2.42 binary) listens on a free loopback port and scrapes both daemons
 every second on the free ports given to them with ``--metrics-port``. Then every dashboard
@@ -11,10 +11,13 @@ become pending (and a copy with ``for: 2s``, from a rule override file, firing).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +26,8 @@ import pytest
 import yaml
 from daemons import DaemonProcess
 from monitoring_support import RULES, panel_queries
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tradingd.demo import free_port
 from tradingd.monitoring import catalog, rules
@@ -58,6 +63,7 @@ def write_config(workdir: Path) -> Path:
         },
         "consumer": {"wait": {"strategy": "block"}, "attach_retry_interval": 0.05,
                      "report_interval": 5.0, "metrics": {"port": 9102}},
+        "gateway": {"port": 0, "metrics": {"port": 9103}},
     }
     path = workdir / "tradingd.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -91,6 +97,36 @@ def poll(what: str, check: Callable[[], tuple[bool, object]], timeout: float) ->
         time.sleep(0.5)
 
 
+class WsReader:
+    """A WebSocket client of the gateway, subscribed to ticks.* and read in a thread."""
+
+    def __init__(self, gateway: DaemonProcess) -> None:
+        m = poll("the gateway's port in its log", lambda: (
+            bool(found := re.search(r"gateway on http://127\.0\.0\.1:(\d+)/", gateway.log)),
+            found), 20)
+        assert isinstance(m, re.Match)
+        self.conn = connect(f"ws://127.0.0.1:{m.group(1)}/ws", open_timeout=20).__enter__()
+        self.conn.send(json.dumps({"op": "subscribe", "id": 1,
+                                   "channels": ["ticks.*", "latest.*", "status"]}))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.conn.recv(0.2)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.conn.close()
+
+
 def override_file(path: Path) -> Path:
     """TradingdProducerDown with ``for: 2s``, so the test also sees it fire quickly."""
     shipped = next(a for a in rules.alerts() if a.name == "TradingdProducerDown")
@@ -118,9 +154,19 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
     daemons.append(consumer)
     consumer.wait_ready()
     assert producer.metrics_port() == pport and consumer.metrics_port() == cport
+    gport = port()
+    while gport in (pport, cport, prom_port):
+        gport = port()
+    gateway = DaemonProcess("gateway", config, workdir, segment=segment_name,
+                            args=["--metrics-port", str(gport)])
+    daemons.append(gateway)
+    gateway.wait_ready()
+    assert gateway.metrics_port() == gport
+    client = WsReader(gateway)  # a subscribed client, so every gateway panel has data
 
     server = PrometheusServer(scrape_config(
-        {"tradingd-producer": [f"127.0.0.1:{pport}"], "tradingd-consumer": [f"127.0.0.1:{cport}"]},
+        {"tradingd-producer": [f"127.0.0.1:{pport}"], "tradingd-consumer": [f"127.0.0.1:{cport}"],
+         "tradingd-gateway": [f"127.0.0.1:{gport}"]},
         [RULES, override_file(prom_dir / "overrides.yml")]), prom_dir, prom_port)
     try:
         server.wait_ready()
@@ -171,6 +217,7 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
         assert ages and float(ages[0]["value"][1]) > 0
     finally:
         server.stop()
+        client.close()
     with capsys.disabled():
         print(f"\n[monitoring live] {len(queries)} panel queries + {len(records)} recording "
               f"rules returned data after {waited:.1f} s; TradingdProducerDown pending/firing "

@@ -276,8 +276,10 @@ def test_make_install_layout(installed: Installed) -> None:
         "tradingd-consumer", "tradingd"]
     # the readers of the segment: the consumer, the bridge's publish side and exec
     members = box.run(["getent", "group", "tradingd"]).stdout.strip().rsplit(":", 1)[1]
+    # the segment's readers: consumer, exec, gateway (tests/systemd/test_gateway_unit.py) and
+    # the bridge's publish side (issue 17)
     assert sorted(members.split(",")) == ["tradingd-bridge", "tradingd-consumer",
-                                      "tradingd-exec"]
+                                          "tradingd-exec", "tradingd-gateway"]
     assert box.run(["id", "-nG", "tradingd"]).stdout.split() == ["tradingd"]
     # The installed units are clean for systemd-analyze verify too (real paths here).
     res = box.run(["systemd-analyze", "verify", f"/etc/systemd/system/{PRODUCER}",

@@ -293,6 +293,40 @@ SCHEMA = Map({
             "metrics": _metrics(C.DEFAULT_BRIDGE_MIRROR_METRICS_PORT),
         }),
     }),
+    "gateway": Map({
+        "address": IPAddress(C.DEFAULT_GATEWAY_ADDRESS,
+                             doc="address the WebSocket server binds (loopback by default)"),
+        "port": Int(C.DEFAULT_GATEWAY_PORT, minimum=0, maximum=65535,
+                    doc="WebSocket and page port; 0 picks a free one"),
+        "max_connections": Int(256, minimum=1, maximum=100_000),
+        "allowed_origins": ListOf(Str(pattern=r"\*|https?://[^/\s]+",
+                                      expected="'*' or an origin such as http://host:port"),
+                                  [], doc="browser Origins allowed besides the page's own"),
+        "token_file": Nullable(Str(pattern=r".+", expected="a file path"),
+                               doc="bearer token file; null: the systemd credential "
+                                   "gateway-token if present, else no authentication"),
+        "latest_max_rate": Number(10.0, minimum=0.0, exclusive_minimum=True, maximum=1000.0,
+                                  unit="updates per second per symbol"),
+        "snapshot_records": Int(100, minimum=0, maximum=10_000),
+        "heartbeat_interval": Number(1.0, minimum=0.05, maximum=60.0, unit="seconds"),
+        "send_buffer_limit": Int(1_048_576, minimum=4096, maximum=1 << 30,
+                                 doc="bytes queued per client before it is conflated"),
+        "slow_client_timeout": Number(5.0, minimum=0.0, exclusive_minimum=True,
+                                      maximum=3600.0, unit="seconds"),
+        "max_message_bytes": Int(65536, minimum=256, maximum=16 << 20),
+        "max_subscriptions": Int(256, minimum=1, maximum=100_000),
+        "message_rate": Number(50.0, minimum=0.0, exclusive_minimum=True,
+                               unit="client messages per second"),
+        "message_burst": Int(100, minimum=1, maximum=100_000),
+        "max_records_per_frame": Int(2048, minimum=1, maximum=65536),
+        "poll_interval": Number(0.001, minimum=0.0001, maximum=1.0, unit="seconds"),
+        "heartbeat_timeout_factor": Number(5.0, minimum=2.0, maximum=1000.0,
+                                           unit="heartbeat intervals"),
+        "data_stale_after": Number(5.0, minimum=0.0, exclusive_minimum=True,
+                                   unit="seconds"),
+        "attach_retry_interval": Number(0.25, minimum=0.01, maximum=60.0, unit="seconds"),
+        "metrics": _metrics(C.DEFAULT_GATEWAY_METRICS_PORT),
+    }),
 })
 
 
@@ -528,6 +562,32 @@ class BridgePublishConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """``gateway:``: tradingd-gateway's WebSocket server (docs/websocket-api.md)."""
+
+    address: str
+    port: int
+    max_connections: int
+    allowed_origins: tuple[str, ...]
+    token_file: Path | None  # resolved against the config file's directory
+    latest_max_rate: float  # Hz per symbol
+    snapshot_records: int
+    heartbeat_interval: float
+    send_buffer_limit: int  # bytes
+    slow_client_timeout: float
+    max_message_bytes: int
+    max_subscriptions: int
+    message_rate: float
+    message_burst: int
+    max_records_per_frame: int
+    poll_interval: float
+    heartbeat_timeout_factor: float
+    data_stale_after: float
+    attach_retry_interval: float
+    metrics: MetricsConfig
+
+
+@dataclass(frozen=True)
 class BridgeMirrorConfig:
     upstream_timeout: float
     fetch_messages: int
@@ -553,6 +613,7 @@ class Config:
     logging: LoggingConfig
     producer: ProducerConfig
     consumer: ConsumerConfig
+    gateway: GatewayConfig
     source_path: Path  # absolute path of the file read
     exec: ExecConfig | None = None  # tradingd-exec (always set by load_config)
     bridge: BridgeConfig | None = None  # None only for Configs built by hand
@@ -685,6 +746,7 @@ def _cross_checks(v: dict[str, Any], ctx: Context) -> None:
             ctx.error((*path, "columns"),
                       "header is false, so every column must be a 0-based index; "
                       f"these are header names (given or defaulted): {', '.join(named)}")
+    _gateway_port_checks(v, ctx)
     pm, cm = _get(v, "producer", "metrics"), _get(v, "consumer", "metrics")
     if not (_valid(pm, cm) and _valid(*pm.values(), *cm.values())):
         return
@@ -693,6 +755,29 @@ def _cross_checks(v: dict[str, Any], ctx: Context) -> None:
         ctx.error(("consumer", "metrics", "port"),
                   f"{cm['address']}:{cm['port']} is also producer.metrics: the two daemons "
                   f"cannot share a port")
+
+
+def _gateway_port_checks(v: dict[str, Any], ctx: Context) -> None:
+    """The gateway's two listeners must not collide with each other or the daemons' metrics."""
+    g = _get(v, "gateway")
+    if not _valid(g) or not _valid(g["address"], g["port"], g["metrics"]):
+        return
+    taken: list[tuple[str, tuple[str, int]]] = [("gateway.port", (g["address"], g["port"]))]
+    for section in ("producer", "consumer", "gateway"):
+        m = _get(v, section, "metrics")
+        if _valid(m) and _valid(*m.values()) and m["enabled"]:
+            taken.append((f"{section}.metrics.port", (m["address"], m["port"])))
+    seen: dict[tuple[str, int], str] = {}
+    for key, where in taken:
+        if where[1] == 0:
+            continue
+        if where in seen and key.startswith("gateway"):
+            ctx.error(tuple(key.split(".")), f"{where[0]}:{where[1]} is also {seen[where]}: "
+                                             f"two listeners cannot share a port")
+        elif where in seen and seen[where].startswith("gateway"):
+            ctx.error(tuple(seen[where].split(".")), f"{where[0]}:{where[1]} is also {key}: "
+                                                     f"two listeners cannot share a port")
+        seen.setdefault(where, key)
 
 
 def _build(v: dict[str, Any], source: Path) -> Config:
@@ -721,8 +806,14 @@ def _build(v: dict[str, Any], source: Path) -> Config:
         report_interval=c["report_interval"],
         metrics=MetricsConfig(**c["metrics"]),
     )
+    g = v["gateway"]
+    token = g["token_file"]
+    gateway = GatewayConfig(**{
+        **g, "allowed_origins": tuple(g["allowed_origins"]),
+        "token_file": None if token is None else (source.parent / token).resolve(),
+        "metrics": MetricsConfig(**g["metrics"])})
     return Config(segment=SegmentConfig(**v["segment"]), logging=LoggingConfig(**v["logging"]),
-                  producer=producer, consumer=consumer, source_path=source,
+                  producer=producer, consumer=consumer, source_path=source, gateway=gateway,
                   exec=_build_exec(v["exec"], source),
                   bridge=_build_bridge(v["bridge"], source))
 

@@ -87,11 +87,32 @@ def _consumer_registry() -> CollectorRegistry:
     return make_registry(lambda: snap, process=False)
 
 
+def _gateway_registry() -> CollectorRegistry:
+    from tradingd.gateway.hub import MESSAGE_TYPES, Counters
+    from tradingd.gateway.metrics import GatewaySnapshot
+    from tradingd.gateway.metrics import make_registry as gateway_registry
+    from tradingd.gateway.server import REJECTIONS
+
+    h = LatencyHistogram()
+    h.observe_list_ns([1000])
+    c = Counters()
+    snap = GatewaySnapshot(
+        segment="tradingd", generation=0x451E, attached=True, producer_up=True, connections=1,
+        accepted=1, rejected=dict.fromkeys(REJECTIONS, 0),
+        subscriptions={"ticks": 1, "latest": 0, "status": 0},
+        messages_sent=dict.fromkeys(MESSAGE_TYPES, 1), bytes_sent=1, records_read=1,
+        records_sent=1, records_lapped=0, updates_conflated=0, updates_dropped=0,
+        congestions=0, closes=c.closes, errors=c.errors, generation_changes=0,
+        latency_buckets=h.cumulative(), latency_sum=h.sum_seconds)
+    return gateway_registry(lambda: snap, process=False)
+
+
 #: Each daemon and how to build its registry with every family present.
 DAEMONS: dict[str, Callable[[], CollectorRegistry]] = {
     "producer": _producer_registry,
     "consumer": _consumer_registry,
 }
+DAEMONS["gateway"] = _gateway_registry
 
 
 def _query_name(name: str, typ: str) -> str:

@@ -185,6 +185,53 @@ def market_row() -> Row:
     ))
 
 
+def gateway_row() -> Row:
+    p = f"{{{SEL}}}"
+    bucket = f"tradingd_gateway_send_latency_seconds_bucket{p}"
+    return Row("Gateway (WebSocket)", (
+        PanelSpec("Gateway connections", "WebSocket clients connected, and subscriptions by "
+                  "channel kind (ticks, latest, status).",
+                  (_t(f"tradingd_gateway_connections{p}", "connections {{instance}}"),
+                   _t(f"tradingd_gateway_subscriptions{p}", "{{kind}} {{instance}}")),
+                  "short"),
+        PanelSpec("Gateway messages and bytes sent", "Messages per second by type, and bytes "
+                  "per second, to all clients.",
+                  (_t(f"sum by (instance, type) (rate(tradingd_gateway_messages_sent_total{p}"
+                      f"[{RATE}]))", "{{type}} {{instance}}"),
+                   _t(f"rate(tradingd_gateway_sent_bytes_total{p}[{RATE}])",
+                      "bytes {{instance}}")), "ops"),
+        PanelSpec("Gateway send latency", "p50 and p99 of producer publish -> the gateway "
+                  "writing the frame (per frame, its oldest record).",
+                  tuple(_t(f"histogram_quantile({q}, sum by (instance, le) (rate({bucket}"
+                           f"[{RATE}])))", f"p{name} {{{{instance}}}}")
+                        for q, name in ((0.5, "50"), (0.99, "99"))), "s"),
+        PanelSpec("Gateway slow clients", "Updates conflated (latest instead of ticks) and "
+                  "dropped for slow clients, per second; records the gateway itself lost to "
+                  "lapping.",
+                  (_t(f"rate(tradingd_gateway_updates_conflated_total{p}[{RATE}])",
+                      "conflated {{instance}}"),
+                   _t(f"rate(tradingd_gateway_updates_dropped_total{p}[{RATE}])",
+                      "dropped {{instance}}"),
+                   _t(f"rate(tradingd_gateway_records_lapped_total{p}[{RATE}])",
+                      "lapped {{instance}}")), "ops"),
+        PanelSpec("Gateway closes and errors", "Clients closed per second by reason, refused "
+                  "handshakes by reason, and request errors by code.",
+                  (_t(f"sum by (instance, reason) (rate(tradingd_gateway_clients_closed_total"
+                      f"{p}[{RATE}]))", "closed {{reason}} {{instance}}"),
+                   _t(f"sum by (instance, reason) (rate("
+                      f"tradingd_gateway_connections_rejected_total{p}[{RATE}]))",
+                      "refused {{reason}} {{instance}}"),
+                   _t(f"sum by (instance, code) (rate(tradingd_gateway_request_errors_total{p}"
+                      f"[{RATE}]))", "error {{code}} {{instance}}")), "ops"),
+        PanelSpec("Gateway producer view", "1 when the gateway sees the producer up, and "
+                  "whether it serves the producer's generation.",
+                  (_t(f"tradingd_gateway_producer_up{p}", "producer up, {{instance}}"),
+                   _t(f"count by (instance) (tradingd_gateway_segment_info{p} and "
+                      f"on(segment, generation) tradingd_producer_segment_info{p})",
+                      "on the producer's generation, {{instance}}")), "none"),
+    ))
+
+
 def process_row() -> Row:
     p = f"{{{SEL}}}"
     who = "{{job}} {{instance}}"
@@ -201,7 +248,7 @@ def process_row() -> Row:
 
 def rows() -> list[Row]:
     """Every row, top to bottom (a new daemon: one line here)."""
-    return [producer_row(), consumer_row(), market_row(), process_row()]
+    return [producer_row(), consumer_row(), market_row(), gateway_row(), process_row()]
 
 
 def _target(t: Target, ref: str, kind: str) -> prometheus.Dataquery:

@@ -169,9 +169,24 @@ def consumer_group() -> Group:
     ))
 
 
+def gateway_group() -> Group:
+    """tradingd-gateway's rates and send latency (its health: TradingdTargetDown)."""
+    lat = "tradingd_gateway_send_latency_seconds_bucket"
+    return Group("tradingd-gateway", (
+        Record("tradingd:gateway_messages_sent:rate1m",
+               "sum by (job, instance) (rate(tradingd_gateway_messages_sent_total[1m]))"),
+        Record("tradingd:gateway_records_sent:rate1m",
+               "rate(tradingd_gateway_records_sent_total[1m])"),
+        Record("tradingd:gateway_send_latency_seconds:p99_rate5m",
+               f"histogram_quantile(0.99, sum by (job, instance, le) (rate({lat}[5m])))"),
+        Record("tradingd:gateway_slow_client_closes:rate5m",
+               'rate(tradingd_gateway_clients_closed_total{reason="slow_client"}[5m])'),
+    ))
+
+
 def groups() -> list[Group]:
     """Every group, in file order (a new daemon: one line here)."""
-    return [common_group(), producer_group(), consumer_group()]
+    return [common_group(), producer_group(), consumer_group(), gateway_group()]
 
 
 def alerts() -> list[Alert]:
