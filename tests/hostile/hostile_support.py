@@ -24,6 +24,7 @@ from tradingd.inspector import cli
 from tradingd.segment import layout as L
 from tradingd.segment import shm
 from tradingd.segment.model import SymbolInfo
+from tradingd.segment.reader import HEADER_INT_FIELDS
 from tradingd.segment.writer import SegmentWriter
 
 BIN = Path(sys.executable).parent
@@ -208,4 +209,4 @@ HOSTILE_KINDS = {
 
 def header_of(data: bytes) -> dict[str, int]:
     row = np.frombuffer(data[:L.HEADER.size], L.HEADER_DTYPE, count=1)[0]
-    return {n: int(row[n]) for n in L.HEADER_DTYPE.names}
+    return {n: int(row[n]) for n in HEADER_INT_FIELDS}

@@ -43,7 +43,7 @@ from tradingd.bridge.feed import Feed, ensure_stream
 from tradingd.bridge.metrics import BridgeMetrics
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.consumer.follower import Follower
-from tradingd.daemon.config import Config
+from tradingd.daemon.config import Config, resolve_owner
 from tradingd.daemon.notify import Notifier
 from tradingd.errors import TradingdError
 from tradingd.segment import layout as L
@@ -100,7 +100,8 @@ class PublishBridge:
                                  heartbeat_timeout_factor=c.heartbeat_timeout_factor,
                                  data_stale_after=c.data_stale_after,
                                  on_attach=self._on_attach,
-                                 logger=logging.getLogger("tradingd.bridge.follower"))
+                                 logger=logging.getLogger("tradingd.bridge.follower"),
+                                 owner=resolve_owner(config))
         self.pending: deque[Outgoing] = deque()  # built, not acknowledged (in order)
         self.unsent = 0  # index into pending of the first message not sent yet
         self.pending_bytes = 0
