@@ -1,7 +1,8 @@
 """tradingd-exec's Prometheus metrics, collected fresh at scrape time from the service.
 
-Names: prefix ``tradingd_exec_``, base units, ``_total`` on counters. Per-client series are
-labelled ``client`` (clients are few: one per strategy process).
+Names: prefix ``tradingd_exec_``, base units, ``_total`` on counters; the registry is
+:func:`~tradingd.daemon.metrics.daemon_registry`'s (``tradingd_build_info{daemon="exec"}``).
+Per-client series are labelled ``client`` (clients are few: one per strategy process).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
+from tradingd.daemon.metrics import daemon_registry, prefix
 from tradingd.exec.protocol import reason_name
 from tradingd.exec.service import LATENCY_BUCKETS, ExecService
 
-PREFIX = "tradingd_exec_"
+PREFIX = prefix("exec")
 
 
 class ExecCollector:
@@ -116,12 +115,11 @@ class ExecCollector:
                                 "attached", value=1.0 if attached else 0.0)
 
 
-def make_registry(service: ExecService) -> CollectorRegistry:
-    reg = CollectorRegistry(auto_describe=False)
+def make_registry(service: ExecService, *, process: bool = True) -> CollectorRegistry:
+    """exec's own registry: the shared build info (``daemon="exec"``, no ``_created``
+    series), its collector, the library's process/platform/GC collectors."""
+    reg = daemon_registry("exec", process=process)
     reg.register(ExecCollector(service))
-    ProcessCollector(registry=reg)
-    PlatformCollector(registry=reg)
-    GCCollector(registry=reg)
     return reg
 
 
