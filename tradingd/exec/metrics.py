@@ -80,6 +80,10 @@ class ExecCollector:
                                     "whose report ring is full", labels=["client"])
         connected = GaugeMetricFamily(PREFIX + "client_connected", "1 while the client has "
                                       "a report ring (not disconnected)", labels=["client"])
+        dropped = GaugeMetricFamily(PREFIX + "client_disconnected", "1 while exec has "
+                                    "disconnected the client (slow consumer: its report "
+                                    "backlog overflowed) and it has not reconnected",
+                                    labels=["client"])
         slow = CounterMetricFamily(PREFIX + "slow_client_events", "Times a client's report "
                                    "ring was found full", labels=["client"])
         wakeups = CounterMetricFamily(PREFIX + "client_wakeups", "FUTEX_WAKEs sent to a "
@@ -91,11 +95,13 @@ class ExecCollector:
             backlog.add_metric([name], float(row["backlog"]))  # type: ignore[arg-type]
             connected.add_metric([name], 1.0 if row["connected"] and not row["disconnected"]
                                  else 0.0)
+            dropped.add_metric([name], 1.0 if row["disconnected"] else 0.0)
             slow.add_metric([name], float(row["slow_events"]))  # type: ignore[arg-type]
             wakeups.add_metric([name], float(row["wakeups"]))  # type: ignore[arg-type]
         yield depth
         yield backlog
         yield connected
+        yield dropped
         yield slow
         yield wakeups
         buckets = []
