@@ -260,16 +260,17 @@ def bridge_group() -> Group:
               "tradingdbridgeupstreamdown", "1m"),
         Alert("TradingdBridgeRecordsLost", "tradingd:bridge_gap_records:increase5m > 0",
               "warning", "mirror {{ $labels.instance }} lost records ({{ $labels.cause }})",
-              "{{ $value | humanize }} origin records never reached the mirror at {{ $labels.instance }} "
-              "in the last 5 minutes (cause {{ $labels.cause }}): the mirror segment has "
-              "gaps.",
+              "{{ $value | humanize }} origin records never reached the mirror at "
+              "{{ $labels.instance }} in the last 5 minutes (cause {{ $labels.cause }}): the "
+              "mirror segment has gaps.",
               "tradingdbridgerecordslost"),
         Alert("TradingdBridgeLagGrowing",
               f"tradingd:bridge_sequence_lag_messages:deriv5m > 0 and {lag} > 1000",
               "warning", "{{ $labels.job }} on {{ $labels.instance }} falls behind",
               "The JetStream sequence lag of {{ $labels.job }} at {{ $labels.instance }} has "
-              "been growing for 5 minutes (by {{ $value | humanize }} messages a second): it bridges "
-              "slower than the records arrive and will lose records to retention or lapping.",
+              "been growing for 5 minutes (by {{ $value | humanize }} messages a second): it "
+              "bridges slower than the records arrive and will lose records to retention or "
+              "lapping.",
               "tradingdbridgelaggrowing", "5m"),
         Alert("TradingdBridgeReconnectLoop",
               "increase(tradingd_bridge_reconnects_total[15m]) > 3",
