@@ -190,6 +190,27 @@ def test_metrics_port_and_no_metrics_override_the_daemons_section(tmp_path: Path
     assert (cfg.producer.metrics.port, cfg.producer.metrics.enabled) == (1234, True)
 
 
+def test_metrics_options_reach_a_dotted_section(tmp_path: Path) -> None:
+    """exec's section, and the bridge's per mode (``bridge.mirror``), only that one."""
+    config = tmp_path / "c.yaml"
+    config.write_text("bridge: {publish: {metrics: {port: 9997}}, "
+                      "mirror: {metrics: {port: 9996}}}\n")
+    parser = cli.daemon_parser("tdtest-cmd", "test", "bridge.<mode>")
+    args = parser.parse_args(["--config", str(config), "--metrics-port", "0"])
+    args.metrics_section = "bridge.mirror"
+    cfg = cli.config_from_args(args)
+    assert cfg.bridge is not None
+    assert (cfg.bridge.mirror.metrics.port, cfg.bridge.publish.metrics.port) == (0, 9997)
+    args = parser.parse_args(["--config", str(config), "--no-metrics"])
+    args.metrics_section = "bridge.publish"
+    cfg = cli.config_from_args(args)
+    assert cfg.bridge is not None
+    assert cfg.bridge.publish.metrics.enabled is False and cfg.bridge.mirror.metrics.enabled
+    cfg = cli.config_from_args(cli.daemon_parser("x", "t", "exec").parse_args(
+        ["--config", str(config), "--metrics-port", "4321"]))
+    assert cfg.exec is not None and cfg.exec.metrics.port == 4321
+
+
 @pytest.mark.parametrize("argv", [["--metrics-port", "x"], ["--metrics-port", "65536"],
                                   ["--metrics-port", "-1"],
                                   ["--metrics-port", "1", "--no-metrics"]])

@@ -35,7 +35,7 @@ def test_the_committed_dashboard_is_generated_from_the_code() -> None:
 def test_the_rows_the_issue_asks_for() -> None:
     titles = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
     assert titles == ["Producer", "Consumers", "Market (per symbol)", "Gateway (WebSocket)",
-                      "Process"]
+                      "Exec (orders)", "Bridge (NATS)", "Process"]
     names = {p["title"] for p in panels()}
     for want in ("Up", "Segment state", "Heartbeat age", "Publish rate per symbol",
                  "Publish batch duration", "Replay progress", "Restarts and generations",
@@ -150,7 +150,9 @@ def test_alert_names_and_dashboard_agree_on_jobs() -> None:
     """The rules' job names are the ones the example scrape config defines."""
     cfg = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"] for j in cfg["scrape_configs"]}
-    assert jobs == {"tradingd-producer", "tradingd-consumer", "tradingd-gateway"}
+    assert jobs == {"tradingd-producer", "tradingd-consumer", "tradingd-gateway",
+                    "tradingd-exec", "tradingd-bridge-publish", "tradingd-bridge-mirror"}
     assert cfg["rule_files"] == ["tradingd.rules.yml"]
     text = " ".join(a.expr for a in rules.alerts())
     assert 'job="tradingd-producer"' in text
+    assert 'job="tradingd-exec"' in text and 'job=~"tradingd-bridge-.*"' in text

@@ -30,6 +30,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tradingd.demo import free_port
+from tradingd.exec.client import OrderClient
+from tradingd.exec.protocol import ExecType
 from tradingd.monitoring import catalog, rules
 from tradingd.monitoring.promserver import PrometheusServer, find_binary, scrape_config
 
@@ -64,6 +66,13 @@ def write_config(workdir: Path) -> Path:
         "consumer": {"wait": {"strategy": "block"}, "attach_retry_interval": 0.05,
                      "report_interval": 5.0, "metrics": {"port": 9102}},
         "gateway": {"port": 0, "metrics": {"port": 9103}},
+        "exec": {"journal": str(workdir / "exec.journal"), "discovery_interval": 0.05,
+                 "wait": {"strategy": "poll"}, "metrics": {"port": 9106}},
+        # no NATS server: the mirror waits for it (READY), every family is served
+        "bridge": {"nats": {"servers": [f"nats://127.0.0.1:{free_port()}"],
+                            "connect_timeout": 0.5, "reconnect_wait_max": 0.5},
+                   "mirror": {"metrics": {"port": 9105},
+                              "state_dir": str(workdir / "mirror-state")}},
     }
     path = workdir / "tradingd.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -158,15 +167,36 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
     while gport in (pport, cport, prom_port):
         gport = port()
     gateway = DaemonProcess("gateway", config, workdir, segment=segment_name,
-                            args=["--metrics-port", str(gport)])
+                            extra_args=["--metrics-port", str(gport)])
     daemons.append(gateway)
     gateway.wait_ready()
     assert gateway.metrics_port() == gport
     client = WsReader(gateway)  # a subscribed client, so every gateway panel has data
+    exec_d = DaemonProcess("exec", config, workdir, segment=segment_name,
+                           extra_args=["--metrics-port", "0"])
+    daemons.append(exec_d)
+    exec_d.wait_ready()
+    eport = exec_d.metrics_port()
+    # a client with a rejected order: every exec family (per client, by reason) has data
+    orders = OrderClient("mon", segment=segment_name, wait="poll")
+    try:
+        orders.submit("NOSUCH", "buy", 1, 1.0)
+        orders.wait_for(lambda r: r.exec_type == ExecType.REJECTED, timeout=30)
+        mirror = DaemonProcess("bridge-mirror", config, workdir, segment=f"{segment_name}m",
+                               extra_args=["mirror", "--feed", segment_name,
+                                           "--metrics-port", "0"])
+        daemons.append(mirror)
+        mirror.wait_ready()
+        mport = mirror.metrics_port()
+    except BaseException:
+        orders.close()
+        client.close()
+        raise
 
     server = PrometheusServer(scrape_config(
         {"tradingd-producer": [f"127.0.0.1:{pport}"], "tradingd-consumer": [f"127.0.0.1:{cport}"],
-         "tradingd-gateway": [f"127.0.0.1:{gport}"]},
+         "tradingd-gateway": [f"127.0.0.1:{gport}"], "tradingd-exec": [f"127.0.0.1:{eport}"],
+         "tradingd-bridge-mirror": [f"127.0.0.1:{mport}"]},
         [RULES, override_file(prom_dir / "overrides.yml")]), prom_dir, prom_port)
     try:
         server.wait_ready()
@@ -199,7 +229,8 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
                               "tradingd_producer_segment_info")
         assert len(joined) == 1 and joined[0]["metric"]["generation"]
         firing = {a["labels"]["alertname"] for a in server.alerts() if a["state"] == "firing"}
-        assert not firing, firing  # nothing wrong with a healthy pair
+        # nothing wrong with a healthy pair (the mirror has no upstream here, on purpose)
+        assert not firing - {"TradingdBridgeUpstreamDown"}, firing
 
         os.kill(producer.pid, signal.SIGKILL)
         producer.proc.wait(10)
@@ -218,6 +249,7 @@ def test_prometheus_scrapes_the_daemons_queries_return_data_and_alerts_fire(
     finally:
         server.stop()
         client.close()
+        orders.close()
     with capsys.disabled():
         print(f"\n[monitoring live] {len(queries)} panel queries + {len(records)} recording "
               f"rules returned data after {waited:.1f} s; TradingdProducerDown pending/firing "

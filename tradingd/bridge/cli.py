@@ -6,7 +6,8 @@ NATS: by default the origin segment's name, so on the mirror host ``--feed`` nam
 origin's segment while ``--segment`` names the local one). ``READY=1`` once started
 (waiting for NATS or for the origin segment counts as started: the unit must not fail
 while its peers are away), ``STATUS=`` lines, ``WATCHDOG=1`` from the event loop,
-``STOPPING=1`` and exit 0 on SIGTERM/SIGINT, metrics on ``bridge.<mode>.metrics``.
+``STOPPING=1`` and exit 0 on SIGTERM/SIGINT, metrics on ``bridge.<mode>.metrics``
+(``--metrics-port PORT`` / ``--no-metrics`` override it, as on every daemon).
 
 Exit codes: 78 bad config, 64 bad command line, 85 NATS refused the credentials (no
 restart loop: the units list it in ``RestartPreventExitStatus=``), 73/76/77 as the
@@ -26,7 +27,7 @@ from tradingd.bridge.feed import feed_of
 from tradingd.bridge.metrics import BridgeMetrics
 from tradingd.bridge.mirror import Mirror
 from tradingd.bridge.publish import PublishBridge
-from tradingd.daemon.cli import common_parser, config_from_args, log_level, run_main
+from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.logs import setup_logging
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
@@ -38,9 +39,10 @@ MODES = ("publish", "mirror")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = common_parser(PROG, "Bridge a tradingd segment to other hosts over NATS "
+    parser = daemon_parser(PROG, "Bridge a tradingd segment to other hosts over NATS "
                                  "JetStream: 'publish' a local segment's records to a feed, "
-                                 "or 'mirror' a feed into a local segment.")
+                                 "or 'mirror' a feed into a local segment.",
+                           "bridge.<mode>")
     parser.add_argument("mode", choices=MODES,
                         help="publish: local segment -> NATS; mirror: NATS -> local segment")
     parser.add_argument("--feed", metavar="NAME", default=None,
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _amain(args: argparse.Namespace) -> int:
+    args.metrics_section = f"bridge.{args.mode}"  # --metrics-port/--no-metrics: this mode's
     config = config_from_args(args)
     assert config.bridge is not None
     setup_logging(f"{PROG}-{args.mode}", log_level(args, config))
@@ -57,9 +60,8 @@ async def _amain(args: argparse.Namespace) -> int:
     mode = args.mode
     segment = config.segment.name
     feed = feed_of(config.bridge, segment, args.feed)
-    metrics = BridgeMetrics(mode)
-    metrics.info.info({"mode": mode, "feed": feed.name, "segment": segment,
-                       "transport": config.bridge.transport})
+    metrics = BridgeMetrics(mode, {"feed": feed.name, "segment": segment,
+                                   "transport": config.bridge.transport})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with StopFlag(ignore_sighup=True) as flag, Notifier() as notifier:

@@ -9,17 +9,17 @@ batch at a time) exported by a collector at scrape time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from tradingd.consumer.latency import LatencyHistogram
-from tradingd.consumer.metrics import MetricsServer
-from tradingd.errors import MetricsUnavailable
+from tradingd.daemon.metrics import daemon_registry, prefix
+from tradingd.daemon.metrics_http import MetricsServer
 
-PREFIX = "tradingd_bridge"
+PREFIX = prefix("bridge").rstrip("_")
 #: End-to-end delay buckets (origin publish -> mirror write): 100 us to 60 s.
 DELAY_BUCKETS_SECONDS: tuple[float, ...] = (
     1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -45,13 +45,19 @@ class _DelayCollector(Collector):
 
 
 class BridgeMetrics:
-    """Every metric of one bridge process, in its own registry."""
+    """Every metric of one bridge process, in its own registry.
 
-    def __init__(self, mode: str) -> None:
+    The registry is :func:`~tradingd.daemon.metrics.daemon_registry`'s: the shared
+    ``tradingd_build_info{daemon="bridge", mode, ...}`` (``build``: feed, segment,
+    transport), no ``_created`` series, the library's process collectors unless
+    ``process=False``.
+    """
+
+    def __init__(self, mode: str, build: Mapping[str, str] | None = None, *,
+                 process: bool = True) -> None:
         self.mode = mode
-        r = self.registry = CollectorRegistry()
-        self.info = Info(f"{PREFIX}_build", "Bridge mode, feed, segment and transport",
-                         registry=r)
+        r = self.registry = daemon_registry("bridge", build={"mode": mode, **(build or {})},
+                                            process=process)
         self.records = Counter(f"{PREFIX}_records_total",
                                "Records bridged (publish: acknowledged; mirror: written)",
                                registry=r)
@@ -103,12 +109,8 @@ class BridgeMetrics:
             self.delay.observe_ns(np.asarray(delays_ns, dtype=np.int64))
 
     def serve(self, address: str, port: int) -> str:
-        try:
-            self.server = MetricsServer(self.registry, address, port)
-        except MetricsUnavailable as exc:  # name this daemon's key, not the consumer's
-            raise MetricsUnavailable(str(exc).replace("consumer.metrics.port",
-                                                      f"bridge.{self.mode}.metrics.port")
-                                     ) from None
+        self.server = MetricsServer(self.registry, address, port,
+                                    f"bridge.{self.mode}.metrics.port")
         return self.server.url
 
     def close(self) -> None:

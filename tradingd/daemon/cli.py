@@ -98,7 +98,9 @@ def _port(value: str) -> int:
 
 def daemon_parser(prog: str, description: str, section: str) -> ArgumentParser:
     """:func:`common_parser` plus the metrics options of the daemon whose config section is
-    ``section`` (``producer``, ``consumer``, ...; it must have a ``metrics`` map)."""
+    ``section`` (``producer``, ``consumer``, ``exec``, or dotted: ``bridge.publish``; it must have a
+    ``metrics`` map). A daemon whose section depends on its arguments (the bridge's mode)
+    sets ``args.metrics_section`` after parsing."""
     parser = common_parser(prog, description)
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -129,12 +131,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
     section = getattr(args, "metrics_section", None)
     if section is None:
         return config
-    daemon_config = getattr(config, section)
-    metrics = metrics_override(args, daemon_config.metrics)
-    if metrics == daemon_config.metrics:
-        return config
-    return dataclasses.replace(
-        config, **{section: dataclasses.replace(daemon_config, metrics=metrics)})
+    replaced = _with_metrics(config, section.split("."), args)
+    assert isinstance(replaced, Config)
+    return replaced
+
+
+def _with_metrics(node: object, path: list[str], args: argparse.Namespace) -> object:
+    """``node`` with the ``metrics`` map at dotted ``path`` (``exec``, ``bridge.mirror``)
+    overridden by the command line; the same object when nothing changes."""
+    child = getattr(node, path[0])
+    if len(path) == 1:
+        metrics = metrics_override(args, child.metrics)
+        new = child if metrics == child.metrics else dataclasses.replace(child, metrics=metrics)
+    else:
+        new = _with_metrics(child, path[1:], args)
+    if new is child:
+        return node
+    return dataclasses.replace(node, **{path[0]: new})  # type: ignore[type-var]
 
 
 def log_level(args: argparse.Namespace, config: Config) -> str:

@@ -33,6 +33,8 @@ from wsgiref.simple_server import WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import _SilentHandler
 
+from tradingd.errors import MetricsUnavailable
+
 #: Threads rendering scrapes (one is enough for one Prometheus; two absorb a slow client).
 WORKERS = 2
 #: Requests accepted (served or waiting for a worker); more wait in the listen backlog.
@@ -182,5 +184,42 @@ def start_metrics_server(port: int, addr: str,
     return httpd, t
 
 
-__all__ = ["MAX_IN_FLIGHT", "MIN_RENDER_INTERVAL_S", "WORKERS", "PooledWSGIServer",
-           "SharedRenders", "start_metrics_server"]
+class MetricsServer:
+    """``/metrics`` of ``registry`` in daemon threads (:func:`start_metrics_server`).
+
+    ``config_key`` names the daemon's port setting (``exec.metrics.port``,
+    ``bridge.mirror.metrics.port``) in the error raised when the port cannot be bound.
+    """
+
+    def __init__(self, registry: CollectorRegistry, address: str, port: int,
+                 config_key: str) -> None:
+        try:
+            self._server, self._thread = start_metrics_server(port, address, registry)
+        except OSError as exc:
+            raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
+                                     f"{exc.strerror or exc} ({config_key} or "
+                                     f"--metrics-port: 0 picks a free port; --no-metrics)"
+                                     ) from None
+        self.address = address
+        self.port: int = self._server.server_port
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+__all__ = ["MAX_IN_FLIGHT", "MIN_RENDER_INTERVAL_S", "WORKERS", "MetricsServer",
+           "PooledWSGIServer", "SharedRenders", "start_metrics_server"]

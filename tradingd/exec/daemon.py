@@ -1,7 +1,8 @@
 """tradingd-exec: order management over shared memory, simulated against the replayed market.
 
 Process plumbing around :class:`~tradingd.exec.service.ExecService`, as the other daemons
-have it: one YAML config (``exec:`` section), ``--config``/``--segment``/``--journal``;
+have it: one YAML config (``exec:`` section), ``--config``/``--segment``/``--journal``,
+``--metrics-port PORT``/``--no-metrics`` (overriding ``exec.metrics``);
 ``READY=1`` once the journal is replayed and the loop runs (waiting for the producer counts
 as running), ``STATUS=`` (clients, open orders, fills), ``WATCHDOG=1`` from the main loop,
 ``STOPPING=1`` and exit 0 on SIGTERM/SIGINT. Exit 73 if another exec holds the journal.
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from tradingd.consumer.metrics import MetricsServer
-from tradingd.daemon.cli import common_parser, config_from_args, log_level, run_main
+from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.logs import setup_logging
+from tradingd.daemon.metrics_http import MetricsServer
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
 from tradingd.exec.metrics import make_registry
@@ -25,8 +26,9 @@ log = logging.getLogger("tradingd.exec.daemon")
 
 
 def _run() -> int:
-    parser = common_parser(PROG, "Order management: take orders from clients' shared-memory "
-                                 "rings, fill them against the replayed market, report back.")
+    parser = daemon_parser(PROG, "Order management: take orders from clients' shared-memory "
+                                 "rings, fill them against the replayed market, report back.",
+                           "exec")
     parser.add_argument("--journal", metavar="PATH", default=None,
                         help="the input journal, overriding exec.journal")
     args = parser.parse_args()
@@ -41,7 +43,7 @@ def _run() -> int:
         try:
             if x.metrics.enabled:
                 server = MetricsServer(make_registry(service), x.metrics.address,
-                                       x.metrics.port)
+                                       x.metrics.port, "exec.metrics.port")
                 log.info("metrics on %s", server.url)
             log.info("exec starting: segment %s, journal %s (%d inputs replayed), wait %s, "
                      "budget %d per ring per round, participation %g", config.segment.name,

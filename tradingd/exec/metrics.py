@@ -1,7 +1,8 @@
 """tradingd-exec's Prometheus metrics, collected fresh at scrape time from the service.
 
-Names: prefix ``tradingd_exec_``, base units, ``_total`` on counters. Per-client series are
-labelled ``client`` (clients are few: one per strategy process).
+Names: prefix ``tradingd_exec_``, base units, ``_total`` on counters; the registry is
+:func:`~tradingd.daemon.metrics.daemon_registry`'s (``tradingd_build_info{daemon="exec"}``).
+Per-client series are labelled ``client`` (clients are few: one per strategy process).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
+from tradingd.daemon.metrics import daemon_registry, prefix
 from tradingd.exec.protocol import reason_name
 from tradingd.exec.service import LATENCY_BUCKETS, ExecService
 
-PREFIX = "tradingd_exec_"
+PREFIX = prefix("exec")
 
 
 class ExecCollector:
@@ -81,6 +80,10 @@ class ExecCollector:
                                     "whose report ring is full", labels=["client"])
         connected = GaugeMetricFamily(PREFIX + "client_connected", "1 while the client has "
                                       "a report ring (not disconnected)", labels=["client"])
+        dropped = GaugeMetricFamily(PREFIX + "client_disconnected", "1 while exec has "
+                                    "disconnected the client (slow consumer: its report "
+                                    "backlog overflowed) and it has not reconnected",
+                                    labels=["client"])
         slow = CounterMetricFamily(PREFIX + "slow_client_events", "Times a client's report "
                                    "ring was found full", labels=["client"])
         wakeups = CounterMetricFamily(PREFIX + "client_wakeups", "FUTEX_WAKEs sent to a "
@@ -92,11 +95,13 @@ class ExecCollector:
             backlog.add_metric([name], float(row["backlog"]))  # type: ignore[arg-type]
             connected.add_metric([name], 1.0 if row["connected"] and not row["disconnected"]
                                  else 0.0)
+            dropped.add_metric([name], 1.0 if row["disconnected"] else 0.0)
             slow.add_metric([name], float(row["slow_events"]))  # type: ignore[arg-type]
             wakeups.add_metric([name], float(row["wakeups"]))  # type: ignore[arg-type]
         yield depth
         yield backlog
         yield connected
+        yield dropped
         yield slow
         yield wakeups
         buckets = []
@@ -116,12 +121,11 @@ class ExecCollector:
                                 "attached", value=1.0 if attached else 0.0)
 
 
-def make_registry(service: ExecService) -> CollectorRegistry:
-    reg = CollectorRegistry(auto_describe=False)
+def make_registry(service: ExecService, *, process: bool = True) -> CollectorRegistry:
+    """exec's own registry: the shared build info (``daemon="exec"``, no ``_created``
+    series), its collector, the library's process/platform/GC collectors."""
+    reg = daemon_registry("exec", process=process)
     reg.register(ExecCollector(service))
-    ProcessCollector(registry=reg)
-    PlatformCollector(registry=reg)
-    GCCollector(registry=reg)
     return reg
 
 

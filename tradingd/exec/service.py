@@ -349,7 +349,16 @@ class ExecService:
 
     # ------------------------------------------------------------------ discovery
     def discover(self) -> list[J.Entry]:
-        """Attach new order rings, follow restarted clients, let go of departed ones."""
+        """Attach new order rings, follow restarted clients, let go of departed ones.
+
+        Under :attr:`lock`: rings are closed, reopened and links added here, and a scrape
+        (:meth:`ring_rows`) must never read a ring being closed nor iterate ``links`` while
+        it grows.
+        """
+        with self.lock:
+            return self._discover()
+
+    def _discover(self) -> list[J.Entry]:
         entries: list[J.Entry] = []
         names = set(discover_clients(self.segment))
         for name in sorted(names | {n for n, lk in self.links.items() if lk.orders}):
@@ -570,14 +579,15 @@ class ExecService:
 
     def close(self) -> None:
         """Stop: report rings marked stopped (detail: exec stopped) and removed."""
-        for link in self.links.values():
-            if link.reports is not None:
-                link.reports.set_word("detail", DisconnectReason.EXEC_STOPPED)
-                link.reports.close()
-                link.reports = None
-            if link.orders is not None:
-                link.orders.close()
-                link.orders = None
+        with self.lock:  # a scrape may be reading these rings (ring_rows)
+            for link in self.links.values():
+                if link.reports is not None:
+                    link.reports.set_word("detail", DisconnectReason.EXEC_STOPPED)
+                    link.reports.close()
+                    link.reports = None
+                if link.orders is not None:
+                    link.orders.close()
+                    link.orders = None
         self.follower.close()
         self.journal.close()
         os.close(self._lock_fd)
@@ -593,25 +603,36 @@ class ExecService:
                 f"{slow} slow, {market}")
 
     def ring_rows(self) -> list[dict[str, object]]:
-        """Per-client ring state (for metrics and STATUS)."""
-        rows = []
-        for name, lk in sorted(self.links.items()):
-            r, w = lk.orders, lk.reports
-            rows.append({
-                "client": name,
-                "order_ring_depth": (r.cursor - r.position) if r is not None else 0,
-                "report_ring_depth": ((w.cursor - (r.word("peer_consumed") if r is not None
-                                                    and r.word("peer_generation")
-                                                    == w.generation else 0))
-                                      if w is not None else 0),
-                "backlog": len(lk.backlog), "slow": lk.slow, "slow_events": lk.slow_events,
-                "disconnected": lk.disconnected, "delivered": lk.delivered,
-                "orders_read": lk.orders_read, "connected": w is not None,
-                "wakeups": lk.wakeups,
-                "client_alive": r.owner_alive() if r is not None else False,
-            })
-        return rows
+        """Per-client ring state (for metrics and STATUS); call it holding :attr:`lock`.
 
+        Never raises: the main loop closes and reopens rings under the same lock, but a
+        ring found closed anyway (released memory: ``ValueError``) reads as no ring, so a
+        scrape cannot fail with a 500.
+        """
+        return [self._ring_row(name, lk) for name, lk in sorted(self.links.items())]
+
+    @staticmethod
+    def _ring_row(name: str, lk: ClientLink) -> dict[str, object]:
+        row: dict[str, object] = {
+            "client": name, "order_ring_depth": 0, "report_ring_depth": 0,
+            "backlog": len(lk.backlog), "slow": lk.slow, "slow_events": lk.slow_events,
+            "disconnected": lk.disconnected, "delivered": lk.delivered,
+            "orders_read": lk.orders_read, "connected": False, "wakeups": lk.wakeups,
+            "client_alive": False}
+        r, w = lk.orders, lk.reports
+        try:
+            if r is not None:
+                row["order_ring_depth"] = r.cursor - r.position
+                row["client_alive"] = r.owner_alive()
+            if w is not None:
+                consumed = (r.word("peer_consumed") if r is not None
+                            and r.word("peer_generation") == w.generation else 0)
+                row["report_ring_depth"] = w.cursor - consumed
+                row["connected"] = True
+        except ValueError:  # a ring closed under us (its memoryviews released)
+            row.update(order_ring_depth=0, report_ring_depth=0, connected=False,
+                       client_alive=False)
+        return row
 
 def is_response(r: Report) -> bool:
     """Is ``r`` the direct answer to an order input (ack, reject, cancel, cancel reject)?"""

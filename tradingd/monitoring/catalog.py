@@ -107,12 +107,43 @@ def _gateway_registry() -> CollectorRegistry:
     return gateway_registry(lambda: snap, process=False)
 
 
+def _exec_registry() -> CollectorRegistry:
+    import threading
+    from types import SimpleNamespace
+
+    from tradingd.exec.engine import Counters
+    from tradingd.exec.metrics import make_registry as exec_registry
+    from tradingd.exec.service import LATENCY_BUCKETS
+
+    row = {"client": "alice", "order_ring_depth": 0, "report_ring_depth": 0, "backlog": 0,
+           "slow_events": 0, "connected": True, "disconnected": False, "wakeups": 0}
+    engine = SimpleNamespace(counters=Counters(orders={"limit": 1}, rejects={3: 1}),
+                             open_orders=lambda: [])
+    service = SimpleNamespace(
+        lock=threading.Lock(), engine=engine, ring_rows=lambda: [row],
+        latency_counts=[1] + [0] * len(LATENCY_BUCKETS), latency_sum=1e-6,
+        journal=SimpleNamespace(bytes_written=1, entries_written=1),
+        follower=SimpleNamespace(attached=True))
+    return exec_registry(service, process=False)  # type: ignore[arg-type]
+
+
+def _bridge_registry() -> CollectorRegistry:
+    from tradingd.bridge.metrics import BridgeMetrics
+
+    m = BridgeMetrics("mirror", {"feed": "tradingd", "segment": "tradingd",
+                                 "transport": "jetstream"}, process=False)
+    m.observe_delays_ns([1000])
+    return m.registry
+
+
 #: Each daemon and how to build its registry with every family present.
 DAEMONS: dict[str, Callable[[], CollectorRegistry]] = {
     "producer": _producer_registry,
     "consumer": _consumer_registry,
 }
 DAEMONS["gateway"] = _gateway_registry
+DAEMONS["exec"] = _exec_registry
+DAEMONS["bridge"] = _bridge_registry
 
 
 def _query_name(name: str, typ: str) -> str:

@@ -232,6 +232,81 @@ def gateway_row() -> Row:
     ))
 
 
+def exec_row() -> Row:
+    p = f"{{{SEL}}}"
+    bucket = f"tradingd_exec_order_report_latency_seconds_bucket{p}"
+    return Row("Exec (orders)", (
+        PanelSpec("Exec orders and fills", "Order ring records taken per second by type, and "
+                  "fills per second.",
+                  (_t(f"sum by (instance, type) (rate(tradingd_exec_orders_total{p}[{RATE}]))",
+                      "{{type}} {{instance}}"),
+                   _t(f"rate(tradingd_exec_fills_total{p}[{RATE}])", "fills {{instance}}")),
+                  "ops"),
+        PanelSpec("Exec rejects", "Orders and cancels refused per second, by reason; illegal "
+                  "transitions (a bug if not 0).",
+                  (_t(f"sum by (instance, reason) (rate(tradingd_exec_rejects_total{p}"
+                      f"[{RATE}]))", "{{reason}} {{instance}}"),
+                   _t(f"tradingd_exec_illegal_transitions_total{p}",
+                      "illegal transitions {{instance}}")), "ops"),
+        PanelSpec("Exec order -> report latency", "p50 and p99 of a client's submit to the "
+                  "answering report published.",
+                  tuple(_t(f"histogram_quantile({q}, sum by (instance, le) (rate({bucket}"
+                           f"[{RATE}])))", f"p{name} {{{{instance}}}}")
+                        for q, name in ((0.5, "50"), (0.99, "99"))), "s"),
+        PanelSpec("Exec clients", "Per client: connected (has a report ring), disconnected by "
+                  "exec (slow consumer), open orders.",
+                  (_t(f"tradingd_exec_client_connected{p}", "connected {{client}}"),
+                   _t(f"tradingd_exec_client_disconnected{p}", "disconnected {{client}}"),
+                   _t(f"tradingd_exec_open_orders{p}", "open orders {{client}}")), "short"),
+        PanelSpec("Exec slow clients", "Reports kept for clients whose report ring is full, "
+                  "ring depths, and slow-client events per second.",
+                  (_t(f"tradingd_exec_report_backlog{p}", "backlog {{client}}"),
+                   _t(f"tradingd_exec_ring_depth{p}", "{{ring}} depth {{client}}"),
+                   _t(f"rate(tradingd_exec_slow_client_events_total{p}[{RATE}])",
+                      "slow events {{client}}")), "short"),
+        PanelSpec("Exec market and journal", "1 while the market segment is attached; journal "
+                  "bytes appended per second.",
+                  (_t(f"tradingd_exec_market_attached{p}", "market attached {{instance}}"),
+                   _t(f"rate(tradingd_exec_journal_written_bytes_total{p}[{RATE}])",
+                      "journal B/s {{instance}}")), "short"),
+    ))
+
+
+def bridge_row() -> Row:
+    p = f"{{{SEL}}}"
+    bucket = f"tradingd_bridge_end_to_end_delay_seconds_bucket{p}"
+    who = "{{job}} {{instance}}"
+    return Row("Bridge (NATS)", (
+        PanelSpec("Bridge records", "Records bridged per second (publish: acknowledged; "
+                  "mirror: written), and NATS messages per second.",
+                  (_t(f"rate(tradingd_bridge_records_total{p}[{RATE}])", f"records {who}"),
+                   _t(f"rate(tradingd_bridge_messages_total{p}[{RATE}])", f"messages {who}")),
+                  "ops"),
+        PanelSpec("Bridge health", "NATS connected, and the mirror's upstream delivering "
+                  "(1 = yes).",
+                  (_t(f"tradingd_bridge_nats_connected{p}", f"NATS {who}"),
+                   _t(f"tradingd_bridge_upstream_up{p} and on(job, instance) "
+                      f'tradingd_build_info{{{SEL}, mode="mirror"}}', f"upstream {who}")),
+                  "none"),
+        PanelSpec("Bridge sequence lag", "Publish: ring records and messages not yet "
+                  "acknowledged; mirror: stream messages not yet applied (num_pending).",
+                  (_t(f"tradingd_bridge_sequence_lag_messages{p}", who),), "short"),
+        PanelSpec("Bridge gaps and reconnects", "Origin records lost per second by cause, "
+                  "duplicates dropped, reconnections to NATS.",
+                  (_t(f"sum by (job, instance, cause) (rate(tradingd_bridge_gap_records_total"
+                      f"{p}[{RATE}]))", "lost {{cause}} {{instance}}"),
+                   _t(f"rate(tradingd_bridge_duplicate_records_total{p}[{RATE}])",
+                      f"duplicates {who}"),
+                   _t(f"rate(tradingd_bridge_reconnects_total{p}[{RATE}])",
+                      f"reconnects {who}")), "ops"),
+        PanelSpec("Bridge end-to-end delay", "p50 and p99 of origin publish -> mirror write "
+                  "(across hosts it includes the clocks' offset).",
+                  tuple(_t(f"histogram_quantile({q}, sum by (instance, le) (rate({bucket}"
+                           f"[{RATE}])))", f"p{name} {{{{instance}}}}")
+                        for q, name in ((0.5, "50"), (0.99, "99"))), "s"),
+    ))
+
+
 def process_row() -> Row:
     p = f"{{{SEL}}}"
     who = "{{job}} {{instance}}"
@@ -248,7 +323,8 @@ def process_row() -> Row:
 
 def rows() -> list[Row]:
     """Every row, top to bottom (a new daemon: one line here)."""
-    return [producer_row(), consumer_row(), market_row(), gateway_row(), process_row()]
+    return [producer_row(), consumer_row(), market_row(), gateway_row(), exec_row(),
+            bridge_row(), process_row()]
 
 
 def _target(t: Target, ref: str, kind: str) -> prometheus.Dataquery:

@@ -60,7 +60,7 @@ def common_group() -> Group:
     """What every tradingd daemon has: a scrape target and a process."""
     return Group("tradingd-common", (
         Alert("TradingdTargetDown",
-              'up{job=~"tradingd-.*", job!="tradingd-producer"} == 0',
+              'up{job=~"tradingd-.*", job!~"tradingd-(producer|exec|bridge-.*)"} == 0',
               "warning", "{{ $labels.job }} on {{ $labels.instance }} is not answering scrapes",
               "Prometheus has not scraped {{ $labels.job }} at {{ $labels.instance }} for "
               "2 minutes: the daemon is stopped, crashed, hung, or its metrics port moved.",
@@ -184,9 +184,109 @@ def gateway_group() -> Group:
     ))
 
 
+def exec_group() -> Group:
+    """tradingd-exec: down, illegal transitions, rejects, slow and disconnected clients."""
+    rejects = "tradingd_exec_rejects_total"
+    orders = "tradingd_exec_orders_total"
+    lat = "tradingd_exec_order_report_latency_seconds_bucket"
+    return Group("tradingd-exec", (
+        Record("tradingd:exec_orders:rate5m",
+               f"sum by (job, instance) (rate({orders}[5m]))"),
+        Record("tradingd:exec_rejects:rate5m",
+               f"sum by (job, instance) (rate({rejects}[5m]))"),
+        Record("tradingd:exec_rejects:ratio_rate5m",
+               "tradingd:exec_rejects:rate5m / tradingd:exec_orders:rate5m"),
+        Record("tradingd:exec_fills:rate5m", "rate(tradingd_exec_fills_total[5m])"),
+        Record("tradingd:exec_order_report_latency_seconds:p99_rate5m",
+               f"histogram_quantile(0.99, sum by (job, instance, le) (rate({lat}[5m])))"),
+        Alert("TradingdExecDown", 'up{job="tradingd-exec"} == 0',
+              "critical", "tradingd-exec {{ $labels.instance }} is down",
+              "Prometheus cannot scrape tradingd-exec at {{ $labels.instance }} for 1 minute: "
+              "it is dead, hung or not started. Clients' orders are not taken and no reports "
+              "come back.",
+              "tradingdexecdown", "1m"),
+        Alert("TradingdExecIllegalTransitions",
+              "tradingd_exec_illegal_transitions_total > 0",
+              "critical", "tradingd-exec {{ $labels.instance }} refused illegal order "
+              "transitions",
+              "The order engine at {{ $labels.instance }} refused {{ $value }} order state "
+              "transitions its transition table does not allow: a bug in exec. Orders "
+              "involved may be in a wrong state.",
+              "tradingdexecillegaltransitions"),
+        Alert("TradingdExecRejectsHigh",
+              "tradingd:exec_rejects:ratio_rate5m > 0.2 and tradingd:exec_rejects:rate5m > 0.1",
+              "warning", "tradingd-exec {{ $labels.instance }} rejects many orders",
+              "{{ $value | humanizePercentage }} of the orders and cancels exec at "
+              "{{ $labels.instance }} took in the last 5 minutes were rejected (risk limits, "
+              "unknown symbols, bad records): a client misbehaves or the limits are too tight.",
+              "tradingdexecrejectshigh", "5m"),
+        Alert("TradingdExecSlowClient", "tradingd_exec_report_backlog > 0",
+              "warning", "exec client {{ $labels.client }} does not read its reports",
+              "Exec at {{ $labels.instance }} has kept {{ $value }} reports for client "
+              "{{ $labels.client }} for 2 minutes: its report ring is full. Past "
+              "exec.report_backlog the client is disconnected.",
+              "tradingdexecslowclient", "2m"),
+        Alert("TradingdExecClientDisconnected", "tradingd_exec_client_disconnected == 1",
+              "warning", "exec disconnected client {{ $labels.client }}",
+              "Exec at {{ $labels.instance }} disconnected client {{ $labels.client }} (slow "
+              "consumer: its report backlog overflowed); its open orders were canceled. It "
+              "gets no reports until it reconnects (a new OrderClient).",
+              "tradingdexecclientdisconnected"),
+    ))
+
+
+def bridge_group() -> Group:
+    """tradingd-bridge publish|mirror: down, upstream down, gaps, lag, reconnect loops."""
+    mirror = 'on(job, instance) tradingd_build_info{daemon="bridge", mode="mirror"}'
+    lag = "tradingd_bridge_sequence_lag_messages"
+    return Group("tradingd-bridge", (
+        Record("tradingd:bridge_records:rate1m", "rate(tradingd_bridge_records_total[1m])"),
+        Record("tradingd:bridge_gap_records:increase5m",
+               "sum by (job, instance, cause) "
+               "(increase(tradingd_bridge_gap_records_total[5m]))"),
+        Record("tradingd:bridge_sequence_lag_messages:deriv5m", f"deriv({lag}[5m])"),
+        Alert("TradingdBridgeDown", 'up{job=~"tradingd-bridge-.*"} == 0',
+              "critical", "{{ $labels.job }} on {{ $labels.instance }} is down",
+              "Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }} for 1 "
+              "minute: it is dead, hung or not started. Records do not cross to the other "
+              "hosts (publish) or the local mirror segment goes stale (mirror).",
+              "tradingdbridgedown", "1m"),
+        Alert("TradingdBridgeUpstreamDown", f"tradingd_bridge_upstream_up == 0 and {mirror}",
+              "critical", "mirror {{ $labels.instance }} gets nothing from its upstream",
+              "The mirror bridge at {{ $labels.instance }} has received nothing from the "
+              "origin for 1 minute (bridge.mirror.upstream_timeout passed): the origin's "
+              "publish bridge, producer or NATS is down. The local segment is marked "
+              "upstream_down.",
+              "tradingdbridgeupstreamdown", "1m"),
+        Alert("TradingdBridgeRecordsLost", "tradingd:bridge_gap_records:increase5m > 0",
+              "warning", "mirror {{ $labels.instance }} lost records ({{ $labels.cause }})",
+              "{{ $value | humanize }} origin records never reached the mirror at "
+              "{{ $labels.instance }} in the last 5 minutes (cause {{ $labels.cause }}): the "
+              "mirror segment has gaps.",
+              "tradingdbridgerecordslost"),
+        Alert("TradingdBridgeLagGrowing",
+              f"tradingd:bridge_sequence_lag_messages:deriv5m > 0 and {lag} > 1000",
+              "warning", "{{ $labels.job }} on {{ $labels.instance }} falls behind",
+              "The JetStream sequence lag of {{ $labels.job }} at {{ $labels.instance }} has "
+              "been growing for 5 minutes (by {{ $value | humanize }} messages a second): it "
+              "bridges slower than the records arrive and will lose records to retention or "
+              "lapping.",
+              "tradingdbridgelaggrowing", "5m"),
+        Alert("TradingdBridgeReconnectLoop",
+              "increase(tradingd_bridge_reconnects_total[15m]) > 3",
+              "warning", "{{ $labels.job }} on {{ $labels.instance }} keeps reconnecting to "
+              "NATS",
+              "{{ $value | humanize }} reconnections to NATS in 15 minutes by {{ $labels.job }} at "
+              "{{ $labels.instance }}: the NATS server restarts, the network drops, or a "
+              "slow-consumer limit on the server cuts the bridge off.",
+              "tradingdbridgereconnectloop"),
+    ))
+
+
 def groups() -> list[Group]:
     """Every group, in file order (a new daemon: one line here)."""
-    return [common_group(), producer_group(), consumer_group(), gateway_group()]
+    return [common_group(), producer_group(), consumer_group(), gateway_group(),
+            exec_group(), bridge_group()]
 
 
 def alerts() -> list[Alert]:
