@@ -10,7 +10,7 @@ help:
 	@echo "make demo   - set up a local venv and run producer + consumer on the bundled data"
 	@echo "make test   - set up everything the tests need, then run them"
 	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and mypy --strict"
 	@echo "make install / make uninstall - as root: /opt/tradingd, units, users, /etc/tradingd"
 	@echo "make c-header - regenerate tools/c/tradingd_segment.h from tradingd/segment/layout.py"
 
@@ -32,11 +32,14 @@ test-deps:
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool missing and not root: metric lint tests will be skipped"; fi; }
 
-test: venv test-deps
+# lint first: a type error fails `make test` (and so CI) before the suite runs.
+test: venv test-deps lint
 	$(BIN)/python -m pytest -q
 
+# ruff, then mypy --strict ([tool.mypy] in pyproject.toml: files, stubs/ for posix_ipc)
 lint: venv
 	$(BIN)/ruff check tradingd tests tools bench
+	$(BIN)/mypy
 
 # Ctrl-C stops it; DURATION=N stops it after N seconds.
 demo: venv

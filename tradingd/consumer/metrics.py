@@ -186,7 +186,7 @@ def make_registry(snapshot: Callable[[], ConsumerSnapshot], *,
                   process: bool = True) -> CollectorRegistry:
     """The consumer's own registry: its collector plus process/platform/GC collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ConsumerCollector(snapshot))  # type: ignore[arg-type]
+    registry.register(ConsumerCollector(snapshot))
     if process:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 import numpy as np
 
 from tradingd.clock import Clock
 from tradingd.inspector.format import (
+    Report,
     emit_json,
     fmt_ago,
     fmt_price,
@@ -54,7 +56,7 @@ def latest_rows(symbols: list[SymbolInfo], latest: list[LatestValue | None],
     return rows
 
 
-def render_latest(rows: list[dict[str, object]]) -> str:
+def render_latest(rows: Sequence[Report]) -> str:
     table = []
     for r in rows:
         if "seq" not in r:
@@ -62,8 +64,8 @@ def render_latest(rows: list[dict[str, object]]) -> str:
                           "-", "-"))
             continue
         table.append((r["id"], r["symbol"], r["asset_class"], r["price_text"],
-                      fmt_volume(float(r["volume"])), r["event_time"],  # type: ignore[arg-type]
-                      fmt_ago(int(r["age_ns"])), r["seq"]))  # type: ignore[call-overload]
+                      fmt_volume(float(r["volume"])), r["event_time"],
+                      fmt_ago(int(r["age_ns"])), r["seq"]))
     return render_table(("id", "symbol", "class", "price", "volume", "event time (UTC)",
                          "age", "seq"), table, right=(0, 3, 4, 7))
 
@@ -76,7 +78,7 @@ def record_dicts(seqs: list[int], records: np.ndarray, symbols: list[SymbolInfo]
         sid = int(r["symbol_id"])
         sym = _symbol(symbols, sid)
         row: dict[str, object] = {"seq": seq, "symbol_id": sid, "symbol": sym.name}
-        for name in L.RECORD.dtype.names:
+        for name in L.RECORD.names:
             if name not in ("seq_lo", "symbol_id"):
                 row[name] = r[name].item()
         row["event_time"] = fmt_time_utc(int(r["event_ns"]))
@@ -90,19 +92,19 @@ _TAIL_HEADERS = ("seq", "symbol", "event time (UTC)", "open", "high", "low", "cl
                  "volume", "published")
 
 
-def _tail_cells(r: dict[str, object]) -> tuple[object, ...]:
-    d = int(r["decimals"])  # type: ignore[call-overload]
+def _tail_cells(r: Report) -> tuple[object, ...]:
+    d = int(r["decimals"])
     return (r["seq"], r["symbol"], r["event_time"],
-            *(fmt_price(float(r[k]), d) for k in ("open", "high", "low", "close")),  # type: ignore[arg-type]
-            fmt_volume(float(r["volume"])), fmt_ago(int(r["age_ns"])))  # type: ignore[arg-type, call-overload]
+            *(fmt_price(float(r[k]), d) for k in ("open", "high", "low", "close")),
+            fmt_volume(float(r["volume"])), fmt_ago(int(r["age_ns"])))
 
 
-def render_tail(rows: list[dict[str, object]]) -> str:
+def render_tail(rows: Sequence[Report]) -> str:
     return render_table(_TAIL_HEADERS, [_tail_cells(r) for r in rows],
                         right=(0, 3, 4, 5, 6, 7))
 
 
-def tail_line(r: dict[str, object]) -> str:
+def tail_line(r: Report) -> str:
     """One followed record, as a line of fixed-width columns (no table to re-align)."""
     c = _tail_cells(r)
     return (f"{c[0]:>10}  {c[1]:<10}  {c[2]:<24}  {c[3]:>12} {c[4]:>12} {c[5]:>12} "

@@ -121,7 +121,7 @@ def _raw_header(path: str) -> tuple[dict[str, int] | None, shm.FileId | None, fl
     if len(data) < L.HEADER.size:
         return None, file_id, st.st_mtime
     row = np.frombuffer(data, L.HEADER_DTYPE, count=1)[0]
-    return {n: int(row[n]) for n in L.HEADER_DTYPE.names}, file_id, st.st_mtime
+    return {n: int(row[n]) for n in L.HEADER.names}, file_id, st.st_mtime
 
 
 def classify(name: str, *, clock: Clock = SYSTEM_CLOCK,
@@ -146,7 +146,8 @@ def classify(name: str, *, clock: Clock = SYSTEM_CLOCK,
         return Finding(REFUSED, path, exc.detail, file_id, header, exc)
     except SegmentCorrupt as exc:
         header, file_id, mtime = _raw_header(path)
-        if header is not None and header["state"] in (L.STATE_EMPTY, L.STATE_INITIALISING):
+        if (header is not None and file_id is not None
+                and header["state"] in (L.STATE_EMPTY, L.STATE_INITIALISING)):
             # killed half-way through writing the header: the region table is incomplete
             return _initialising(path, header, file_id, mtime, clock, init_grace_s, exc)
         return Finding(REFUSED, path, exc.detail, file_id, header, exc)
@@ -196,11 +197,11 @@ def _initialising(path: str, header: dict[str, int] | None, file_id: shm.FileId,
                   error: SegmentError | None) -> Finding:
     """A segment not (yet) live: being created now, or left half-built by a dead producer."""
     pid = header["producer_pid"] if header and header.get("magic") == L.MAGIC else 0
-    start_ticks = header["producer_start_ticks"] if pid else 0
+    start_ticks = header["producer_start_ticks"] if header and pid else 0
     if pid and not liveness.pid_alive(pid, start_ticks):
         return Finding(STALE, path, f"left half-initialised by producer PID {pid}, which is "
                        f"not running", file_id, header, error)
-    started = max(mtime, header["producer_start_ns"] / 1e9 if pid else 0.0)
+    started = max(mtime, header["producer_start_ns"] / 1e9 if header and pid else 0.0)
     age = clock.wall_ns() / 1e9 - started
     if age > grace_s:
         who = f"producer PID {pid}" if pid else "its creator"

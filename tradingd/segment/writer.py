@@ -18,6 +18,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from tradingd.segment.fastpath import FAST
 from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import SymbolInfo
 
+if TYPE_CHECKING:
+    from tradingd.segment import _fastpath
+
 _W_MAGIC = L.HEADER.word("magic")
 _W_STATE = L.HEADER.word("state")
 _W_HB = L.HEADER.word("heartbeat_ns")
@@ -38,7 +42,7 @@ _W_WAKE = L.HEADER.word("wake_seq")
 _W_SYMBOL_COUNT = L.HEADER.word("symbol_count")
 # Everything after the stamp. The stamp (seq_lo) is stored on its own: its complement before
 # the body (a mark, layout v1.2), its value after it (v1.1).
-_RECORD_BODY = L.RECORD.dtype.names[1:]
+_RECORD_BODY = L.RECORD.names[1:]
 _RECORD_BODY_PACK = L.RECORD.struct_format(_RECORD_BODY)
 _RECORD_BODY_AT = L.RECORD[_RECORD_BODY[0]].offset
 # A record's body as one opaque field: numpy copies it with one memcpy per record (2x
@@ -99,8 +103,9 @@ class SegmentWriter:
                 os.fchown(fd, -1, gid)
             os.fchmod(fd, mode)
             if FAST is not None:  # C hot path over the same mapping (see fastpath.py)
-                self._fast = FAST.Segment(self._mm, True, wake_readers)
-                self.publish = self._fast.publish  # type: ignore[method-assign]
+                fast: _fastpath.Segment = FAST.Segment(self._mm, True, wake_readers)
+                self._fast = fast
+                self.publish = fast.publish  # type: ignore[method-assign]  # C bound over Python
             self._words[_W_STATE] = L.STATE_LIVE  # the ready word, stored last
         except BaseException:
             self._abandon()
@@ -135,7 +140,7 @@ class SegmentWriter:
         self._wake = wake
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
         self.generation = 0
-        self._fast = None
+        self._fast: _fastpath.Segment | None = None
         self._closed = False
 
     def _initialise(self, symbols: Sequence[SymbolInfo], heartbeat_interval_ns: int) -> None:
@@ -194,8 +199,8 @@ class SegmentWriter:
         if self._fast is not None:
             self._fast.release()
             self._fast = None
-        self._header = self._symtab = self._ring = self._ring_u8 = self._u8 = None  # type: ignore[assignment]
-        self._ring_body = None  # type: ignore[assignment]
+        # numpy views of the mapping: mmap.close() needs them gone
+        del self._header, self._symtab, self._ring, self._ring_u8, self._u8, self._ring_body
         self._stamps.release()
         self._words.release()
         with contextlib.suppress(BufferError):  # a caller still holds a view; the OS unmaps at exit
@@ -254,7 +259,7 @@ class SegmentWriter:
 
     # ------------------------------------------------------------------ publishing
     def publish(self, symbol_id: int, event_ns: int, open_: float, high: float, low: float,
-                close: float, volume: float) -> int:
+                close: float, volume: float, /) -> int:
         """Publish one record; update its symbol's latest slot; return its sequence number.
 
         The order is the protocol: the record's stamp marked (``~seq_lo``), its body, its
