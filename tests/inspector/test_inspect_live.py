@@ -269,7 +269,8 @@ def test_watch_frames(live: Producer) -> None:
     assert [f["frame"] for f in frames] == [0, 1, 2]
     assert frames[0]["rates"]["records_per_s"] is None
     assert frames[2]["rates"]["records_per_s"] > 0
-    assert 10 < frames[2]["rates"]["heartbeats_per_s"] < 40  # every 50 ms: ~20/s
+    # every 50 ms: ~20/s, never more; a busy machine may beat less often
+    assert 0 < frames[2]["rates"]["heartbeats_per_s"] < 40
     assert [x["symbol"] for x in frames[2]["latest"]] == BUNDLED
     assert frames[2]["records"] > frames[0]["records"]
 
