@@ -104,11 +104,20 @@ def render_tail(rows: Sequence[Report]) -> str:
                         right=(0, 3, 4, 5, 6, 7))
 
 
+#: Followed records: fixed-width columns (no table to re-align), "published" left out.
+_FOLLOW_LINE = "{:>10}  {:<10}  {:<24}  {:>12} {:>12} {:>12} {:>12}  {:>16}"
+_FOLLOW_WIDTHS = (10, 10, 24, 12, 12, 12, 12, 16)
+
+
 def tail_line(r: Report) -> str:
     """One followed record, as a line of fixed-width columns (no table to re-align)."""
-    c = _tail_cells(r)
-    return (f"{c[0]:>10}  {c[1]:<10}  {c[2]:<24}  {c[3]:>12} {c[4]:>12} {c[5]:>12} "
-            f"{c[6]:>12}  {c[7]:>16}")
+    return _FOLLOW_LINE.format(*_tail_cells(r)[:8])
+
+
+def tail_header() -> str:
+    """The column header above followed records, and its rule, as plain ``tail`` prints."""
+    return (_FOLLOW_LINE.format(*_TAIL_HEADERS[:8]).rstrip() + "\n"
+            + _FOLLOW_LINE.format(*("-" * w for w in _FOLLOW_WIDTHS)))
 
 
 def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, *,
@@ -128,6 +137,9 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
     next_name_check = time.monotonic() + NAME_CHECK_INTERVAL_S
     printed = lost_reported = 0
     ended = "interrupted"
+    if not as_json:
+        out.write(tail_header() + "\n")
+        out.flush()
     try:
         while True:
             batch = sub.poll_batch(4096)
