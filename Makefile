@@ -54,11 +54,17 @@ bench: venv
 	$(BIN)/python bench/bench_producer.py
 	$(BIN)/python bench/bench_consumer.py
 
+# Generated files are replaced only when their text changes: an unchanged header keeps its
+# mtime, so the venv (which depends on it, above) is not rebuilt for nothing.
+write_if_changed = { $(1) > $(2).tmp && if cmp -s $(2).tmp $(2); then rm -f $(2).tmp; \
+	echo "$(2): unchanged"; else mv -f $(2).tmp $(2); echo "$(2): regenerated"; fi; } \
+	|| { rm -f $(2).tmp; exit 1; }
+
 c-header: venv
-	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h
+	@$(call write_if_changed,$(BIN)/python -m tradingd.segment.cheader,tools/c/tradingd_segment.h)
 
 docs: venv
-	$(BIN)/python -m tradingd.segment.layout_doc > docs/segment-layout.md
+	@$(call write_if_changed,$(BIN)/python -m tradingd.segment.layout_doc,docs/segment-layout.md)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
