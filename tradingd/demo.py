@@ -83,11 +83,11 @@ def _terminate_with_parent() -> None:
 
 
 def daemon_command(name: str) -> list[str]:
-    """The console script next to this interpreter, else ``python -m tradingd.<module>``."""
+    """The console script next to this interpreter, else ``python -m tradingd.<name>.daemon``."""
     script = Path(sys.executable).parent / f"tradingd-{name}"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", f"tradingd.{name}"]
+    return [sys.executable, "-m", f"tradingd.{name}.daemon"]
 
 
 def demo_config(base: Config, segment: str, producer_port: int, consumer_port: int,
