@@ -140,6 +140,19 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
     if not as_json:
         out.write(tail_header() + "\n")
         out.flush()
+
+    def report_lapping() -> None:
+        nonlocal lost_reported
+        if sub.lost > lost_reported:
+            msg = (f"lapped: the producer overwrote {sub.lost - lost_reported} records "
+                   f"before they were read ({sub.lost} lost in all)")
+            if as_json:
+                emit_json({"event": "lapped", "lost": sub.lost - lost_reported,
+                           "lost_total": sub.lost}, out, compact=True)
+            else:
+                out.write(f"# {msg}\n")
+            lost_reported = sub.lost
+
     try:
         while True:
             batch = sub.poll_batch(4096)
@@ -153,15 +166,7 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
                         out.write(tail_line(r) + "\n")
                 printed += len(rows)
                 out.flush()
-            if sub.lost > lost_reported:
-                msg = (f"lapped: the producer overwrote {sub.lost - lost_reported} records "
-                       f"before they were read ({sub.lost} lost in all)")
-                if as_json:
-                    emit_json({"event": "lapped", "lost": sub.lost - lost_reported,
-                               "lost_total": sub.lost}, out, compact=True)
-                else:
-                    out.write(f"# {msg}\n")
-                lost_reported = sub.lost
+            report_lapping()
             if len(batch):
                 continue
             now = time.monotonic()
@@ -182,6 +187,7 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
             sub.wait_for_data(wait)
     except KeyboardInterrupt:
         ended = "interrupted"
+    report_lapping()  # lapping seen just before the end (Ctrl-C) is announced too
     summary = {"event": "end", "reason": ended, "records": printed, "lost": sub.lost,
                "position": sub.position}
     if as_json:
