@@ -13,7 +13,7 @@ help:
 	@echo "make demo-screenshot - the live page in headless chromium, saved as SCREENSHOT=PNG"
 	@echo "make test   - set up everything the tests need, then run them"
 	@echo "make bench  - run the benchmarks (figures side by side with the peers)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and mypy --strict"
 	@echo "make install / make uninstall - as root: /opt/tradingd, units, users, /etc/tradingd"
 	@echo "make c-header - regenerate tools/c/tradingd_segment.h from tradingd/segment/layout.py"
 	@echo "make monitor - the demo pair plus a local Prometheus with the rules (prints the URL)"
@@ -59,11 +59,14 @@ test-deps-bridge:
 	  else echo "$${tool%%:*} missing and not root: some tests/bridge tests will be skipped"; fi; \
 	done
 
-test: venv test-deps
+# lint first: a type error fails `make test` (and so CI) before the suite runs.
+test: venv test-deps lint
 	$(BIN)/python -m pytest -q
 
+# ruff, then mypy --strict ([tool.mypy] in pyproject.toml: files, stubs/ for posix_ipc)
 lint: venv
 	$(BIN)/ruff check tradingd tests tools bench
+	$(BIN)/mypy
 
 # Ctrl-C stops it; DURATION=N stops it after N seconds.
 demo: venv
@@ -87,22 +90,27 @@ SCREENSHOT ?= build/gateway-page.png
 demo-screenshot: venv test-deps
 	$(BIN)/tradingd-demo --screenshot $(SCREENSHOT)
 
+# Generated files are replaced only when their text changes: an unchanged header keeps its
+# mtime, so the venv (which depends on it, above) is not rebuilt for nothing.
+write_if_changed = { $(1) > $(2).tmp && if cmp -s $(2).tmp $(2); then rm -f $(2).tmp; \
+	echo "$(2): unchanged"; else mv -f $(2).tmp $(2); echo "$(2): regenerated"; fi; } \
+	|| { rm -f $(2).tmp; exit 1; }
+
 c-header: venv
-	$(BIN)/python -m tradingd.segment.cheader > tools/c/tradingd_segment.h
-	$(BIN)/python -m tradingd.exec.cheader > tools/c/tradingd_orders.h
+	@$(call write_if_changed,$(BIN)/python -m tradingd.segment.cheader,tools/c/tradingd_segment.h)
+	@$(call write_if_changed,$(BIN)/python -m tradingd.exec.cheader,tools/c/tradingd_orders.h)
 
 docs: venv
-	$(BIN)/python -m tradingd.segment.layout_doc > docs/segment-layout.md
-	$(BIN)/python -m tradingd.monitoring.metrics_doc > docs/metrics.md
-	$(BIN)/python -m tradingd.exec.cheader --doc > docs/order-rings.md
+	@$(call write_if_changed,$(BIN)/python -m tradingd.segment.layout_doc,docs/segment-layout.md)
+	@$(call write_if_changed,$(BIN)/python -m tradingd.monitoring.metrics_doc,docs/metrics.md)
+	@$(call write_if_changed,$(BIN)/python -m tradingd.exec.cheader --doc,docs/order-rings.md)
 
 # The generated monitoring files (rules, dashboard) and docs/metrics.md; RUNBOOK_URL=... links
 # the alerts to where your copy of docs/runbook.md is served.
 monitoring: venv
-	$(BIN)/python -m tradingd.monitoring.rules $(if $(RUNBOOK_URL),--runbook-url $(RUNBOOK_URL)) \
-	  > monitoring/prometheus/tradingd.rules.yml
-	$(BIN)/python -m tradingd.monitoring.dashboard > monitoring/grafana/dashboards/tradingd.json
-	$(BIN)/python -m tradingd.monitoring.metrics_doc > docs/metrics.md
+	@$(call write_if_changed,$(BIN)/python -m tradingd.monitoring.rules $(if $(RUNBOOK_URL),--runbook-url $(RUNBOOK_URL)),monitoring/prometheus/tradingd.rules.yml)
+	@$(call write_if_changed,$(BIN)/python -m tradingd.monitoring.dashboard,monitoring/grafana/dashboards/tradingd.json)
+	@$(call write_if_changed,$(BIN)/python -m tradingd.monitoring.metrics_doc,docs/metrics.md)
 
 # The demo pair plus a local Prometheus (loopback, free ports) with the shipped rules; prints
 # the URL. Ctrl-C stops everything. DURATION=N stops after N seconds.

@@ -10,6 +10,8 @@
 #                                  edited file is kept; the new one goes beside it as .dist)
 #   $(TD_UNITDIR)/tradingd-*.service   /etc/systemd/system
 #   $(TD_SYSUSERSDIR)/tradingd.conf    /etc/sysusers.d (users tradingd, tradingd-consumer)
+#   $(PREFIX)/tools                /opt/tradingd/tools: the operator's scripts of tools/
+# `make uninstall` removes all of it but an edited tradingd.yaml, kept as tradingd.yaml.rpmsave.
 # and then, when systemd is running (/run/systemd/system exists) and DESTDIR is empty, runs
 # systemd-sysusers, `systemctl daemon-reload` and `systemctl try-restart` of the two units.
 # Without a running systemd, the users are created at the next boot by systemd-sysusers.service.

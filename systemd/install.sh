@@ -122,6 +122,22 @@ install_data() {
     return 0
 }
 
+# tools/ (README "Inspecting a segment"): the operator's scripts, run from $PREFIX/tools on a
+# service host (shm-hexdump finds tradingd-inspect in $PREFIX/bin beside it). Part of the
+# venv directory, so a reinstall refreshes them and uninstall removes them.
+install_tools() {
+    say TOOLS "$ROOT/tools"
+    mkdir -p "$ROOT/tools/c"
+    for f in "$SRC"/tools/*; do
+        [ -f "$f" ] || continue
+        case "$f" in
+            *.md) install -m 0644 "$f" "$ROOT/tools/" ;;
+            *) install -m 0755 "$f" "$ROOT/tools/" ;;
+        esac
+    done
+    install -m 0644 "$SRC"/tools/c/*.h "$SRC"/tools/c/*.c "$ROOT/tools/c/"
+}
+
 install_units() {
     mkdir -p "$DESTDIR$TD_UNITDIR" "$DESTDIR$TD_SYSUSERSDIR"
     for unit in $UNITS; do
@@ -191,6 +207,9 @@ with open(dst, "w", encoding="utf-8") as f:
     f.write(text)
 EOF
     chmod 0644 "$new"
+    # The pristine default, kept with the venv: uninstall tells an edited config from it.
+    mkdir -p "$ROOT/share/tradingd"
+    install -m 0644 "$new" "$ROOT/share/tradingd/tradingd.yaml.default"
     if [ -f "$target" ] && ! cmp -s "$new" "$target"; then
         mv -f "$new" "$target.dist"
         say CONFIG "$target kept (it differs: the new default is $target.dist)"
@@ -242,12 +261,30 @@ do_install() {
     [ -f "$SRC/config/tradingd.yaml" ] || die "$SRC/config/tradingd.yaml is missing"
     check_paths
     build_venv
+    install_tools
     install_data
     install_units
     install_config
     install_nats_credentials
     install_gateway_token
     activate
+}
+
+# The config as installed is removed; an edited one (it differs from the default this install
+# wrote, or that default is unknown) is kept as tradingd.yaml.rpmsave, as rpm does.
+remove_config() {
+    conf=$DESTDIR$TD_CONFDIR/tradingd.yaml
+    default=$ROOT/share/tradingd/tradingd.yaml.default
+    if [ -f "$conf" ]; then
+        if [ -f "$default" ] && cmp -s "$conf" "$default"; then
+            rm -f "$conf"
+        else
+            mv -f "$conf" "$conf.rpmsave"
+            say KEPT "$conf.rpmsave (it was edited: remove it if it is not wanted)"
+        fi
+    fi
+    rm -f "$conf.dist"
+    rmdir "$DESTDIR$TD_CONFDIR" 2>/dev/null || true
 }
 
 do_uninstall() {
@@ -266,9 +303,8 @@ do_uninstall() {
         rm -f "$DESTDIR$TD_CONFDIR/nats.cred"
     fi
     rm -f "$DESTDIR$TD_SYSUSERSDIR/tradingd.conf"
-    rm -f "$DESTDIR$TD_CONFDIR/tradingd.yaml" "$DESTDIR$TD_CONFDIR/tradingd.yaml.dist"
     rm -f "$DESTDIR$TD_CONFDIR/gateway-token"
-    rmdir "$DESTDIR$TD_CONFDIR" 2>/dev/null || true
+    remove_config
     if [ -e "$DESTDIR$TD_DATADIR/$MARKER" ]; then
         rm -rf "$DESTDIR$TD_DATADIR"
     fi

@@ -27,9 +27,11 @@ _SCRUB = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "T
 
 
 def command(kind: str) -> list[str]:
-    """The installed console script ``tradingd-KIND``, else ``python -m tradingd.KIND``."""
+    """The installed console script ``tradingd-KIND``, else the module it runs
+    (``python -m tradingd.producer.daemon``; ``tradingd.demo``)."""
     script = BIN / f"tradingd-{kind}"
-    return [str(script)] if script.exists() else [sys.executable, "-m", f"tradingd.{kind}"]
+    module = {"demo": "tradingd.demo"}.get(kind, f"tradingd.{kind}.daemon")
+    return [str(script)] if script.exists() else [sys.executable, "-m", module]
 
 
 class NotifyListener:

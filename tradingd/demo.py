@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -85,16 +86,16 @@ def _terminate_with_parent() -> None:
 
 
 def daemon_command(name: str) -> list[str]:
-    """The console script next to this interpreter, else ``python -m tradingd.<module>``."""
+    """The console script next to this interpreter, else ``python -m tradingd.<name>.daemon``."""
     script = Path(sys.executable).parent / f"tradingd-{name}"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", f"tradingd.{name}"]
+    return [sys.executable, "-m", f"tradingd.{name}.daemon"]
 
 
 def demo_config(base: Config, segment: str, producer_port: int, consumer_port: int,
                 speed: float | None, gateway_port: int = 0,
-                gateway_metrics_port: int = 0) -> dict:
+                gateway_metrics_port: int = 0) -> dict[str, Any]:
     """The base config file's contents with the demo's overrides, as a YAML-ready dict."""
     data = yaml.safe_load(base.source_path.read_text(encoding="utf-8")) or {}
     data.setdefault("segment", {})["name"] = segment
@@ -121,13 +122,13 @@ class Daemons:
 
     segment: str
     workdir: Path
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def log_path(self) -> Path:
         return self.workdir / "daemons.log"
 
-    def start(self, name: str, config_path: Path) -> subprocess.Popen:
+    def start(self, name: str, config_path: Path) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)  # our children do not talk to our service manager
         env.pop("JOURNAL_STREAM", None)
@@ -243,7 +244,8 @@ def set_rates(view: View, previous: View, elapsed: float) -> None:
 
 def scrape(url: str, timeout: float = 2.0) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read().decode("utf-8")
+        body: bytes = resp.read()
+        return body.decode("utf-8")
 
 
 def _num(x: float, decimals: int = 2) -> str:

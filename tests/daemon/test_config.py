@@ -377,6 +377,45 @@ def test_checker_prints_the_values_used(tmp_path: Path) -> None:
     assert "mode: '0640'" in proc.stdout
 
 
+def _checked(path: Path, *extra: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "tradingd.daemon.configcheck", str(path),
+                           *extra], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("text", [
+    None,  # the shipped file
+    """\
+    segment: {name: tdtest-rt, group: tradingd, mode: "0600"}
+    producer:
+      data_dir: /srv/data
+      formats:
+        semicolons:
+          delimiter: ";"
+          header: false
+          columns: {timestamp: 0, open: 1, high: 2, low: 3, close: 4, volume: null}
+          timestamp_format: "%d/%m/%Y %H:%M"
+          timezone: America/New_York
+      symbols:
+        - {name: X, file: x.csv, asset_class: stock, format: semicolons}
+    """,
+])
+def test_printed_values_are_a_config_that_round_trips(tmp_path: Path, text: str | None) -> None:
+    """What tradingd-config prints is a valid file that means the same (printed again: the
+    same, but for the first line naming the file)."""
+    source = SHIPPED if text is None else write(tmp_path, text, "in.yaml")
+    first = _checked(source)
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(first)
+    second = _checked(printed)
+    assert second.splitlines()[0] == f"# {printed}: valid"
+    assert second.splitlines()[1:] == first.splitlines()[1:]
+    assert load_config(printed) == dataclasses.replace(load_config(source),
+                                                       source_path=printed)
+    assert "path:" not in first and "source_path" not in first  # derived values stay out
+
+
 def _leaf_paths(value: object, path: tuple = ()) -> list[tuple]:
     if isinstance(value, dict):
         return [path, *(p for k, v in value.items() for p in _leaf_paths(v, (*path, k)))]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from inspector_support import Producer, inspect, inspect_cli
+from inspector_support import START_TIMEOUT, Producer, inspect, inspect_cli
 
 from tradingd import constants as C
 from tradingd.segment import layout as L
@@ -109,7 +109,7 @@ def test_stopped_producer_has_a_stale_heartbeat(start_producer: Callable[..., Pr
         assert "stopped (SIGSTOP" in status["pid_status"]
     finally:
         p.signal(signal.SIGCONT)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + START_TIMEOUT
     while check(p.segment)[0] != OK and time.monotonic() < deadline:
         time.sleep(0.05)
     assert check(p.segment)[0] == OK  # beating again

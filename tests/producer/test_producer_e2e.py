@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from daemons import DaemonProcess
+from daemons import START_TIMEOUT, DaemonProcess
 from support import promtool_lint
 
 from tradingd import constants as C
@@ -145,7 +145,7 @@ def test_producer_lifecycle(workdir: Path, start: Callable[..., ProducerProcess]
                         r"(, loop \d+)?", status), status
 
     # WATCHDOG_USEC=400000: the main loop pings every 0.2 s
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + START_TIMEOUT  # until 3 pings (a busy machine: later)
     while time.monotonic() < deadline and p.notify.count("WATCHDOG") < 3:
         p.notify.receive(0.1)
     assert p.notify.count("WATCHDOG") >= 3
@@ -166,7 +166,7 @@ def test_producer_lifecycle(workdir: Path, start: Callable[..., ProducerProcess]
     assert re.search(r"^tradingd_producer_segment_size_bytes \d", text, re.M)
     hb = float(re.search(r"^tradingd_producer_heartbeat_timestamp_seconds (\S+)$", text,
                          re.M).group(1))  # type: ignore[union-attr]
-    assert abs(hb - time.time()) < 5
+    assert abs(hb - time.time()) < 60  # a wall-clock time in seconds (not ns, not monotonic)
     assert re.search(r'^tradingd_producer_rows_rejected_total\{file="stocks/AAPL.csv",'
                      r'reason="[a-z_]+"\} ', text, re.M)
     assert "tradingd_producer_publish_batch_duration_seconds_bucket" in text
@@ -239,7 +239,9 @@ def test_replay_stop_at_end_stays_up_and_heartbeats(
         total = sum(s.record_count for s in r.symbols())
         assert r.cursor == total and r.header()["replay_loops"] == 0
         beats = r.header()["heartbeat_count"]
-        time.sleep(0.3)
+        deadline = time.monotonic() + START_TIMEOUT  # until it beats again
+        while r.header()["heartbeat_count"] == beats and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert r.header()["heartbeat_count"] > beats
     p.proc.send_signal(signal.SIGTERM)
     assert p.wait_exit() == 0

@@ -3,6 +3,7 @@ with gcc reads what the Python writer wrote, exactly as the Python reader does."
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,3 +88,78 @@ def test_c_fast_path_is_built_where_a_compiler_exists() -> None:
     if shutil.which("gcc") is None:
         pytest.skip("no C compiler: the pure-Python path is in use")
     assert fastpath.FAST is not None, "tradingd.segment._fastpath did not build: see pip's output"
+
+
+def _readme_c_commands() -> list[str]:
+    """The README's "From C" commands, one shell line each, as written there."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("### From C"):]
+    block = block[block.index("```bash\n") + 8:]
+    block = block[:block.index("\n```")]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_c_reader_build_leaves_no_untracked_file(segment_name: str) -> None:
+    """The README's build works as written and its binary is git-ignored (no stray
+    ``tradingd_reader`` among the untracked files); the reader it builds reads a segment."""
+    if shutil.which("gcc") is None or shutil.which("git") is None:
+        pytest.skip("needs gcc and git")
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    build, run = _readme_c_commands()
+
+    def untracked() -> set[str]:
+        return set(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                   "--untracked-files=all"], capture_output=True, text=True,
+                                  check=True).stdout.splitlines())
+
+    before = untracked()
+    subprocess.run(["sh", "-ec", build], cwd=ROOT, check=True, timeout=120)
+    assert untracked() == before, "the README's C build left files git sees"
+    binary = run.split()[0]
+    assert (ROOT / binary).is_file()
+    assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", binary]).returncode == 0
+    with SegmentWriter.create(segment_name, [SymbolInfo("AAPL", "stock")], ring_capacity=64) as w:
+        w.publish(0, 1664323200 * 10**9, 147.64, 150.64, 144.84, 149.839996, 146514500)
+        line = run.replace(" tradingd", f" {segment_name}")  # a private segment, not the default
+        out = subprocess.run(["sh", "-ec", line], cwd=ROOT, capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == python_view(segment_name)
+
+
+def test_make_c_header_docs_rewrite_only_what_changed(tmp_path: Path) -> None:
+    """``make c-header docs`` keeps an up-to-date file as it is (same mtime: the venv, which
+    depends on the header, is not rebuilt) and replaces a stale one."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    venv = ROOT / ".venv"
+    if not (venv / ".installed-stamp").exists():
+        pytest.skip("the venv was not made by `make venv`")
+    # the Makefile alone, in a scratch tree: the checkout's own files are not touched
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    header = tmp_path / "tools" / "c" / "tradingd_segment.h"
+    doc = tmp_path / "docs" / "segment-layout.md"
+    header.parent.mkdir(parents=True)
+    doc.parent.mkdir()
+    header.write_text(cheader.generate())
+    doc.write_text("stale\n")
+    old = 1_000_000_000
+    for f in (header, doc):
+        os.utime(f, ns=(old, old))
+
+    def make() -> str:
+        return subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path),
+                               f"VENV={venv}", "-o", str(venv / ".installed-stamp"),
+                               "c-header", "docs"], capture_output=True, text=True,
+                              check=True, timeout=120).stdout
+
+    out = make()
+    assert header.stat().st_mtime_ns == old, out  # unchanged: not rewritten
+    from tradingd.segment import layout_doc
+    assert doc.read_text() == layout_doc.generate() and doc.stat().st_mtime_ns != old, out
+    assert "tradingd_segment.h: unchanged" in out and "segment-layout.md: regenerated" in out
+    mtime = doc.stat().st_mtime_ns
+    make()
+    assert doc.stat().st_mtime_ns == mtime and header.stat().st_mtime_ns == old
+    assert sorted(p.name for p in tmp_path.rglob("*.tmp")) == []

@@ -2,13 +2,18 @@
 
 Each record's fields derive from its sequence number s, so a torn or mixed record cannot
 pass: symbol = s % NSYM, event_ns = 3s+1, open = s, high = s+0.5, low = s-0.5,
-close = s+0.25, volume = 2s. Run as ``python torture_worker.py ROLE NAME SECONDS``; prints
-one JSON line of counts.
+close = s+0.25, volume = 2s. Run as ``python torture_worker.py writer NAME [RING]`` or
+``python torture_worker.py ROLE NAME``. The writer publishes until it reads ``stop`` on stdin
+(the test stops it once the readers have counted enough, however long that takes on a busy
+machine); readers print a JSON line of their counts every ``PROGRESS_S`` (``"final":
+false``) and one with ``"final": true`` when the writer has finished and they have read
+everything.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import sys
 import time
 
@@ -21,6 +26,8 @@ from tradingd.segment.writer import SegmentWriter
 
 NSYM = 5
 RING = 4096
+#: Seconds between a reader's progress lines.
+PROGRESS_S = 0.2
 
 
 def records_for(first: int, n: int) -> np.ndarray:
@@ -36,15 +43,19 @@ def records_for(first: int, n: int) -> np.ndarray:
     return recs
 
 
-def writer(name: str, seconds: float, ring: int = RING) -> dict:
+def stop_requested() -> bool:
+    """Has the test written ``stop`` (or closed our stdin)? Never blocks."""
+    return bool(select.select([sys.stdin], [], [], 0)[0])
+
+
+def writer(name: str, ring: int = RING) -> dict:
     w = SegmentWriter.create(name, [SymbolInfo(f"S{i}") for i in range(NSYM)],
                              symbol_capacity=NSYM, ring_capacity=ring, wake_readers=False)
     print("ready", flush=True)
     sys.stdin.readline()  # "go": the readers are attached
     publish = w.publish
     singles = batches = streamed = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while not stop_requested():
         s = w.cursor
         for s in range(s, s + 2000):  # noqa: B020 - the single-record path
             publish(s % NSYM, 3 * s + 1, float(s), s + 0.5, s - 0.5, s + 0.25, 2.0 * s)
@@ -61,6 +72,7 @@ def writer(name: str, seconds: float, ring: int = RING) -> dict:
     stats = {"published": w.cursor, "singles": singles, "batched": batches,
              "streamed": streamed}
     print(json.dumps(stats), flush=True)
+    sys.stdin.readline()  # "stop"
     sys.stdin.readline()  # the readers are done
     w.close()
     return stats
@@ -74,6 +86,28 @@ def check_tuple(rec: tuple) -> bool:
 
 def done(r: SegmentReader, position: int) -> bool:
     return r.state != L.STATE_LIVE and position >= r.cursor
+
+
+class Progress:
+    """Prints a reader's counts every PROGRESS_S; ``due()`` is cheap enough for every loop."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.next_t = time.monotonic() + PROGRESS_S
+
+    def due(self) -> bool:
+        self.calls += 1
+        return self.calls & 0x3FF == 0 and time.monotonic() >= self.next_t
+
+    def report(self, counts: dict) -> None:
+        print(json.dumps({**counts, "final": False}), flush=True)
+        self.next_t = time.monotonic() + PROGRESS_S
+
+
+def _counts(good: int, torn: int, sub: RingSubscription, start: int) -> dict:
+    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
+            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
+            "trusted_reads": sub.trusted_reads}
 
 
 def attach_oldest(name: str) -> tuple[SegmentReader, RingSubscription, int]:
@@ -91,7 +125,10 @@ def _read_singly(name: str, how: str) -> dict:
     good = torn = 0
     last = -1
     read = sub.poll_one if how == "poll_one" else lambda: sub.next(0.01)
+    progress = Progress()
     while True:
+        if progress.due():
+            progress.report(_counts(good, torn, sub, start))
         rec = read()
         if rec is None:
             if done(r, sub.position):
@@ -102,9 +139,7 @@ def _read_singly(name: str, how: str) -> dict:
         else:
             torn += 1
         last = rec[0]
-    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
-            "trusted_reads": sub.trusted_reads}
+    return _counts(good, torn, sub, start)
 
 
 def reader_single(name: str) -> dict:
@@ -119,7 +154,10 @@ def reader_batch(name: str) -> dict:
     r, sub, start = attach_oldest(name)
     good = torn = 0
     last = -1
+    progress = Progress()
     while True:
+        if progress.due():
+            progress.report(_counts(good, torn, sub, start))
         b = sub.poll_batch(8192)
         if len(b) == 0:
             if done(r, sub.position):
@@ -133,9 +171,7 @@ def reader_batch(name: str) -> dict:
         good += int(ok.sum())
         torn += int(len(b) - ok.sum())
         last = int(s[-1])
-    return {"read": good, "torn_accepted": torn, "lost": sub.lost, "rejected": sub.rejected,
-            "span": sub.position - start, "stamp_reads": sub.stamp_reads,
-            "trusted_reads": sub.trusted_reads}
+    return _counts(good, torn, sub, start)
 
 
 def reader_latest(name: str) -> dict:
@@ -143,7 +179,10 @@ def reader_latest(name: str) -> dict:
     print("ready", flush=True)
     good = torn = 0
     read = r.latest_tuple
+    progress = Progress()
     while r.state == L.STATE_LIVE:
+        if progress.due():
+            progress.report({"read": good, "torn_accepted": torn})
         for sym in range(NSYM):
             t = read(sym)
             if t is None:
@@ -160,8 +199,8 @@ def reader_latest(name: str) -> dict:
 if __name__ == "__main__":
     role, seg = sys.argv[1], sys.argv[2]
     if role == "writer":
-        writer(seg, float(sys.argv[3]), *map(int, sys.argv[4:5]))
+        writer(seg, *map(int, sys.argv[3:4]))
     else:
         fn = {"single": reader_single, "next": reader_next, "batch": reader_batch,
               "latest": reader_latest}[role]
-        print(json.dumps(fn(seg)), flush=True)
+        print(json.dumps({**fn(seg), "final": True}), flush=True)

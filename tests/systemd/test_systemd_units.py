@@ -285,6 +285,12 @@ def test_make_install_layout(installed: Installed) -> None:
     res = box.run(["systemd-analyze", "verify", f"/etc/systemd/system/{PRODUCER}",
                    f"/etc/systemd/system/{CONSUMER}"], check=False)
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    # tools/ is installed (no checkout needed on a service host), runnable
+    for tool in TOOLS:
+        box.run(["test", "-x", f"{PREFIX}/tools/{tool}"])
+    for path in ("README.md", "c/tradingd_segment.h", "c/tradingd_reader.c"):
+        box.run(["test", "-f", f"{PREFIX}/tools/{path}"])
+    assert "usage: strace-unit" in box.run([f"{PREFIX}/tools/strace-unit", "--help"]).stdout
     print(f"make install took {installed.install_seconds:.1f} s")
 
 
@@ -323,6 +329,21 @@ def test_start_both(installed: Installed) -> None:
         assert not re.search(r"^<\d>", messages(entries), re.M), "prefix not parsed"
         assert all(e.get("SYSLOG_IDENTIFIER") == unit.removesuffix(".service") for e in entries)
         assert any(m.startswith("Started ") for m in systemd_messages(box, unit))
+
+
+#: The scripts of tools/ that `make install` puts in PREFIX/tools.
+TOOLS = ("shm-hexdump", "strace-lifecycle", "strace-summary", "strace-timing", "strace-unit")
+
+
+def test_installed_tools_read_the_running_segment(installed: Installed) -> None:
+    """The README's tools run from PREFIX/tools with nothing of tradingd on PATH:
+    shm-hexdump finds the installed tradingd-inspect beside it."""
+    box = installed.box
+    ensure_started(installed)
+    bare = ["env", "-i", "PATH=/usr/bin:/bin"]
+    out = box.run([*bare, f"{PREFIX}/tools/shm-hexdump", constants.DEFAULT_SEGMENT_NAME,
+                   "header.magic"]).stdout
+    assert out.splitlines()[0].endswith("|TRADINGD|"), out
 
 
 SEGMENT_ACCESS = """
@@ -453,16 +474,25 @@ def test_bad_config_fails_once_without_restart_loop(installed: Installed) -> Non
 
 
 def test_make_uninstall(installed: Installed) -> None:
-    """Last: `make uninstall` stops the units and removes what `make install` put."""
+    """Last: `make uninstall` stops the units and removes what `make install` put, but for
+    the config the tests edited (their metrics ports), which it keeps as .rpmsave."""
     box = installed.box
     ensure_started(installed)
+    edited = box.run(["cat", CONFIG]).stdout
     box.run(make_command("uninstall"), timeout=120)
     for unit in UNITS:
         assert box.show(unit, "LoadState")["LoadState"] == "not-found"
     for path in (PREFIX, f"/etc/systemd/system/{PRODUCER}", f"/etc/systemd/system/{CONSUMER}",
-                 "/etc/sysusers.d/tradingd.conf", "/etc/tradingd"):
+                 "/etc/sysusers.d/tradingd.conf", CONFIG, f"{CONFIG}.dist"):
         assert box.run(["test", "-e", path], check=False).returncode == 1, path
+    assert box.run(["cat", f"{CONFIG}.rpmsave"]).stdout == edited
     assert box.run(["test", "-e", SEGMENT], check=False).returncode == 1
     leftovers = box.run(["pgrep", "-f", "tradingd-"], check=False).stdout
     assert not leftovers.strip(), leftovers
+    # A config nobody edited goes with the rest (and with it /etc/tradingd).
+    box.run(["rm", f"{CONFIG}.rpmsave"])
+    box.run(make_command("install"), timeout=300)
+    box.run(make_command("uninstall"), timeout=120)
+    for path in (PREFIX, "/etc/tradingd"):
+        assert box.run(["test", "-e", path], check=False).returncode == 1, path
 

@@ -38,8 +38,10 @@ import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.segment import layout as L
@@ -64,9 +66,9 @@ _FEW_SYMBOLS = 8
 _SMALL_BATCH = 8
 #: Positions of the fields the record-by-record path reads in a record tuple (``tolist()``
 #: of a RECORD_DTYPE array, or ``poll_one``: both in this order).
-_FIELD_INDEX = tuple(L.RECORD_DTYPE.names.index(f) for f in (
+_FIELD_INDEX = tuple(L.RECORD.names.index(f) for f in (
     "symbol_id", "event_ns", "publish_ns", "high", "low", "close", "volume"))
-if Record._fields[1:] != L.RECORD_DTYPE.names[1:]:  # poll_one tuples must line up
+if Record._fields[1:] != L.RECORD.names[1:]:  # poll_one tuples must line up
     raise AssertionError("tradingd.segment.model.Record and layout.RECORD disagree on field order")
 #: The per-symbol ring buffers keep these record fields, adjacent f64 words in the record.
 _HLCV = {"high": 0, "low": 1, "close": 2, "volume": 3}
@@ -181,7 +183,8 @@ class Analytics:
         self._staged = 0
         self._staged_since = self._staged_last = 0
         now = self._clock.monotonic_ns()
-        self._rate_samples: deque[tuple[int, np.ndarray]] = deque([(now, self._count.copy())])
+        self._rate_samples: deque[tuple[int, npt.NDArray[np.int64]]] = deque(
+            [(now, self._count.copy())])
 
     def set_names(self, names: Sequence[str]) -> None:
         """Label the symbols (the segment's symbol table, which may grow)."""
@@ -193,7 +196,7 @@ class Analytics:
         """Records received since :meth:`reset` (applied or still staged)."""
         return self._applied + self._staged
 
-    def update(self, recs: np.ndarray | Sequence[tuple]) -> None:
+    def update(self, recs: np.ndarray | Sequence[tuple[Any, ...]]) -> None:
         """Add records, in sequence order, to the state.
 
         ``recs`` is a ``RECORD_DTYPE`` array (``poll_batch``) or a list of record tuples
@@ -268,7 +271,7 @@ class Analytics:
         self._applied += n
         self._sample_rate(t_ns)
 
-    def _update_tuples(self, recs: Sequence[tuple]) -> int:
+    def _update_tuples(self, recs: Sequence[tuple[Any, ...]]) -> int:
         """The same update record by record: cheaper than ~30 numpy calls for a few records.
 
         A consumer woken for every record (the spin and block strategies at modest rates)

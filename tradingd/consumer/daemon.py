@@ -42,6 +42,7 @@ from tradingd.daemon.signals import StopFlag
 from tradingd.segment import layout as L
 from tradingd.segment import shm
 from tradingd.segment.fastpath import IMPLEMENTATION
+from tradingd.segment.model import Record
 from tradingd.segment.reader import SegmentReader
 
 PROG = "tradingd-consumer"
@@ -118,7 +119,7 @@ class ConsumerService:
             else:
                 self.analytics.set_names(names)
 
-    def _on_batch(self, records: np.ndarray | list[tuple], first_seq: int) -> None:
+    def _on_batch(self, records: np.ndarray | list[Record], first_seq: int) -> None:
         now = self._clock.monotonic_ns()
         backlog = self.follower.attach_cursor - first_seq  # records older than our attach
         with self._lock:

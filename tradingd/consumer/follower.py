@@ -54,6 +54,7 @@ from tradingd.errors import (
 )
 from tradingd.segment import layout as L
 from tradingd.segment import liveness, shm
+from tradingd.segment.model import Record
 from tradingd.segment.reader import RingSubscription, SegmentReader
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ _TRANSIENT = (SegmentNotFound, SegmentNotReady, SegmentStopped)
 #: (``poll_one``, ~0.1 us each in C) instead of one numpy copy (~10 us fixed cost).
 SMALL_POLL = 8
 
-Sink = Callable[[np.ndarray | list[tuple], int], None]
+Sink = Callable[[np.ndarray | list[Record], int], None]
 """Receives the records read and the sequence number of the first: a ``RECORD_DTYPE``
 array (``poll_batch``) or, for a few records, a list of tuples in Record order."""
 
@@ -221,13 +222,14 @@ class Follower:
         if available <= 0:
             return 0
         if available <= SMALL_POLL:
-            records: np.ndarray | list[tuple] = []
+            few: list[Record] = []
             for _ in range(available):
                 rec = sub.poll_one()
                 if rec is None:
                     break
-                records.append(rec)
-            first = records[0][0] if records else 0
+                few.append(rec)
+            first = few[0][0] if few else 0
+            records: np.ndarray | list[Record] = few
         else:
             records = sub.poll_batch(max_records)
             first = sub.position - len(records)

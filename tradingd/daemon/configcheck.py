@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 
 from tradingd.daemon.cli import common_parser, config_from_args, run_main
+from tradingd.daemon.config import SCHEMA
+from tradingd.daemon.schema import DictOf, ListOf, Map, Node
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     def check() -> int:
         config = config_from_args(args)
         print(f"# {config.source_path}: valid")
-        data = _plain(config)
+        # the file's keys only (not what the daemons derive, such as a symbol's resolved
+        # path): the output is itself a valid configuration file
+        data = _as_schema(SCHEMA, _plain(config))
         data["segment"]["mode"] = f"{config.segment.mode:04o}"
         if config.exec is not None and data.get("exec"):
             data["exec"]["mode"] = f"{config.exec.mode:04o}"
@@ -47,6 +51,18 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    return value
+
+
+def _as_schema(node: Node, value: Any) -> Any:
+    """``value`` with only the keys ``node`` (the schema) knows, in the schema's order."""
+    if isinstance(node, Map) and isinstance(value, Mapping):
+        return {k: _as_schema(child, value[k]) for k, child in node.fields.items()
+                if k in value}
+    if isinstance(node, DictOf) and isinstance(value, Mapping):
+        return {k: _as_schema(node.value, v) for k, v in value.items()}
+    if isinstance(node, ListOf) and isinstance(value, list):
+        return [_as_schema(node.item, v) for v in value]
     return value
 
 

@@ -14,3 +14,11 @@ Answers "is it alive, what is in it, is it consistent" without hexdump-and-hope:
 * :mod:`.format`: decoding by the layout and rendering values, tables and JSON;
 * :mod:`.cli`: options, configuration and exit codes.
 """
+
+from tradingd.inspector.check import CheckOptions, CheckResult, Status, evaluate
+from tradingd.inspector.layoutinfo import layout_report
+from tradingd.inspector.source import Opened, Source, open_source
+from tradingd.inspector.status import status_report
+
+__all__ = ["CheckOptions", "CheckResult", "Opened", "Source", "Status", "evaluate",
+           "layout_report", "open_source", "status_report"]

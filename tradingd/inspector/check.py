@@ -79,12 +79,36 @@ class CheckResult:
                 "perfdata": self.perfdata, **self.details}
 
 
-def _seconds(ns: int) -> str:
-    return f"{ns / 1e9:.6f}".rstrip("0").rstrip(".") + "s"
+def _decimal(x: float) -> str:
+    """A number as perfdata wants it: characters [-0-9.] only (no exponent, no unit)."""
+    text = f"{x:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
-def _num(x: float | None) -> str:
-    return "" if x is None else f"{x:g}"
+#: Units of measurement the monitoring-plugins guideline allows after a perfdata value.
+PERF_UOMS = ("", "s", "%", "B", "KB", "MB", "TB", "c")
+
+
+def perfdata(label: str, value: float, uom: str = "", warn: float | None = None,
+             crit: float | None = None, minimum: float | None = None,
+             maximum: float | None = None) -> str:
+    """One perfdata item, ``'label'=value[UOM];[warn];[crit];[min];[max]``, exactly as the
+    monitoring-plugins development guidelines define it.
+
+    The unit goes on the value only (thresholds, min and max are in the value's unit,
+    written without it); numbers use ``[-0-9.]``; fields left empty at the end are dropped;
+    the label is quoted only when it holds a space (it may not hold ``=`` or ``'``).
+    """
+    if "=" in label or "'" in label or not label:
+        raise ValueError(f"perfdata label {label!r}: must be non-empty, without = or '")
+    if uom not in PERF_UOMS:
+        raise ValueError(f"perfdata unit {uom!r}: one of {', '.join(PERF_UOMS[1:])} or none")
+    fields = [f"{_decimal(value)}{uom}",
+              *("" if x is None else _decimal(x) for x in (warn, crit, minimum, maximum))]
+    while fields[-1] == "":
+        fields.pop()
+    name = f"'{label}'" if " " in label else label
+    return f"{name}={';'.join(fields)}"
 
 
 def evaluate(opened: Opened, clock: Clock, opts: CheckOptions) -> CheckResult:
@@ -116,8 +140,9 @@ def evaluate(opened: Opened, clock: Clock, opts: CheckOptions) -> CheckResult:
     pid = int(h["producer_pid"])
     hb_age = live.heartbeat_age_ns
     cursor = int(h["ring_cursor"])
-    perf = [f"heartbeat_age={_seconds(hb_age)};;{_seconds(f.timeout_ns or 0)}",
-            f"records={cursor}c"]
+    perf = [perfdata("heartbeat_age", hb_age / 1e9, "s",
+                     crit=None if f.timeout_ns is None else f.timeout_ns / 1e9),
+            perfdata("records", cursor, "c")]
     details.update({"state": L.STATE_NAMES.get(state, str(state)), "pid": pid,
                     "pid_status": f.pid, "heartbeat_age_ns": hb_age,
                     "heartbeat_timeout_ns": f.timeout_ns, "records": cursor,
@@ -160,8 +185,8 @@ def evaluate(opened: Opened, clock: Clock, opts: CheckOptions) -> CheckResult:
             data_age = max(0, clock.wall_ns() - start) if start else 0
             data_text = f"no record yet ({fmt_age_ns(data_age)} since start)"
         details["data_age_ns"] = data_age
-        perf.append(f"data_age={_seconds(data_age)};{_num(opts.data_stale_s)};"
-                    f"{_num(opts.data_stale_critical_s)}")
+        perf.append(perfdata("data_age", data_age / 1e9, "s", opts.data_stale_s,
+                             opts.data_stale_critical_s))
         summary += f", {data_text}"
         crit, warn = opts.data_stale_critical_s, opts.data_stale_s
         if crit is not None and data_age > crit * 1e9:

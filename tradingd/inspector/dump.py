@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from tradingd import constants as C
 from tradingd.errors import TradingdError
@@ -87,7 +88,7 @@ class _Item:
     offset: int
     size: int
     name: str
-    unpack: Callable[[bytes, int], tuple[object, ...]] | None
+    unpack: Callable[[bytes, int], tuple[Any, ...]] | None  # struct.Struct.unpack_from
 
 
 _ITEMS: dict[int, tuple[_Item, ...]] = {}
@@ -178,7 +179,7 @@ def _decode(it: _Item, buf: bytes, pos: int) -> Value | None:
     if it.unpack is None:
         assert it.placed is not None
         return decode_field(it.placed, buf, pos - it.placed.offset)
-    value: Value = it.unpack(buf, pos)[0]  # type: ignore[assignment]
+    value: Value = it.unpack(buf, pos)[0]
     return value
 
 

@@ -19,6 +19,9 @@ from typing import Any, TextIO
 from tradingd.segment import layout as L
 
 Value = int | float | str
+#: A subcommand's report as plain data (what ``--json`` prints): JSON values, typed ``Any`` as
+#: ``json.loads`` types them, so a renderer reads back what the report's builder put in.
+Report = Mapping[str, Any]
 
 
 def decode_field(placed: L.Placed, data: bytes | memoryview, base: int = 0) -> Value | None:
@@ -158,10 +161,10 @@ def magic_text(value: int) -> str:
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]],
                  right: Iterable[int] = ()) -> str:
     """Columns padded to their widest cell; columns in ``right`` are right-aligned."""
-    rows = [[str(c) for c in r] for r in rows]
+    cells = [[str(c) for c in r] for r in rows]
     right_set = set(right)
     widths = [len(h) for h in headers]
-    for r in rows:
+    for r in cells:
         for i, c in enumerate(r):
             widths[i] = max(widths[i], len(c))
 
@@ -171,7 +174,7 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]],
         return "  ".join(parts).rstrip()
 
     out = [line(headers), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in rows)
+    out.extend(line(r) for r in cells)
     return "\n".join(out)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tradingd.inspector.format import render_table
+from tradingd.inspector.format import Report, render_table
 from tradingd.segment import layout as L
 
 _SIZE_RE = re.compile(r"_Static_assert\(sizeof\(tradingd_(\w+)\)\s*==\s*(\d+)")
@@ -90,19 +90,19 @@ def regions_of(geo: L.Geometry) -> list[dict[str, object]]:
             for name, off, size, s, count in geo.regions()]
 
 
-def render_layout(report: dict[str, object]) -> str:
+def render_layout(report: Report) -> str:
     """The text form of :func:`layout_report`."""
     out = [f"tradingd segment layout v{report['layout_major']}.{report['layout_minor']}, "
            f"fingerprint {report['fingerprint']}, magic \"TRADINGD\" ({report['magic']})",
            ""]
     rows = [(f["region"], f["struct"], f["offset"], f["size"], f["type"], f["field"],
-             f["meaning"]) for f in report["fields"]]  # type: ignore[attr-defined]
+             f["meaning"]) for f in report["fields"]]
     out.append(render_table(("region", "struct", "offset", "size", "type", "field", "meaning"),
                             rows, right=(2, 3)))
     out.append("")
     out.append("Sizes in bytes: Python (layout), numpy dtype, and the C header's _Static_assert")
     srows = []
-    for s in report["structs"]:  # type: ignore[attr-defined]
+    for s in report["structs"]:
         pad = sum(p["size"] for p in s["padding"])
         srows.append((s["struct"], s["region"], s["python_size"], s["numpy_itemsize"],
                       s["c_size"] if s["c_size"] is not None else "missing", pad,
@@ -112,9 +112,9 @@ def render_layout(report: dict[str, object]) -> str:
     ca = report["c_asserts"]
     verdict = ("C and Python agree on every size and offset" if report["agree"]
                else "C and Python DISAGREE: regenerate the C header (make c-header)")
-    out.append(f"{verdict} ({ca['sizes']} sizes and {ca['offsets']} offsets "  # type: ignore[index]
+    out.append(f"{verdict} ({ca['sizes']} sizes and {ca['offsets']} offsets "
                f"pinned by _Static_assert in the generated header).")
-    states = ", ".join(f"{k} {v}" for k, v in report["states"].items())  # type: ignore[attr-defined]
+    states = ", ".join(f"{k} {v}" for k, v in report["states"].items())
     out.append(f"States: {states}.")
     if "regions" in report:
         out.append("")
@@ -122,6 +122,6 @@ def render_layout(report: dict[str, object]) -> str:
         out.append(render_table(
             ("region", "offset", "size", "element", "count"),
             [(r["region"], r["offset"], r["size"], f"{r['element']} x {r['element_size']} B",
-              r["count"]) for r in report["regions"]],  # type: ignore[attr-defined]
+              r["count"]) for r in report["regions"]],
             right=(1, 2, 4)))
     return "\n".join(out)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 import numpy as np
 
 from tradingd.clock import Clock
 from tradingd.inspector.format import (
+    Report,
     emit_json,
     fmt_ago,
     fmt_price,
@@ -54,7 +56,7 @@ def latest_rows(symbols: list[SymbolInfo], latest: list[LatestValue | None],
     return rows
 
 
-def render_latest(rows: list[dict[str, object]]) -> str:
+def render_latest(rows: Sequence[Report]) -> str:
     table = []
     for r in rows:
         if "seq" not in r:
@@ -62,8 +64,8 @@ def render_latest(rows: list[dict[str, object]]) -> str:
                           "-", "-"))
             continue
         table.append((r["id"], r["symbol"], r["asset_class"], r["price_text"],
-                      fmt_volume(float(r["volume"])), r["event_time"],  # type: ignore[arg-type]
-                      fmt_ago(int(r["age_ns"])), r["seq"]))  # type: ignore[call-overload]
+                      fmt_volume(float(r["volume"])), r["event_time"],
+                      fmt_ago(int(r["age_ns"])), r["seq"]))
     return render_table(("id", "symbol", "class", "price", "volume", "event time (UTC)",
                          "age", "seq"), table, right=(0, 3, 4, 7))
 
@@ -76,7 +78,7 @@ def record_dicts(seqs: list[int], records: np.ndarray, symbols: list[SymbolInfo]
         sid = int(r["symbol_id"])
         sym = _symbol(symbols, sid)
         row: dict[str, object] = {"seq": seq, "symbol_id": sid, "symbol": sym.name}
-        for name in L.RECORD.dtype.names:
+        for name in L.RECORD.names:
             if name not in ("seq_lo", "symbol_id"):
                 row[name] = r[name].item()
         row["event_time"] = fmt_time_utc(int(r["event_ns"]))
@@ -90,23 +92,32 @@ _TAIL_HEADERS = ("seq", "symbol", "event time (UTC)", "open", "high", "low", "cl
                  "volume", "published")
 
 
-def _tail_cells(r: dict[str, object]) -> tuple[object, ...]:
-    d = int(r["decimals"])  # type: ignore[call-overload]
+def _tail_cells(r: Report) -> tuple[object, ...]:
+    d = int(r["decimals"])
     return (r["seq"], r["symbol"], r["event_time"],
-            *(fmt_price(float(r[k]), d) for k in ("open", "high", "low", "close")),  # type: ignore[arg-type]
-            fmt_volume(float(r["volume"])), fmt_ago(int(r["age_ns"])))  # type: ignore[arg-type, call-overload]
+            *(fmt_price(float(r[k]), d) for k in ("open", "high", "low", "close")),
+            fmt_volume(float(r["volume"])), fmt_ago(int(r["age_ns"])))
 
 
-def render_tail(rows: list[dict[str, object]]) -> str:
+def render_tail(rows: Sequence[Report]) -> str:
     return render_table(_TAIL_HEADERS, [_tail_cells(r) for r in rows],
                         right=(0, 3, 4, 5, 6, 7))
 
 
-def tail_line(r: dict[str, object]) -> str:
+#: Followed records: fixed-width columns (no table to re-align), "published" left out.
+_FOLLOW_LINE = "{:>10}  {:<10}  {:<24}  {:>12} {:>12} {:>12} {:>12}  {:>16}"
+_FOLLOW_WIDTHS = (10, 10, 24, 12, 12, 12, 12, 16)
+
+
+def tail_line(r: Report) -> str:
     """One followed record, as a line of fixed-width columns (no table to re-align)."""
-    c = _tail_cells(r)
-    return (f"{c[0]:>10}  {c[1]:<10}  {c[2]:<24}  {c[3]:>12} {c[4]:>12} {c[5]:>12} "
-            f"{c[6]:>12}  {c[7]:>16}")
+    return _FOLLOW_LINE.format(*_tail_cells(r)[:8])
+
+
+def tail_header() -> str:
+    """The column header above followed records, and its rule, as plain ``tail`` prints."""
+    return (_FOLLOW_LINE.format(*_TAIL_HEADERS[:8]).rstrip() + "\n"
+            + _FOLLOW_LINE.format(*("-" * w for w in _FOLLOW_WIDTHS)))
 
 
 def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, *,
@@ -126,6 +137,22 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
     next_name_check = time.monotonic() + NAME_CHECK_INTERVAL_S
     printed = lost_reported = 0
     ended = "interrupted"
+    if not as_json:
+        out.write(tail_header() + "\n")
+        out.flush()
+
+    def report_lapping() -> None:
+        nonlocal lost_reported
+        if sub.lost > lost_reported:
+            msg = (f"lapped: the producer overwrote {sub.lost - lost_reported} records "
+                   f"before they were read ({sub.lost} lost in all)")
+            if as_json:
+                emit_json({"event": "lapped", "lost": sub.lost - lost_reported,
+                           "lost_total": sub.lost}, out, compact=True)
+            else:
+                out.write(f"# {msg}\n")
+            lost_reported = sub.lost
+
     try:
         while True:
             batch = sub.poll_batch(4096)
@@ -139,15 +166,7 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
                         out.write(tail_line(r) + "\n")
                 printed += len(rows)
                 out.flush()
-            if sub.lost > lost_reported:
-                msg = (f"lapped: the producer overwrote {sub.lost - lost_reported} records "
-                       f"before they were read ({sub.lost} lost in all)")
-                if as_json:
-                    emit_json({"event": "lapped", "lost": sub.lost - lost_reported,
-                               "lost_total": sub.lost}, out, compact=True)
-                else:
-                    out.write(f"# {msg}\n")
-                lost_reported = sub.lost
+            report_lapping()
             if len(batch):
                 continue
             now = time.monotonic()
@@ -168,6 +187,7 @@ def follow(view: LiveView, symbols: list[SymbolInfo], start: int, clock: Clock, 
             sub.wait_for_data(wait)
     except KeyboardInterrupt:
         ended = "interrupted"
+    report_lapping()  # lapping seen just before the end (Ctrl-C) is announced too
     summary = {"event": "end", "reason": ended, "records": printed, "lost": sub.lost,
                "position": sub.position}
     if as_json:

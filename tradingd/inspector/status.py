@@ -12,10 +12,13 @@ fields that exist in the file are shown and the problem is stated with its offse
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tradingd.clock import Clock
 from tradingd.inspector.format import (
+    Report,
     Value,
     fmt_age_ns,
     fmt_ago,
@@ -64,12 +67,12 @@ def _proc_state(pid: int) -> str:
     return data[data.rfind(b")") + 2:][:1].decode("ascii", "replace")
 
 
-def has_liveness_fields(h: dict[str, Value]) -> bool:
+def has_liveness_fields(h: Mapping[str, Value]) -> bool:
     return all(k in h for k in ("heartbeat_ns", "heartbeat_interval_ns", "producer_pid",
                                 "producer_start_ticks", "state"))
 
 
-def assess(h: dict[str, Value], now_ns: int, factor: float) -> liveness.Liveness | None:
+def assess(h: Mapping[str, Value], now_ns: int, factor: float) -> liveness.Liveness | None:
     """:func:`tradingd.segment.liveness.assess` on a possibly partial header; None if it cannot."""
     if not has_liveness_fields(h) or h.get("magic") != L.MAGIC:
         return None
@@ -87,13 +90,13 @@ def newest_publish_ns(latest: list[LatestValue | None]) -> int | None:
 class Facts:
     """What the other subcommands (check, watch) need from one look at a segment."""
 
-    header: dict[str, Value]
+    header: Mapping[str, Value]
     live: liveness.Liveness | None
     pid: str
     timeout_ns: int | None
 
 
-def facts(h: dict[str, Value], now_ns: int, factor: float) -> Facts:
+def facts(h: Mapping[str, Value], now_ns: int, factor: float) -> Facts:
     live = assess(h, now_ns, factor)
     pid = pid_detail(int(h.get("producer_pid", 0)), int(h.get("producer_start_ticks", 0))) \
         if "producer_pid" in h and h.get("magic") == L.MAGIC else "unknown"
@@ -102,7 +105,7 @@ def facts(h: dict[str, Value], now_ns: int, factor: float) -> Facts:
     return Facts(h, live, pid, timeout)
 
 
-def summary_line(where: str, h: dict[str, Value], f: Facts, now_ns: int) -> str:
+def summary_line(where: str, h: Mapping[str, Value], f: Facts, now_ns: int) -> str:
     """The one-line status (every part that the header has)."""
     if h.get("magic") != L.MAGIC:
         if h.get("magic") == 0:
@@ -129,7 +132,7 @@ def summary_line(where: str, h: dict[str, Value], f: Facts, now_ns: int) -> str:
     return ", ".join(parts)
 
 
-def mirror_text(h: dict[str, Value]) -> str:
+def mirror_text(h: Mapping[str, Value]) -> str:
     """For a mirror segment (layout v1.3, tradingd-bridge mirror): of what, how far behind.
 
     ``mirror of host:segment gen 1a2b3c4d… (upstream live, 12 ms behind, origin seq 4711,
@@ -149,7 +152,7 @@ def mirror_text(h: dict[str, Value]) -> str:
             f"{h.get('upstream_gap_records', 0)} gap records)")
 
 
-def field_note(name: str, value: Value, h: dict[str, Value], f: Facts, now_ns: int,
+def field_note(name: str, value: Value, h: Mapping[str, Value], f: Facts, now_ns: int,
                file_size: int | None) -> str:
     """What a header value means right now (the "note" column)."""
     if not isinstance(value, int):
@@ -195,7 +198,7 @@ def field_note(name: str, value: Value, h: dict[str, Value], f: Facts, now_ns: i
     return ""
 
 
-def header_rows(h: dict[str, Value], f: Facts, now_ns: int,
+def header_rows(h: Mapping[str, Value], f: Facts, now_ns: int,
                 file_size: int | None) -> list[dict[str, object]]:
     """Every header field the file has: offset, name, value, note."""
     rows = []
@@ -238,7 +241,7 @@ def status_report(opened: Opened, clock: Clock, factor: float) -> dict[str, obje
     h = dict(view.header()) if isinstance(view, LiveView) else dict(p.header)
     f = facts(h, now, factor)
     size = p.info.size if p.info else None
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "segment": {"where": p.source.where, "name": p.source.name,
                     "file": p.info.as_dict() if p.info else None},
         "ok": p.ok,
@@ -260,7 +263,7 @@ def status_report(opened: Opened, clock: Clock, factor: float) -> dict[str, obje
         "consistency": [],
     }
     if p.geometry and size is not None:
-        for r in report["regions"]:  # type: ignore[attr-defined]
+        for r in report["regions"]:
             r["present"] = r["offset"] + r["size"] <= size
     if view is not None and p.geometry is not None:
         symbols = view.symbols()
@@ -276,16 +279,16 @@ def status_report(opened: Opened, clock: Clock, factor: float) -> dict[str, obje
     return report
 
 
-def render_status(r: dict[str, object]) -> str:
+def render_status(r: Report) -> str:
     """The text form of :func:`status_report`."""
     out = [str(r["summary"])]
     problem = r["problem"]
-    if problem and problem["message"] != r["summary"]:  # type: ignore[index]
-        out.append(f"PROBLEM ({problem['kind']}): {problem['message']}")  # type: ignore[index]
+    if problem and problem["message"] != r["summary"]:
+        out.append(f"PROBLEM ({problem['kind']}): {problem['message']}")
     seg = r["segment"]
-    file = seg["file"]  # type: ignore[index]
+    file = seg["file"]
     if file:
-        out.append(f"file: {seg['where']}, {file['size']} bytes, mode {file['mode']}, "  # type: ignore[index]
+        out.append(f"file: {seg['where']}, {file['size']} bytes, mode {file['mode']}, "
                    f"owner {file['owner']}, group {file['group']}")
     if r["fields"]:
         out.append("")
@@ -293,7 +296,7 @@ def render_status(r: dict[str, object]) -> str:
         out.append(render_table(
             ("offset", "field", "value", "note"),
             [(x["offset"], x["field"], x["shown"], x["note"])
-             for x in r["fields"]],  # type: ignore[attr-defined]
+             for x in r["fields"]],
             right=(0,)))
     counters = r["counters"]
     if counters:
@@ -303,11 +306,11 @@ def render_status(r: dict[str, object]) -> str:
                   "replay_loops": "replay loops", "rows_rejected": "rows rejected",
                   "wake_seq": "reader wake-ups"}
         out.append(render_table(("counter", "value"),
-                                [(labels[k], v) for k, v in counters.items()],  # type: ignore[attr-defined]
+                                [(labels[k], v) for k, v in counters.items()],
                                 right=(1,)))
         age = r.get("last_publish_age_ns")
         if age is not None:
-            out.append(f"last record published {fmt_ago(int(age))}")  # type: ignore[arg-type]
+            out.append(f"last record published {fmt_ago(int(age))}")
     if r["regions"]:
         out.append("")
         out.append("Regions")
@@ -315,7 +318,7 @@ def render_status(r: dict[str, object]) -> str:
             ("region", "offset", "size", "element", "count", "in file"),
             [(x["region"], x["offset"], x["size"], f"{x['element']} x {x['element_size']} B",
               x["count"], "yes" if x.get("present", True) else "NO (truncated)")
-             for x in r["regions"]],  # type: ignore[attr-defined]
+             for x in r["regions"]],
             right=(1, 2, 4)))
     if r["symbols"]:
         out.append("")
@@ -324,14 +327,14 @@ def render_status(r: dict[str, object]) -> str:
             ("id", "symbol", "class", "currency", "decimals", "bar interval", "records"),
             [(i, s["name"], s["asset_class"], s["currency"], s["price_decimals"],
               fmt_age_ns(s["bar_interval_ns"]) if s["bar_interval_ns"] else "-",
-              s["record_count"]) for i, s in enumerate(r["symbols"])],  # type: ignore[arg-type]
+              s["record_count"]) for i, s in enumerate(r["symbols"])],
             right=(0, 4, 6)))
     if r["ok"] and r["symbols"] is not None:
         found = r["consistency"]
         out.append("")
         out.append("Consistency: ok (latest slots and the newest ring records check out)"
-                   if not found else "Consistency: " + "; ".join(found))  # type: ignore[arg-type]
+                   if not found else "Consistency: " + "; ".join(found))
     elif r["consistency"]:
         out.append("")
-        out.append("Notes: " + "; ".join(r["consistency"]))  # type: ignore[arg-type]
+        out.append("Notes: " + "; ".join(r["consistency"]))
     return "\n".join(out)

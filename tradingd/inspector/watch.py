@@ -18,7 +18,7 @@ from typing import TextIO
 
 from tradingd import constants as C
 from tradingd.clock import Clock
-from tradingd.inspector.format import emit_json, fmt_count, fmt_time_utc
+from tradingd.inspector.format import Report, emit_json, fmt_count, fmt_time_utc
 from tradingd.inspector.records import latest_rows, render_latest
 from tradingd.inspector.source import LiveView, Opened, Source, open_source
 from tradingd.inspector.status import facts, summary_line
@@ -67,7 +67,7 @@ def frame(opened: Opened, clock: Clock, factor: float, prev: _Prev | None,
     return data, cur
 
 
-def render_frame(data: dict[str, object], interval: float) -> str:
+def render_frame(data: Report, interval: float) -> str:
     out = [f"tradingd-inspect watch: {data['segment']}, {data['time']} "
            f"(every {interval:g} s, frame {data['frame']}; Ctrl-C to quit)", "",
            str(data["summary"])]
@@ -83,7 +83,7 @@ def render_frame(data: dict[str, object], interval: float) -> str:
     notes = data.get("notes")
     if notes:
         out.append("")
-        out.extend(f"note: {n}" for n in notes)  # type: ignore[union-attr]
+        out.extend(f"note: {n}" for n in notes)
     return "\n".join(out)
 
 

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
@@ -179,7 +180,7 @@ class ProducerMetrics:
         self.batch_duration = Histogram(f"{PREFIX}_publish_batch_duration_seconds",
                                         "Time to publish one batch of records into the ring",
                                         buckets=BATCH_BUCKETS, registry=reg)
-        self._server: object | None = None
+        self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
 
@@ -230,8 +231,8 @@ class ProducerMetrics:
         """Stop the endpoint and release its port (shutdown, then server_close)."""
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()  # type: ignore[attr-defined]
-            server.server_close()  # type: ignore[attr-defined]
+            server.shutdown()
+            server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

@@ -263,6 +263,11 @@ class Struct:
             "itemsize": self.size,
         })
 
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """The field names in offset order: ``dtype.names``, typed as never None."""
+        return tuple(p.name for p in self.placed)
+
     def struct_format(self, names: list[str] | tuple[str, ...]) -> struct.Struct:
         """A ``struct.Struct`` packing the named fields, which must be contiguous and in order.
 

@@ -161,7 +161,8 @@ def classify(name: str, *, clock: Clock = SYSTEM_CLOCK,
         return Finding(REFUSED, path, exc.detail, file_id or _file_id(path), header, exc)
     except SegmentCorrupt as exc:
         header, file_id, mtime = _raw_header(path)
-        if header is not None and header["state"] in (L.STATE_EMPTY, L.STATE_INITIALISING):
+        if (header is not None and file_id is not None
+                and header["state"] in (L.STATE_EMPTY, L.STATE_INITIALISING)):
             # killed half-way through writing the header: the region table is incomplete
             return _initialising(path, header, file_id, mtime, clock, init_grace_s, exc)
         return Finding(REFUSED, path, exc.detail, file_id, header, exc)
@@ -214,11 +215,11 @@ def _initialising(path: str, header: dict[str, int] | None, file_id: shm.FileId,
     # the file is ours (owner checked), so that claim is believed.
     pid = header["producer_pid"] if header and (
         header.get("magic") == L.MAGIC or header.get("state") == L.STATE_INITIALISING) else 0
-    start_ticks = header["producer_start_ticks"] if pid else 0
+    start_ticks = header["producer_start_ticks"] if header and pid else 0
     if pid and not liveness.pid_alive(pid, start_ticks):
         return Finding(STALE, path, f"left half-initialised by producer PID {pid}, which is "
                        f"not running", file_id, header, error)
-    started = max(mtime, header["producer_start_ns"] / 1e9 if pid else 0.0)
+    started = max(mtime, header["producer_start_ns"] / 1e9 if header and pid else 0.0)
     age = clock.wall_ns() / 1e9 - started
     if age > grace_s:
         who = f"producer PID {pid}" if pid else "its creator"

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,11 +39,14 @@ from tradingd.segment import shm, waiters
 from tradingd.segment.fastpath import FAST
 from tradingd.segment.model import LatestValue, Record, SymbolInfo
 
+if TYPE_CHECKING:
+    from tradingd.segment import _fastpath
+
 _W_STATE = L.HEADER.word("state")
 _W_HB = L.HEADER.word("heartbeat_ns")
 _W_CURSOR = L.HEADER.word("ring_cursor")
 _W_WAKE = L.HEADER.word("wake_seq")
-_RECORD_UNPACK = L.RECORD.struct_format(L.RECORD.dtype.names).unpack_from
+_RECORD_UNPACK = L.RECORD.struct_format(L.RECORD.names).unpack_from
 _LATEST_UNPACK = L.LATEST.struct_format(
     ("price", "volume", "event_ns", "publish_ns", "valid")).unpack_from
 _MASK32 = 0xFFFFFFFF
@@ -199,10 +203,10 @@ class SegmentReader:
         self._latest_word0 = geo.latest_offset // 8
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
         # the minor version says what the writer's ring stamps promise (stamp-first reads)
-        self._fast = (FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"],
-                                   where=where)
-                      if FAST is not None else None)
-        if self._fast is not None:
+        self._fast: _fastpath.Segment | None = (
+            FAST.Segment(self._mm, False, layout_minor=v.header["layout_minor"], where=where)
+            if FAST is not None else None)
+        if self._fast is not None:  # the C snapshot bound over the Python one: a call less
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
         self._companion: waiters.Companion | None = None
         self._sleep_mode: str | None = None  # blocking waits: see _sleep_setup
@@ -478,13 +482,17 @@ class RingSubscription:
         else:
             raise ValueError(f"start must be 'oldest' or 'latest', not {start!r}")
         # position, lost and rejected live in one place: the C cursor when the fast path is
-        # built (its poll_one and spin update them), else a Python twin.
-        if reader._fast is not None:
-            self._st = FAST.Cursor(reader._fast, position)
-            self.poll_one = self._st.poll_one  # type: ignore[method-assign]
-            self.spin = self._st.spin  # type: ignore[method-assign]
-            self.next = self._st.next  # type: ignore[method-assign]
-            self._read_into = getattr(self._st, "read_into", None)
+        # built (its poll_one and spin update them), else a Python twin. The C methods are
+        # bound over the Python ones (one call less per record); the C Record reads like
+        # model.Record (same order, same names) but is its own type: hence the ignores.
+        self._st: _fastpath.Cursor | _PyCursor
+        if FAST is not None and reader._fast is not None:
+            c_cursor: _fastpath.Cursor = FAST.Cursor(reader._fast, position)
+            self._st = c_cursor
+            self.poll_one = c_cursor.poll_one  # type: ignore[method-assign, assignment]
+            self.spin = c_cursor.spin  # type: ignore[method-assign]
+            self.next = c_cursor.next  # type: ignore[method-assign, assignment]
+            self._read_into = c_cursor.read_into
         else:
             self._st = _PyCursor(position)
             self._read_into = None
@@ -601,7 +609,7 @@ class RingSubscription:
                 continue
             return _new_record(Record, (p, *t[1:]))
 
-    def next(self, timeout_s: float) -> Record | None:
+    def next(self, timeout_s: float, /) -> Record | None:
         """Spin for the next record and return it (Record order), or None after ``timeout_s``.
 
         The spin strategy's lowest-latency path: one call waits and reads (in C, holding
@@ -612,7 +620,7 @@ class RingSubscription:
             rec = self.poll_one()
         return rec
 
-    def spin(self, timeout_s: float) -> bool:
+    def spin(self, timeout_s: float, /) -> bool:
         """Busy-wait until records beyond our position exist (True) or ``timeout_s`` passes."""
         words, deadline = self._words, time.monotonic() + timeout_s
         while words[_W_CURSOR] <= self._st.position:

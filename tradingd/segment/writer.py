@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import SymbolInfo
 from tradingd.segment.waiters import SLEEPERS_OFFSET, Companion
 
+if TYPE_CHECKING:
+    from tradingd.segment import _fastpath
+
 _W_MAGIC = L.HEADER.word("magic")
 _W_STATE = L.HEADER.word("state")
 _W_HB = L.HEADER.word("heartbeat_ns")
@@ -42,7 +46,7 @@ _W_WAKE = L.HEADER.word("wake_seq")
 _W_SYMBOL_COUNT = L.HEADER.word("symbol_count")
 # Everything after the stamp. The stamp (seq_lo) is stored on its own: its complement before
 # the body (a mark, layout v1.2), its value after it (v1.1).
-_RECORD_BODY = L.RECORD.dtype.names[1:]
+_RECORD_BODY = L.RECORD.names[1:]
 _RECORD_BODY_PACK = L.RECORD.struct_format(_RECORD_BODY)
 _RECORD_BODY_AT = L.RECORD[_RECORD_BODY[0]].offset
 # A record's body as one opaque field: numpy copies it with one memcpy per record (2x
@@ -112,8 +116,9 @@ class SegmentWriter:
             self._initialise(symbols, heartbeat_interval_ns)
             _open_up(fd, self.path, mode, group, gid)
             if FAST is not None:  # C hot path over the same mapping (see fastpath.py)
-                self._fast = fast = FAST.Segment(self._mm, True, wake_readers)
-                self.publish = fast.publish  # type: ignore[method-assign]
+                fast: _fastpath.Segment = FAST.Segment(self._mm, True, wake_readers)
+                self._fast = fast
+                self.publish = fast.publish  # type: ignore[method-assign]  # C bound over Python
                 if wake_readers:  # wake only readers that sleep (waiters.py); before live
                     comp = Companion.create(name, self.generation, mode, gid)
                     self._companion = comp
@@ -163,7 +168,7 @@ class SegmentWriter:
         self._wake = wake
         self._wake_addr = self._u8.ctypes.data + _W_WAKE * 8
         self.generation = 0
-        self._fast = None
+        self._fast: _fastpath.Segment | None = None
         self._companion: Companion | None = None
         self._closed = False
 
@@ -300,7 +305,7 @@ class SegmentWriter:
 
     # ------------------------------------------------------------------ publishing
     def publish(self, symbol_id: int, event_ns: int, open_: float, high: float, low: float,
-                close: float, volume: float) -> int:
+                close: float, volume: float, /) -> int:
         """Publish one record; update its symbol's latest slot; return its sequence number.
 
         The order is the protocol: the record's stamp marked (``~seq_lo``), its body, its
