@@ -47,7 +47,7 @@ from tradingd.daemon.config import Config, resolve_owner
 from tradingd.daemon.notify import Notifier
 from tradingd.errors import TradingdError
 from tradingd.segment import layout as L
-from tradingd.segment.model import SymbolInfo
+from tradingd.segment.model import Record, SymbolInfo
 from tradingd.segment.reader import SegmentReader
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class PublishBridge:
         self._queue(self._state_message())
         self._next_state_ns = self.clock.monotonic_ns() + int(self.p.state_interval * 1e9)
 
-    def _on_records(self, records: np.ndarray | list[tuple[object, ...]], first: int) -> None:
+    def _on_records(self, records: np.ndarray | list[Record], first: int) -> None:
         if isinstance(records, list):
             arr = np.empty(len(records), L.RECORD_DTYPE)
             for i, r in enumerate(records):

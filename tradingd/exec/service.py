@@ -38,7 +38,6 @@ import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -64,6 +63,7 @@ from tradingd.segment.channel import (
     orders_name,
     reports_name,
 )
+from tradingd.segment.model import Record
 from tradingd.segment.reader import SegmentReader
 
 log = logging.getLogger("tradingd.exec.service")
@@ -455,7 +455,7 @@ class ExecService:
             self._pending.append(J.SymbolsIn(reader.generation, tuple(names)))
             self._market_gen = reader.generation
 
-    def _on_market(self, records: np.ndarray | list[tuple[Any, ...]], first_seq: int) -> None:
+    def _on_market(self, records: np.ndarray | list[Record], first_seq: int) -> None:
         book, names = self.engine.book, self._symbol_names
         now = self._clock.monotonic_ns()
         rows = records if isinstance(records, list) else records.tolist()

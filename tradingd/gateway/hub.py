@@ -45,6 +45,7 @@ from tradingd.gateway.protocol import (
     latest_object,
     parse_request,
 )
+from tradingd.segment.model import Record
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +394,7 @@ class Hub:
             if client.status:
                 self._send(client, "status", data, now)
 
-    def on_records(self, batch: np.ndarray | list[tuple[Any, ...]], first: int) -> None:
+    def on_records(self, batch: np.ndarray | list[Record], first: int) -> None:
         """A batch read from the ring (records ``first`` .. ``first+len-1``, maybe lapped).
 
         A ``RECORD_DTYPE`` array (poll_batch) or a list of Record-order tuples (poll_one).
@@ -478,7 +479,7 @@ class Hub:
             out[s] = (_enc(rows), len(rows), int(sub["publish_ns"].min()))
         return out
 
-    def _fragments_list(self, batch: list[tuple[Any, ...]]
+    def _fragments_list(self, batch: list[Record]
                         ) -> tuple[dict[int, tuple[str, int, int]], int]:
         wanted = self._tick_wanted()
         rows: dict[int, list[tuple[Any, ...]]] = {}

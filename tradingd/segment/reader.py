@@ -20,7 +20,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -147,9 +147,11 @@ def _claim(raw: bytes) -> str:
         return "it has no tradingd header"
     state = L.STATE_NAMES.get(h["state"], str(h["state"]))
     return f"its header names producer PID {h['producer_pid']} (state {state})"
+
+
 #: The header's integer fields (the text fields of v1.3, ``upstream_segment`` and
 #: ``upstream_host``, are read with :meth:`SegmentReader.header_text`).
-HEADER_INT_FIELDS = tuple(n for n in L.HEADER_DTYPE.names if L.HEADER_DTYPE[n].kind in "iu")
+HEADER_INT_FIELDS = tuple(n for n in L.HEADER.names if L.HEADER_DTYPE[n].kind in "iu")
 
 
 def _header_dict(raw: bytes | memoryview) -> dict[str, int]:
@@ -486,6 +488,7 @@ class RingSubscription:
         # bound over the Python ones (one call less per record); the C Record reads like
         # model.Record (same order, same names) but is its own type: hence the ignores.
         self._st: _fastpath.Cursor | _PyCursor
+        self._read_into: Callable[[np.ndarray, int], int] | None
         if FAST is not None and reader._fast is not None:
             c_cursor: _fastpath.Cursor = FAST.Cursor(reader._fast, position)
             self._st = c_cursor
