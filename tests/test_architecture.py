@@ -9,7 +9,7 @@ knows of, not about when it learns it. The rules (README "How it fits together")
 * ``tradingd/daemon/`` is plumbing: it imports no domain wing (every other wing);
 * ``tradingd/segment/`` imports only ``errors``, ``clock``, ``constants`` and itself;
 * the producer and the consumer never import each other;
-* ``errors``, ``clock`` and ``constants`` import no wing;
+* ``errors``, ``clock``, ``constants`` and ``timezones`` import no wing;
 * no star imports; every wing's ``__init__`` has a docstring and an ``__all__`` whose names
   it defines or imports.
 """
@@ -29,7 +29,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "tradingd"
 #: The top-level modules every wing may use (and which themselves use no wing).
-BASE = {"errors", "clock", "constants"}
+#: (timezones: the zone names and fixed offsets that the config and the loader both parse.)
+BASE = {"errors", "clock", "constants", "timezones"}
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,6 @@ def test_no_torn_record_is_ever_accepted(segment_name: str, impl: str, ring: int
         r = results[role]  # and by marked stamps alone (no cursor read)
         assert (r["stamp_reads"] > 0) == (impl != "python"), (role, r)
         assert (r["trusted_reads"] > 0) == (impl != "python"), (role, r)
-    assert wstats["published"] == wstats["singles"] + wstats["batched"]
+    assert wstats["published"] == wstats["singles"] + wstats["batched"] + wstats["streamed"]
     assert wstats["published"] > 50 * ring  # the ring was overwritten many times over
     assert results["single"]["lost"] > 0  # the slow path was lapped, and it was counted

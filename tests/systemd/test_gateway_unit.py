@@ -249,6 +249,8 @@ def test_uninstall_removes_the_gateway(installed: Installed) -> None:
     # (the sandbox's own additions first: uninstall removes only what install put)
     box.run(["rm", "-rf", "/etc/tradingd/gateway-token.sandbox",
              f"/etc/systemd/system/{GATEWAY}.d"])
+    # and the config edit (an edited config would be kept as tradingd.yaml.rpmsave)
+    box.run(["sed", "-i", "s#^  token_file: .*#  token_file: null#", CONFIG])
     box.run(make_command("uninstall"), timeout=120)
     assert box.show(GATEWAY, "LoadState")["LoadState"] == "not-found"
     for path in (f"/etc/systemd/system/{GATEWAY}", TOKEN_FILE, "/etc/tradingd"):

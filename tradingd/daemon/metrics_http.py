@@ -12,10 +12,13 @@ connects and sends nothing cannot hold a worker for long.
 The accept loop is paced to :data:`MAX_REQUESTS_PER_S` (a token bucket), so a closed-loop
 flood, whose clients ask again the moment they are answered, cannot turn the daemon into
 an HTTP server: its total cost is bounded whatever the clients do. Renderings are shared
-under load (:class:`SharedRenders`): one at a time, and while other
-requests are waiting, one made less than :data:`MIN_RENDER_INTERVAL_S` ago is served again
-instead of rendering the registry anew (bursts of concurrent scrapes share one); a lone
-scraper (Prometheus, a test polling) always gets a fresh one.
+under load (:class:`SharedRenders`): one at a time, and a request that waited while a
+rendering began after it arrived is served that rendering instead of rendering the registry
+anew (a burst of concurrent scrapes shares one; it is as fresh as one of its own). A
+rendering that began before a request arrived is never reused, so a lone scraper
+(Prometheus, a test polling) always gets a fresh one. (An earlier rule, "reuse one younger
+than MIN_RENDER_INTERVAL_S while others are in flight", served a sequential scraper a
+stale rendering when the previous request's worker had not finished yet.)
 
 Same interface as ``start_http_server``: returns ``(server, thread)``; stop with
 ``server.shutdown()`` then ``server.server_close()`` (which also stops the pool).
@@ -66,7 +69,7 @@ class SharedRenders:
         arrived = time.monotonic()
         with self._lock:
             hit = self._last.get(key)
-            if hit is not None and self._busy() and hit[0] >= arrived - MIN_RENDER_INTERVAL_S:
+            if hit is not None and hit[0] >= arrived:  # begun after we arrived: fresh
                 _, status, headers, body = hit
             else:
                 captured: list[Any] = []
@@ -75,11 +78,12 @@ class SharedRenders:
                     captured[:] = [status, headers]
                     return lambda data: None
 
+                began = time.monotonic()
                 body = b"".join(self._app(environ, capture))
                 status, headers = captured
                 if len(self._last) >= 8:  # query strings are the client's: keep few
                     self._last.clear()
-                self._last[key] = (time.monotonic(), status, headers, body)
+                self._last[key] = (began, status, headers, body)
                 self.renders += 1
         start_response(status, headers)
         return [body]

@@ -10,4 +10,7 @@ imports their metrics modules); nothing imports it. The dashboard builder needs 
 ``test`` extra (grafana-foundation-sdk); the daemons never import this wing.
 """
 
-__all__: list[str] = []
+from tradingd.monitoring.catalog import MetricInfo, metric_names
+from tradingd.monitoring.rules import Alert, alerts, groups
+
+__all__ = ["Alert", "MetricInfo", "alerts", "groups", "metric_names"]
