@@ -249,9 +249,11 @@ def test_uninstall_removes_the_gateway(installed: Installed) -> None:
     # (the sandbox's own additions first: uninstall removes only what install put)
     box.run(["rm", "-rf", "/etc/tradingd/gateway-token.sandbox",
              f"/etc/systemd/system/{GATEWAY}.d"])
-    # and the config edit (an edited config would be kept as tradingd.yaml.rpmsave)
-    box.run(["sed", "-i", "s#^  token_file: .*#  token_file: null#", CONFIG])
     box.run(make_command("uninstall"), timeout=120)
     assert box.show(GATEWAY, "LoadState")["LoadState"] == "not-found"
-    for path in (f"/etc/systemd/system/{GATEWAY}", TOKEN_FILE, "/etc/tradingd"):
+    for path in (f"/etc/systemd/system/{GATEWAY}", TOKEN_FILE):
         assert box.run(["test", "-e", path], check=False).returncode == 1, path
+    # the sandbox edited the config (ports, token_file): uninstall keeps it as .rpmsave, and
+    # that is all that is left of /etc/tradingd
+    left = box.run(["ls", "-A", "/etc/tradingd"], check=False).stdout.split()
+    assert left == ["tradingd.yaml.rpmsave"], left
