@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import promtool_lint, symbol_stats
 
 from tradingd.consumer.latency import LatencyHistogram
-from tradingd.consumer.metrics import ConsumerSnapshot, MetricsServer, make_registry
+from tradingd.consumer.metrics import ConsumerSnapshot, make_registry
+from tradingd.daemon.metrics_http import MetricsServer
 from tradingd.errors import MetricsUnavailable
 
 
@@ -88,15 +89,18 @@ def test_promtool_is_silent_with_process_collectors() -> None:
     promtool_lint(text)
 
 
+KEY = "consumer.metrics.port"
+
+
 def test_server_binds_port_zero_and_releases_it() -> None:
-    server = MetricsServer(make_registry(snapshot, process=False), "127.0.0.1", 0)
+    server = MetricsServer(make_registry(snapshot, process=False), "127.0.0.1", 0, KEY)
     try:
         assert server.port > 0
         with urllib.request.urlopen(server.url, timeout=5) as resp:
             assert b"tradingd_consumer_records_consumed_total 1000.0" in resp.read()
         with pytest.raises(MetricsUnavailable, match=f"127.0.0.1:{server.port}"):
-            MetricsServer(make_registry(snapshot, process=False), "127.0.0.1", server.port)
+            MetricsServer(make_registry(snapshot, process=False), "127.0.0.1", server.port, KEY)
     finally:
         server.close()
-    again = MetricsServer(make_registry(snapshot, process=False), "127.0.0.1", server.port)
+    again = MetricsServer(make_registry(snapshot, process=False), "127.0.0.1", server.port, KEY)
     again.close()

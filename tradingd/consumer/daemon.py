@@ -32,11 +32,12 @@ from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.consumer.analytics import Analytics
 from tradingd.consumer.follower import DEFAULT_CHECK_INTERVAL, Follower
 from tradingd.consumer.latency import LatencyHistogram, format_ns
-from tradingd.consumer.metrics import ConsumerSnapshot, MetricsServer, make_registry
+from tradingd.consumer.metrics import ConsumerSnapshot, make_registry
 from tradingd.consumer.waiting import StopLike, make_strategy
 from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.config import Config, resolve_owner
 from tradingd.daemon.logs import setup_logging
+from tradingd.daemon.metrics_http import MetricsServer
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
 from tradingd.segment import layout as L
@@ -307,7 +308,7 @@ def _run() -> int:
         try:
             if c.metrics.enabled:
                 server = MetricsServer(make_registry(service.snapshot), c.metrics.address,
-                                       c.metrics.port)
+                                       c.metrics.port, "consumer.metrics.port")
                 log.info("metrics on %s", server.url)
             log.info("consumer starting: segment %s, wait strategy %s%s, window %d records, "
                      "fast path %s", config.segment.name, c.wait.strategy,

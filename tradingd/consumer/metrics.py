@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +33,6 @@ from prometheus_client.core import (
 
 from tradingd.consumer.analytics import SymbolStats
 from tradingd.daemon.metrics import daemon_registry, generation_label
-from tradingd.daemon.metrics_http import start_metrics_server
-from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
 from tradingd.segment.fastpath import IMPLEMENTATION
 
@@ -195,42 +192,10 @@ def make_registry(snapshot: Callable[[], ConsumerSnapshot], *,
     return registry
 
 
-class MetricsServer:
-    """The HTTP endpoint serving a registry (``/metrics``) in a daemon thread."""
-
-    def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
-        try:
-            self._server, self._thread = start_metrics_server(port, address, registry)
-        except OSError as exc:
-            raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
-                                     f"{exc.strerror or exc} (consumer.metrics.port or "
-                                     f"--metrics-port: 0 picks a free port; --no-metrics)"
-                                     ) from None
-        self.address = address
-        self.port: int = self._server.server_port
-        self._lock = threading.Lock()
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}/metrics"
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 def snapshot_as_dict(s: ConsumerSnapshot) -> dict[str, Any]:
     """The snapshot's scalar fields as a dict (for reports and debugging)."""
     return {k: v for k, v in s.__dict__.items() if k not in ("symbols", "latency_buckets")}
 
 
-__all__ = ["PREFIX", "ConsumerCollector", "ConsumerSnapshot", "MetricsServer",
+__all__ = ["PREFIX", "ConsumerCollector", "ConsumerSnapshot",
            "make_registry"]

@@ -38,11 +38,12 @@ from tradingd.consumer.follower import Follower
 from tradingd.daemon.cli import config_from_args, daemon_parser, log_level, run_main
 from tradingd.daemon.config import Config, GatewayConfig, resolve_owner
 from tradingd.daemon.logs import setup_logging
+from tradingd.daemon.metrics_http import MetricsServer
 from tradingd.daemon.notify import Notifier
 from tradingd.daemon.signals import StopFlag
 from tradingd.errors import ConfigError, GatewayUnavailable
 from tradingd.gateway.hub import Hub, Limits, Slot, rows_of
-from tradingd.gateway.metrics import GatewaySnapshot, MetricsServer, make_registry
+from tradingd.gateway.metrics import GatewaySnapshot, make_registry
 from tradingd.gateway.protocol import CloseCode, gen_hex
 from tradingd.gateway.server import Access, GatewayServer, load_page
 from tradingd.segment import layout as L
@@ -368,7 +369,7 @@ def _run() -> int:
         try:
             if g.metrics.enabled:
                 server = MetricsServer(make_registry(service.snapshot), g.metrics.address,
-                                       g.metrics.port)
+                                       g.metrics.port, "gateway.metrics.port")
                 log.info("metrics on %s", server.url)
             asyncio.run(_serve(service, notifier))
             log.info("stopping (%s): %d connections served, %d records read",

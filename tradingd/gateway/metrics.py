@@ -9,7 +9,6 @@ them. Names: prefix ``tradingd_gateway_``, base units, ``_total`` on counters.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -23,8 +22,6 @@ from prometheus_client.core import (
 )
 
 from tradingd.daemon.metrics import daemon_registry, generation_label, prefix
-from tradingd.daemon.metrics_http import start_metrics_server
-from tradingd.errors import MetricsUnavailable
 from tradingd.segment import layout as L
 from tradingd.segment.fastpath import IMPLEMENTATION
 
@@ -141,32 +138,4 @@ def make_registry(snapshot: Callable[[], GatewaySnapshot], *,
     return registry
 
 
-class MetricsServer:
-    """``/metrics`` in a daemon thread (``gateway.metrics``)."""
-
-    def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
-        try:
-            self._server, self._thread = start_metrics_server(port, address, registry)
-        except OSError as exc:
-            raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: "
-                                     f"{exc.strerror or exc} (gateway.metrics.port or "
-                                     f"--metrics-port: 0 picks a free port; --no-metrics)"
-                                     ) from None
-        self.address = address
-        self.port: int = self._server.server_port
-        self._closed = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}:{self.port}/metrics"
-
-    def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-__all__ = ["PREFIX", "GatewayCollector", "GatewaySnapshot", "MetricsServer", "make_registry"]
+__all__ = ["PREFIX", "GatewayCollector", "GatewaySnapshot", "make_registry"]

@@ -23,18 +23,7 @@ from tradingd.segment.shm import file_kind
 
 def check_regular(path: str | os.PathLike[str]) -> None:
     """Raise DataError (exit 66) unless ``path`` is a regular file we can open; never blocks."""
-    name = os.fspath(path)
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as exc:
-        raise DataError(f"{name}: cannot open: {exc.strerror or exc}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-    finally:
-        os.close(fd)
-    if not stat.S_ISREG(mode):
-        raise DataError(f"{name}: is {file_kind(mode)}, not a regular file: refusing to read "
-                        f"market data from it")
+    open_regular(path).close()
 
 
 def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
