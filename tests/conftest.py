@@ -6,30 +6,24 @@ Every test gets its own segment name (``tdtest-<hex>``) and whatever it leaves i
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import new_segment_name, remove_segment_files
 
-from tradingd.segment import fastpath, reader, shm, writer
-
-
-def new_segment_name(prefix: str = "tdtest") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+from tradingd.segment import fastpath, reader, writer
 
 
 @pytest.fixture
 def segment_name() -> Iterator[str]:
-    """A fresh segment name; /dev/shm/<name> (and <name>.wait) is removed after the test."""
+    """A fresh segment name; /dev/shm/<name> and every <name>.* beside it (the sleepers
+    companion, order and report rings) are removed after the test."""
     name = new_segment_name()
     yield name
-    for path in (shm.segment_path(name), shm.segment_path(name) + ".wait"):
-        if os.path.lexists(path):  # .wait: the sleepers companion (segment/waiters.py)
-            os.unlink(path)
+    remove_segment_files(name)
 
 
 @pytest.fixture

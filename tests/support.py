@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import threading
+import uuid
 
 import pytest
 
@@ -50,3 +51,19 @@ def symbol_stats(name: str, i: int, vwap: float = 101.5) -> SymbolStats:
         high=103.0, low=99.0, last_volume=5.0, window_volume=50.0, total_volume=60.0,
         window_records=10, tick_rate=3.5, last_event_ns=1_600_000_000 * 10**9,
         last_publish_ns=5)
+
+
+def remove_segment_files(name: str) -> None:
+    """Remove /dev/shm/NAME and every NAME.* beside it: the sleepers companion (.wait) and
+    the order and report rings (.orders.<client>, .reports.<client>) named after it."""
+    directory = "/dev/shm"
+    for entry in os.listdir(directory):
+        if entry == name or entry.startswith(name + "."):
+            path = os.path.join(directory, entry)
+            if os.path.lexists(path):
+                os.unlink(path)
+
+
+def new_segment_name(prefix: str = "tdtest") -> str:
+    """A private segment name for one test (``tdtest-<hex>``)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

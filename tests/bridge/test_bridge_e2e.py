@@ -37,9 +37,8 @@ from bridge_support import (
     wait_until,
     write_config,
 )
-from conftest import new_segment_name
 from daemons import DaemonProcess
-from support import promtool_lint
+from support import new_segment_name, promtool_lint, remove_segment_files
 
 from tradingd import constants as C
 from tradingd.segment import layout as L
@@ -86,8 +85,7 @@ class Rig:
         for ns in self.servers:
             ns.cleanup()
         for name in (self.origin, self.mirror):
-            if os.path.lexists(shm.segment_path(name)):
-                os.unlink(shm.segment_path(name))
+            remove_segment_files(name)
 
 
 @pytest.fixture

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from support import remove_segment_files
 
 from tradingd.errors import SegmentError
 from tradingd.inspector import cli
 from tradingd.segment import layout as L
-from tradingd.segment import shm
 from tradingd.segment.reader import SegmentReader
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,9 +49,7 @@ def new_name() -> str:
 
 
 def remove_segment(name: str) -> None:
-    for path in (shm.segment_path(name), shm.segment_path(name) + ".wait"):
-        if os.path.lexists(path):  # .wait: the sleepers companion (segment/waiters.py)
-            os.unlink(path)
+    remove_segment_files(name)
 
 
 def write_config(directory: Path, *, replay: dict | None = None,
