@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from tradingd import constants as C
 from tradingd.constants import DEFAULT_SEGMENT_NAME
 from tradingd.errors import SegmentError, TradingdError
 from tradingd.exec.protocol import (
@@ -69,7 +70,7 @@ class ExecUnavailable(TradingdError):
     must be able to read the client's order ring (group and mode).
     """
 
-    exit_code = 69
+    exit_code = C.EXIT_UNAVAILABLE
 
 
 class OrderRingFull(TradingdError):
@@ -78,7 +79,7 @@ class OrderRingFull(TradingdError):
     Exec is down or overloaded; the order was NOT sent. Retry later.
     """
 
-    exit_code = 69
+    exit_code = C.EXIT_UNAVAILABLE
 
 
 class ClientDisconnected(TradingdError):
@@ -87,7 +88,7 @@ class ClientDisconnected(TradingdError):
     Create a new OrderClient to reconnect (exec restates what is left).
     """
 
-    exit_code = 69
+    exit_code = C.EXIT_UNAVAILABLE
 
 
 @dataclass

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from tradingd import constants as C
 from tradingd.errors import TradingdError
 from tradingd.exec.engine import Engine, Out, RiskLimits
 from tradingd.exec.protocol import Bar, OrderFields
@@ -54,7 +55,7 @@ class JournalError(TradingdError):
     never overwritten: move it away. Exit 78 (configuration) since the path is config.
     """
 
-    exit_code = 78
+    exit_code = C.EXIT_CONFIG
 
 
 class OrderIn(NamedTuple):
