@@ -157,13 +157,32 @@ class Output:
     def append(self, rows: Rows) -> None:
         n = len(rows["event_ns"])
         if self.size + n > len(self._bars):
-            grown = np.empty(max(2 * len(self._bars), self.size + n), BAR_DTYPE)
-            grown[:self.size] = self._bars[:self.size]
-            self._bars = grown
+            self._grow(max(2 * len(self._bars), self.size + n))
         dest = self._bars[self.size:self.size + n]
         for name in BAR_DTYPE.names or ():
             dest[name] = rows[name]
         self.size += n
+
+    def reserve(self, n: int) -> np.ndarray:
+        """The free records after the bars so far, at most ``n`` (at least one: grows when
+        full): the C parser writes bars there, and :meth:`commit` keeps them."""
+        if self.size >= len(self._bars):
+            self._grow(max(2 * len(self._bars), self.size + n))
+        return self._bars[self.size:self.size + n]
+
+    def commit(self, rows: Rows, views: Rows) -> None:
+        """Keep ``rows``: if every column is still the view of :meth:`reserve`'s records
+        that ``views`` holds (an all-good block), they are already in place; else they are
+        copied there, as :meth:`append` does."""
+        if all(rows[name] is views[name] for name in BAR_DTYPE.names or ()):
+            self.size += len(rows["event_ns"])
+        else:
+            self.append(rows)
+
+    def _grow(self, capacity: int) -> None:
+        grown = np.empty(capacity, BAR_DTYPE)
+        grown[:self.size] = self._bars[:self.size]
+        self._bars = grown
 
     def event_times(self) -> np.ndarray:
         return self._bars["event_ns"][:self.size]
