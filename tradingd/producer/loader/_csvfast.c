@@ -514,7 +514,7 @@ static PyObject *csv_parse_number(PyObject *module, PyObject *arg) {
 
 static PyMethodDef parser_methods[] = {
     {"parse", (PyCFunction)parser_parse, METH_VARARGS,
-     "parse(buf, start, stop, cap, records, lines, starts, offsets, flagged, /)\n--\n\n"
+     "parse($self, buf, start, stop, cap, records, lines, starts, offsets, flagged, /)\n--\n\n"
      "Tokenise and parse whole lines; returns (rows, flagged, lines, offset reached)."},
     {NULL, NULL, 0, NULL},
 };

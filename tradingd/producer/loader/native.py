@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,14 +36,18 @@ from tradingd.producer.loader.plan import NumberStyle, Plan
 from tradingd.producer.loader.spec import BAR_DTYPE, Rows
 from tradingd.producer.loader.swar import Scratch, Words
 from tradingd.producer.loader.timestamps import (
+    _FIRST_YEAR,
     _MAX_DAY,
     _MIN_DAY,
     _MONTH_STARTS,
-    _FIRST_YEAR,
+    Program,
     Timestamps,
     _LayoutTimestamps,
     to_utc,
 )
+
+if TYPE_CHECKING:
+    from tradingd.producer.loader._csvfast import Parser
 
 
 def _load() -> ModuleType | None:
@@ -60,13 +65,15 @@ CSVFAST = _load()
 # column kinds of _csvfast.Parser
 _SKIP, _FLOAT, _STAMP, _TIME, _OFFSETS = range(5)
 _NAMES = BAR_DTYPE.names or ()
+#: byte offset of each bar field in a record
+_AT = {name: int(BAR_DTYPE.fields[name][1]) for name in _NAMES} if BAR_DTYPE.fields else {}
 
 
 @dataclass(frozen=True)
 class NativePlan:
     """A plan compiled for the C parser, and what is left to numpy per block."""
 
-    parser: object  # _csvfast.Parser
+    parser: Parser
     stamps: tuple[tuple[int, Timestamps], ...]  # (offsets slot, parser) added to event_ns
     values: tuple[tuple[str, int], ...]  # (bar field, offsets slot) of formatted numbers
     noffsets: int
@@ -74,7 +81,7 @@ class NativePlan:
     style: NumberStyle | None  # how the formatted numbers are written
 
 
-def _programs(timestamps: Timestamps) -> list[tuple[object, ...]] | None:
+def _programs(timestamps: Timestamps) -> list[Program] | None:
     """The C programs of a fixed-layout timestamp parser; None if one has letters."""
     if not isinstance(timestamps, _LayoutTimestamps):
         return None
@@ -101,7 +108,7 @@ def compile_plan(plan: Plan) -> NativePlan | None:
         used.add(col)
         return True
 
-    layouts: list[list[tuple[object, ...]]] = [[], []]
+    layouts: list[list[Program]] = [[], []]
     columns = [(plan.ts_col, plan.timestamps, _STAMP)]
     if plan.time_col is not None and plan.times is not None:
         columns.append((plan.time_col, plan.times, _TIME))
@@ -120,16 +127,15 @@ def compile_plan(plan: Plan) -> NativePlan | None:
         if not claim(col):
             return None
         if plan.numbers is None:
-            kinds[col], slots[col] = _FLOAT, BAR_DTYPE.fields[key][1]
+            kinds[col], slots[col] = _FLOAT, _AT[key]
         else:
             kinds[col], slots[col] = _OFFSETS, noffsets
             values.append((key, noffsets))
             noffsets += 1
-    zero_at = -1 if any(k == "volume" for k, _ in plan.value_cols) else int(
-        BAR_DTYPE.fields["volume"][1])
+    zero_at = -1 if any(k == "volume" for k, _ in plan.value_cols) else _AT["volume"]
     parser = CSVFAST.Parser(
         ord(plan.delimiter) if len(plan.delimiter.encode()) == 1 else 0, bytes(kinds),
-        slots.tobytes(), noffsets, BAR_DTYPE.itemsize, int(BAR_DTYPE.fields["event_ns"][1]),
+        slots.tobytes(), noffsets, BAR_DTYPE.itemsize, _AT["event_ns"],
         zero_at, layouts[0], layouts[1], _MONTH_STARTS.astype(np.int64).tobytes(),
         _FIRST_YEAR, _MIN_DAY, _MAX_DAY)
     return NativePlan(parser, tuple(stamps), tuple(values), noffsets, max(1, plan.ncols),
@@ -157,7 +163,7 @@ def load_block_native(block: Block, plan: Plan, native: NativePlan, log: RejectL
         starts = scratch.get("c_starts", cap, np.int64)
         offsets = scratch.get("c_offsets", 2 * native.noffsets * cap or 1, np.int64)
         flagged = scratch.get("c_flagged", 3 * cap, np.int64)
-        n, nflag, nlines, reached = native.parser.parse(  # type: ignore[attr-defined]
+        n, nflag, nlines, reached = native.parser.parse(
             block.buf, pos, block.stop, cap, records, found, starts, offsets, flagged)
         views = {name: records[name][:n] for name in _NAMES}
         rows: Rows = {"line": found[:n] + line0, **views}

@@ -56,6 +56,8 @@ _MONTH_KEYS = np.array(sorted(int.from_bytes(name.encode(), "little") for name i
 _MONTH_OF_KEY = np.array([1 + [int.from_bytes(n.encode(), "little") for n in (
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
     "dec")].index(int(k)) for k in _MONTH_KEYS], np.int64)
+#: A layout for the C parser: see _Layout.program.
+Program = tuple[int, int, bytes, bytes, bytes, list[int], tuple[int, ...]]
 #: Default components of a time-of-day column: the result is ns since midnight.
 _TIME_OF_DAY = (1970, 1, 1, 0, 0, 0, 0)
 
@@ -120,8 +122,7 @@ class _Layout:
             self.chunks.append((k, word, byte, n, unit * 10 ** (end - pos - n)))
             pos += n
 
-    def program(self) -> tuple[int, int, bytes, bytes, bytes, list[int], tuple[int, ...]
-                               ] | None:
+    def program(self) -> Program | None:
         """The layout byte by byte for the one-pass C parser (``_csvfast``): (width, year2,
         kinds (0 digit, 1 literal), components, four allowed bytes per place, weights,
         base components); None if it has letters (month names, AM/PM), which stay here."""
