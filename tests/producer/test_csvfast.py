@@ -69,6 +69,57 @@ def test_what_clinger_cannot_vouch_for_is_flagged(text: str) -> None:
     assert CSVFAST.parse_number(text.encode()) is None  # type: ignore[union-attr]
 
 
+_SEPARATORS = [(None, ".", False), (",", ".", True), (".", ",", False), (" ", ",", True),
+               ("'", ".", False), ("_", ".", True), (None, ",", True)]
+formatted_texts = st.builds(
+    lambda sign, groups, sep, frac, suffix: f"{sign}{sep.join(groups)}{frac}{suffix}",
+    st.sampled_from(["", "", "+", "-"]),
+    st.lists(st.text("0123456789", min_size=0, max_size=4), min_size=1, max_size=7),
+    st.sampled_from([",", ".", " ", "'", "_", ""]),
+    st.one_of(st.just(""), st.builds(lambda m, d: m + d, st.sampled_from([".", ","]),
+                                     st.text("0123456789", max_size=20))),
+    st.sampled_from(["", "", "K", "m", "B", "%", "x"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(formatted_texts, dirt), st.sampled_from(_SEPARATORS))
+def test_a_formatted_number_is_read_as_the_exact_path_reads_it_or_flagged(
+        text: str, style: tuple[str | None, str, bool]) -> None:
+    from tradingd.producer.loader.formatted import formatted_value, number_pattern
+    thousands, decimal, suffixes = style
+    value = CSVFAST.parse_formatted(  # type: ignore[union-attr]
+        text.encode(), ord(thousands) if thousands else 0, ord(decimal), suffixes)
+    if value is None:
+        return
+    expected = formatted_value(text, number_pattern(thousands, decimal), thousands,
+                               suffixes)
+    assert expected is not None, (text, style)
+    assert bits(value) == bits(expected), (text, style)
+
+
+@pytest.mark.parametrize(("text", "style", "value"), [
+    ("46,629.3", (",", ".", False), 46629.3), ("1.234,5", (".", ",", False), 1234.5),
+    ("131.48K", (",", ".", True), 131480.0), ("2.1m", (None, ".", True), 2.1e6),
+    ("1,234,567", (",", ".", False), 1234567.0), ("-0,5", (".", ",", False), -0.5),
+    ("12 345,25", (" ", ",", False), 12345.25)])
+def test_the_usual_formatted_numbers_are_parsed_not_flagged(
+        text: str, style: tuple[str | None, str, bool], value: float) -> None:
+    thousands, decimal, suffixes = style
+    assert CSVFAST.parse_formatted(  # type: ignore[union-attr]
+        text.encode(), ord(thousands) if thousands else 0, ord(decimal), suffixes) == value
+
+
+@pytest.mark.parametrize(("text", "style"), [
+    ("1,2345", (",", ".", False)), ("12,34", (",", ".", False)), ("1234,567", (",", ".", False)),
+    ("1.5K", (None, ".", False)), ("0.52%", (None, ".", True)), (",5,", (".", ",", False)),
+    ("K", (None, ".", True)), ("1,000.5.5", (",", ".", False)), (" 1", (None, ".", False))])
+def test_what_the_formatted_grammar_refuses_is_flagged(
+        text: str, style: tuple[str | None, str, bool]) -> None:
+    thousands, decimal, suffixes = style
+    assert CSVFAST.parse_formatted(  # type: ignore[union-attr]
+        text.encode(), ord(thousands) if thousands else 0, ord(decimal), suffixes) is None
+
+
 _STAMPS = st.one_of(
     st.builds(lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}",
               st.integers(1600, 2300), st.integers(0, 13), st.integers(0, 32),
@@ -151,9 +202,14 @@ def test_plans_the_c_parser_takes_and_leaves(tmp_path: Path) -> None:
     twice = CsvFormat(columns={"timestamp": "Date", "open": "Open", "high": "High",
                                "low": "Low", "close": "Open", "volume": "Volume"})
     assert compile_plan(plan_of(twice)) is None
-    # formatted numbers: the C parser tokenises, numpy parses them (offsets)
+    # formatted numbers are parsed in C too; epoch numbers and month names are handed
+    # back to numpy as field offsets
     formatted = compile_plan(plan_of(CsvFormat(thousands=",")))
-    assert formatted is not None and formatted.noffsets == 5
+    assert formatted is not None and formatted.noffsets == 0
+    epoch = compile_plan(plan_of(CsvFormat(timestamp_format="unix_s")))
+    assert epoch is not None and epoch.noffsets == 1
+    named = compile_plan(plan_of(CsvFormat(timestamp_format="%d-%b-%Y")))
+    assert named is not None and named.noffsets == 1
 
 
 def test_a_block_longer_than_the_output_capacity_continues(
@@ -185,3 +241,27 @@ def test_the_stub_matches_the_built_extension() -> None:
                           "tradingd.producer.loader._csvfast"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.lists(st.one_of(formatted_texts, dirt), min_size=5, max_size=5),
+                          st.booleans(), st.integers(0, 10**6)), min_size=1, max_size=20),
+       st.sampled_from([(",", ",", ".", True), (";", ".", ",", False), (",", None, ",", True),
+                        ("\t", " ", ".", True)]))
+def test_formatted_files_load_alike_every_way(
+        tmp_path: Path, table: list[tuple[list[str], bool, int]],
+        style: tuple[str, str | None, str, bool]) -> None:
+    """Formatted numbers, quoted or not, under several delimiters and separators (the
+    thousands separator may be the delimiter: then only quoted fields can hold it)."""
+    delimiter, thousands, decimal, suffixes = style
+    lines = [delimiter.join(["Date", "Open", "High", "Low", "Close", "Volume"])]
+    for i, (values, quote, _) in enumerate(table):
+        cells = [f"2020-01-01 00:{i // 60:02d}:{i % 60:02d}",
+                 *(_cell(v, quote) for v in values)]
+        lines.append(delimiter.join(cells))
+    path = tmp_path / "formatted.csv"
+    path.write_text("\n".join(lines) + "\n")
+    fmt = CsvFormat(delimiter=delimiter, thousands=thousands, decimal=decimal,
+                    volume_suffixes=suffixes)
+    load_every_way(path, fmt, small_block=41)

@@ -22,7 +22,10 @@
  *   (no quote inside one, none escaped); a CR only before the LF. The reference's csv
  *   reader decides the rest.
  *
- * Columns whose parser is not here (formatted numbers, epoch numbers, month names) are
+ * - Formatted numbers (``46,629.3``, ``1.234,5``, ``131.48K``): formatted.py's grammar,
+ *   the same rule for the value.
+ *
+ * Columns whose parser is not here (epoch numbers, month names, AM/PM) are
  * handed back as (begin, end) offsets for the numpy parsers. The pure numpy path stays
  * the reference and the fallback when this module is not built.
  */
@@ -35,7 +38,8 @@
 #define MAX_WIDTH 64  /* widest timestamp layout (blocks.BACK) */
 #define NCOMP 7       /* year, month, day, hour, minute, second, nanosecond */
 
-enum { K_SKIP = 0, K_FLOAT = 1, K_STAMP = 2, K_TIME = 3, K_OFFSETS = 4 };
+enum { K_SKIP = 0, K_FLOAT = 1, K_STAMP = 2, K_TIME = 3, K_OFFSETS = 4, K_FORMATTED = 5,
+       K_FORMATTED_SUFFIX = 6 };
 enum { P_DIGIT = 0, P_LITERAL = 1 };
 
 typedef struct {
@@ -71,6 +75,8 @@ typedef struct {
     int64_t first_year;
     int64_t min_day, max_day;
     uint8_t stops[256]; /* bytes that end an unquoted field */
+    uint8_t thousands;  /* K_FORMATTED: the thousands separator (0: none) */
+    uint8_t mark;       /* K_FORMATTED: the decimal mark */
 } Parser;
 
 static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -138,6 +144,66 @@ static inline const uint8_t *parse_number_at(const uint8_t *p, double *out) {
         v /= POW10[-power];
     *out = neg ? -v : v;
     return p;
+}
+
+/* A formatted number filling [p, e) exactly as formatted.formatted_value reads it:
+ * ``[+-]?(\d{1,3}(T\d{3})+|\d+)(M\d*)?`` or ``[+-]?M\d+`` (T the thousands separator, M
+ * the decimal mark), then a K/M/B suffix (any case) where allowed; the value of its
+ * digits times 10**(suffix - decimals), by Clinger's rule as in parse_number_at. Returns
+ * 0 if flagged. */
+static inline int parse_formatted(const uint8_t *p, const uint8_t *e, uint8_t thousands,
+                                  uint8_t mark, int suffixes, double *out) {
+    long ex = 0;
+    if (suffixes && e > p) {
+        uint8_t s = e[-1] | 0x20;
+        ex = s == 'k' ? 3 : s == 'm' ? 6 : s == 'b' ? 9 : 0;
+        if (ex) e--;
+    }
+    int neg = 0;
+    if (p < e && (*p == '+' || *p == '-')) {
+        neg = *p == '-';
+        p++;
+    }
+    uint64_t m = 0;
+    unsigned d;
+    Py_ssize_t ndigits = 0, whole = 0, frac = 0;
+    while (p < e && (d = (unsigned)(*p - '0')) < 10u) {
+        m = m * 10 + d;
+        p++;
+        whole++;
+    }
+    if (thousands && p < e && *p == thousands) {
+        if (whole < 1 || whole > 3) return 0;
+        while (p < e && *p == thousands) {
+            p++;
+            for (int k = 0; k < 3; k++, p++) {
+                if (p >= e || (d = (unsigned)(*p - '0')) >= 10u) return 0;
+                m = m * 10 + d;
+                whole++;
+                if (whole > 19) return 0;
+            }
+        }
+        if (p < e && (unsigned)(*p - '0') < 10u) return 0; /* a group of four */
+    }
+    if (p < e && *p == mark) {
+        p++;
+        while (p < e && (d = (unsigned)(*p - '0')) < 10u) {
+            m = m * 10 + d;
+            p++;
+            frac++;
+        }
+    }
+    ndigits = whole + frac;
+    if (p != e || ndigits == 0 || ndigits > 19 || m > MANTISSA_MAX) return 0;
+    long power = ex - (long)frac;
+    if (power < -22 || power > 22) return 0;
+    double v = (double)m;
+    if (power >= 0)
+        v *= POW10[power];
+    else
+        v /= POW10[-power];
+    *out = neg ? -v : v;
+    return 1;
 }
 
 /* A fixed-width timestamp: ns as written, or 0 (flagged). */
@@ -269,16 +335,17 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"delimiter",  "kinds",    "slots",  "noffsets",
                              "stride",     "event_at", "zero_at", "stamps",
                              "times",      "month_starts", "first_year", "min_day",
-                             "max_day",    NULL};
+                             "max_day",    "thousands", "decimal", NULL};
     int delimiter;
     Py_buffer kinds, slots, months;
     Py_ssize_t noffsets, stride, event_at, zero_at;
     PyObject *stamps, *times;
     long long first_year, min_day, max_day;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*y*nnnnOOy*LLL", kwlist, &delimiter,
+    int thousands = 0, decimal = '.';
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*y*nnnnOOy*LLL|ii", kwlist, &delimiter,
                                      &kinds, &slots, &noffsets, &stride, &event_at, &zero_at,
                                      &stamps, &times, &months, &first_year, &min_day,
-                                     &max_day))
+                                     &max_day, &thousands, &decimal))
         return -1;
     int rc = -1;
     PyMem_Free(self->kind);
@@ -292,12 +359,16 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     if (delimiter < 1 || delimiter > 255 || delimiter == '"' || delimiter == '\n' ||
         delimiter == '\r' || ncols < 1 || slots.len != 4 * ncols ||
         months.len % 8 != 0 || months.len < 16 || stride < 8 || event_at < 0 ||
-        event_at + 8 > stride || zero_at + 8 > stride || noffsets < 0) {
+        event_at + 8 > stride || zero_at + 8 > stride || noffsets < 0 || thousands < 0 ||
+        thousands > 127 || decimal < 1 || decimal > 127 || thousands == decimal ||
+        (unsigned)(thousands - '0') < 10u || (unsigned)(decimal - '0') < 10u) {
         PyErr_SetString(PyExc_ValueError, "Parser: inconsistent arguments");
         goto done;
     }
     self->delimiter = (uint8_t)delimiter;
     self->ncols = ncols;
+    self->thousands = (uint8_t)thousands;
+    self->mark = (uint8_t)decimal;
     self->kind = PyMem_Malloc((size_t)ncols);
     self->slot = PyMem_Malloc(sizeof(int32_t) * (size_t)ncols);
     self->month_starts = PyMem_Malloc((size_t)months.len);
@@ -311,7 +382,8 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     for (Py_ssize_t c = 0; c < ncols; c++) {
         uint8_t k = self->kind[c];
         int32_t s = self->slot[c];
-        if (k > K_OFFSETS || (k == K_FLOAT && (s < 0 || s + 8 > stride)) ||
+        int value = k == K_FLOAT || k == K_FORMATTED || k == K_FORMATTED_SUFFIX;
+        if (k > K_FORMATTED_SUFFIX || (value && (s < 0 || s + 8 > stride)) ||
             (k == K_OFFSETS && (s < 0 || s >= noffsets))) {
             PyErr_SetString(PyExc_ValueError, "Parser: bad column kind or slot");
             goto done;
@@ -447,6 +519,17 @@ static PyObject *parser_parse(Parser *self, PyObject *args) {
                 event += ns;
                 break;
             }
+            case K_FORMATTED:
+            case K_FORMATTED_SUFFIX: {
+                double v;
+                if (!parse_formatted(b, e, self->thousands, self->mark,
+                                     self->kind[c] == K_FORMATTED_SUFFIX, &v)) {
+                    good = 0;
+                    break;
+                }
+                memcpy(r + self->slot[c], &v, 8);
+                break;
+            }
             case K_OFFSETS: {
                 int64_t *o = offsets + 2 * (Py_ssize_t)self->slot[c] * cap;
                 o[rows] = b - base;
@@ -512,6 +595,21 @@ static PyObject *csv_parse_number(PyObject *module, PyObject *arg) {
     return PyFloat_FromDouble(v);
 }
 
+/* parse_formatted(text, thousands, decimal, suffixes) -> float or None (for tests). */
+static PyObject *csv_parse_formatted(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer text;
+    int thousands, decimal, suffixes;
+    if (!PyArg_ParseTuple(args, "y*iip", &text, &thousands, &decimal, &suffixes)) return NULL;
+    double v = 0.0;
+    const uint8_t *p = text.buf;
+    int ok = parse_formatted(p, p + text.len, (uint8_t)thousands, (uint8_t)decimal, suffixes,
+                             &v);
+    PyBuffer_Release(&text);
+    if (!ok) Py_RETURN_NONE;
+    return PyFloat_FromDouble(v);
+}
+
 static PyMethodDef parser_methods[] = {
     {"parse", (PyCFunction)parser_parse, METH_VARARGS,
      "parse($self, buf, start, stop, cap, records, lines, starts, offsets, flagged, /)\n--\n\n"
@@ -525,7 +623,8 @@ static PyTypeObject ParserType = {
     .tp_basicsize = sizeof(Parser),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Parser(delimiter, kinds, slots, noffsets, stride, event_at, zero_at, stamps, "
-              "times, month_starts, first_year, min_day, max_day)\n--\n\n"
+              "times, month_starts, first_year, min_day, max_day, thousands=0, decimal=46)"
+              "\n--\n\n"
               "A plan compiled for the one-pass parser (see native.py).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)parser_init,
@@ -537,6 +636,9 @@ static PyMethodDef module_methods[] = {
     {"parse_number", csv_parse_number, METH_O,
      "parse_number(text, /)\n--\n\n"
      "The value of one numeric field as the one-pass parser reads it, None if flagged."},
+    {"parse_formatted", csv_parse_formatted, METH_VARARGS,
+     "parse_formatted(text, thousands, decimal, suffixes, /)\n--\n\n"
+     "The value of one formatted field as the one-pass parser reads it, None if flagged."},
     {NULL, NULL, 0, NULL},
 };
 

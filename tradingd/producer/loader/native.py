@@ -2,10 +2,11 @@
 
 Why: the numpy fast path makes a dozen passes over each block and its temporaries; the C
 parser tokenises each regular line and parses its timestamp and plain-decimal fields in
-one pass, writing the bars straight into the output array (:meth:`Output.reserve`). Lines
-it cannot vouch for are *flagged* and go to the exact per-row path, as the numpy fast
-path's rejects do; columns it has no parser for (formatted numbers, epoch numbers, month
-names) come back as field offsets for the numpy parsers. The checks then run on views of
+one pass, writing the bars straight into the output array (:meth:`Output.reserve`); also
+formatted numbers (``46,629.3``, ``1.234,5``, ``131.48K``). Lines it cannot vouch for are
+*flagged* and go to the exact per-row path, as the numpy fast path's rejects do; columns it
+has no parser for (epoch numbers, month names, AM/PM) come back as field offsets for the
+numpy parsers. The checks then run on views of
 the bars in place, and an all-good block is kept without a copy.
 
 The numpy path (tokens.py, fast.py) stays the reference and the fallback: when the module
@@ -63,7 +64,7 @@ def _load() -> ModuleType | None:
 CSVFAST = _load()
 
 # column kinds of _csvfast.Parser
-_SKIP, _FLOAT, _STAMP, _TIME, _OFFSETS = range(5)
+_SKIP, _FLOAT, _STAMP, _TIME, _OFFSETS, _FORMATTED, _FORMATTED_SUFFIX = range(7)
 _NAMES = BAR_DTYPE.names or ()
 #: byte offset of each bar field in a record
 _AT = {name: int(BAR_DTYPE.fields[name][1]) for name in _NAMES} if BAR_DTYPE.fields else {}
@@ -126,8 +127,13 @@ def compile_plan(plan: Plan) -> NativePlan | None:
     for key, col in plan.value_cols:
         if not claim(col):
             return None
-        if plan.numbers is None:
+        style = plan.numbers
+        if style is None:
             kinds[col], slots[col] = _FLOAT, _AT[key]
+        elif _one_byte(style.thousands or "0") and _one_byte(style.decimal):
+            suffix = style.volume_suffixes and key == "volume"
+            kinds[col] = _FORMATTED_SUFFIX if suffix else _FORMATTED
+            slots[col] = _AT[key]
         else:
             kinds[col], slots[col] = _OFFSETS, noffsets
             values.append((key, noffsets))
@@ -137,9 +143,20 @@ def compile_plan(plan: Plan) -> NativePlan | None:
         ord(plan.delimiter) if len(plan.delimiter.encode()) == 1 else 0, bytes(kinds),
         slots.tobytes(), noffsets, BAR_DTYPE.itemsize, _AT["event_ns"],
         zero_at, layouts[0], layouts[1], _MONTH_STARTS.astype(np.int64).tobytes(),
-        _FIRST_YEAR, _MIN_DAY, _MAX_DAY)
+        _FIRST_YEAR, _MIN_DAY, _MAX_DAY, *_separators(plan.numbers))
     return NativePlan(parser, tuple(stamps), tuple(values), noffsets, max(1, plan.ncols),
                       plan.numbers)
+
+
+def _one_byte(text: str) -> bool:
+    return len(text) == 1 and text.isascii()
+
+
+def _separators(style: NumberStyle | None) -> tuple[int, int]:
+    """(thousands separator or 0, decimal mark) as bytes for the C parser."""
+    if style is None:
+        return 0, ord(".")
+    return ord(style.thousands) if style.thousands else 0, ord(style.decimal)
 
 
 def native_plan(plan: Plan) -> NativePlan | None:
