@@ -265,3 +265,24 @@ def test_formatted_files_load_alike_every_way(
     fmt = CsvFormat(delimiter=delimiter, thousands=thousands, decimal=decimal,
                     volume_suffixes=suffixes)
     load_every_way(path, fmt, small_block=41)
+
+
+def test_output_in_a_mapping_of_its_own_holds_the_same_bars(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large outputs live in an anonymous mapping (no transparent huge pages): the bars
+    are the same as in a numpy-allocated output, also when the output grows."""
+    from tradingd.producer.loader import checks
+    lines = ["Date,Open,High,Low,Close,Volume"] + [
+        f"2020-01-{1 + i // 1440:02d} {i // 60 % 24:02d}:{i % 60:02d},1.5,2,1,1.25,{i}"
+        for i in range(5000)]
+    path = tmp_path / "mapped.csv"
+    path.write_text("\n".join(lines) + "\n")
+    plain = load_csv(path, YAHOO)
+    monkeypatch.setattr(checks, "_MAPPED_BYTES", 0)
+    mapped = load_csv(path, YAHOO)
+    assert not mapped.bars.flags.owndata and mapped.bars.flags.writeable
+    import tradingd.producer.loader.load as load_module
+    monkeypatch.setattr(load_module, "size_hint", lambda f, first: 7)
+    grown = load_csv(path, YAHOO, block_size=1000)
+    assert plain.bars.tobytes() == mapped.bars.tobytes() == grown.bars.tobytes()
+    assert len(plain.bars) == 5000
