@@ -51,6 +51,17 @@ typedef struct {
     uint8_t allow[MAX_WIDTH][4];
     int64_t weight[MAX_WIDTH];
     int64_t base[NCOMP];
+    /* derived for SWAR (as timestamps._Layout.parse): per 8-byte word of the field, the
+     * expected bytes ('0' where a digit goes), which bytes are checked, and what added to
+     * a byte sets its bit 7 when it is too large (0x76: digit, 0x7F: literal) */
+    int nwords;
+    uint64_t expected[MAX_WIDTH / 8], keep[MAX_WIDTH / 8], limit[MAX_WIDTH / 8],
+        high[MAX_WIDTH / 8];
+    int nchoices;
+    uint8_t choice_at[MAX_WIDTH];
+    /* per component: where its digits start, how many, the unit of the last one */
+    uint8_t comp_at[NCOMP], comp_len[NCOMP];
+    int64_t comp_unit[NCOMP];
 } Layout;
 
 typedef struct {
@@ -84,23 +95,46 @@ static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 #define MANTISSA_MAX (1ull << 53)
 
-/* The digits at p appended to *m (no overflow check: the caller counts them, 19 cannot
- * wrap); returns the first byte after them. */
-static inline const uint8_t *digits(const uint8_t *p, uint64_t *m) {
+static const uint64_t POW10_INT[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                       100000000};
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* The digits at p appended to *m, eight at a time (SWAR: the bytes of one 64-bit load,
+ * checked and converted with three multiply-shift steps), and how many there were. No
+ * overflow check: the caller refuses more than 19 digits, which cannot wrap. Loads up to
+ * 8 bytes past the digits: parse() requires that slack after the block. */
+static inline const uint8_t *digits(const uint8_t *p, uint64_t *m, Py_ssize_t *count) {
     uint64_t v = *m;
-    unsigned d;
-    while ((d = (unsigned)(*p - '0')) < 10u) {
-        v = v * 10 + d;
-        p++;
+    Py_ssize_t c = 0;
+    for (;;) {
+        uint64_t w = load64(p) ^ 0x3030303030303030ull;
+        uint64_t bad = (((w & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | w) &
+                       0x8080808080808080ull; /* bit 7 of each byte that is not 0..9 */
+        int n = bad ? __builtin_ctzll(bad) >> 3 : 8;
+        if (n == 0) break;
+        if (n < 8) w <<= 8 * (8 - n); /* the digits to the top: leading zeros below */
+        w = (w * 10 + (w >> 8)) & 0x00FF00FF00FF00FFull;
+        w = (w * 100 + (w >> 16)) & 0x0000FFFF0000FFFFull;
+        w = (w * 10000 + (w >> 32)) & 0xFFFFFFFFull;
+        v = v * POW10_INT[n] + w;
+        c += n;
+        p += n;
+        if (n < 8) break;
     }
     *m = v;
+    *count = c;
     return p;
 }
 
 /* A plain decimal from p exactly as float() reads it: ``[+-]?(\d+\.?\d*|\.\d+)
  * ([eE][+-]?\d+)?``. Returns where it stopped (the caller checks that the field ends
- * there), or NULL if it is not one of the numbers parsed here (flagged). Reads past the
- * field only up to its first non-digit: fields end in a delimiter, a quote or a \n. */
+ * there), or NULL if it is not one of the numbers parsed here (flagged). Loads up to 8
+ * bytes past its end (see digits()); every line ends in a \n, where the digits stop. */
 static inline const uint8_t *parse_number_at(const uint8_t *p, double *out) {
     int neg = 0;
     if (*p == '+' || *p == '-') {
@@ -108,14 +142,9 @@ static inline const uint8_t *parse_number_at(const uint8_t *p, double *out) {
         p++;
     }
     uint64_t m = 0;
-    const uint8_t *q = p;
-    p = digits(p, &m);
-    Py_ssize_t whole = p - q, frac = 0;
-    if (*p == '.') {
-        q = ++p;
-        p = digits(p, &m);
-        frac = p - q;
-    }
+    Py_ssize_t whole, frac = 0;
+    p = digits(p, &m, &whole);
+    if (*p == '.') p = digits(p + 1, &m, &frac);
     if (whole + frac == 0 || whole + frac > 19) return NULL; /* 19 digits cannot wrap */
     if (m > MANTISSA_MAX) return NULL;
     long ex = 0;
@@ -126,7 +155,7 @@ static inline const uint8_t *parse_number_at(const uint8_t *p, double *out) {
             eneg = *p == '-';
             p++;
         }
-        q = p;
+        const uint8_t *q = p;
         unsigned d;
         while ((d = (unsigned)(*p - '0')) < 10u) {
             if (ex < 100000) ex = ex * 10 + (long)d;
@@ -206,24 +235,30 @@ static inline int parse_formatted(const uint8_t *p, const uint8_t *e, uint8_t th
     return 1;
 }
 
-/* A fixed-width timestamp: ns as written, or 0 (flagged). */
+/* A fixed-width timestamp: ns as written, or 0 (flagged). The field's words are checked
+ * at once (each byte xor-ed with the expected one: a digit must give 0..9, a literal 0),
+ * then each component's digits read; loads up to 7 bytes past the field. */
 static inline int parse_stamp(const Parser *self, const Layouts *set, const uint8_t *p,
                               Py_ssize_t width, int64_t *out) {
     if (width > MAX_WIDTH || set->by_width[width] < 0) return 0;
     const Layout *l = &set->items[set->by_width[width]];
+    uint64_t errors = 0;
+    for (int j = 0; j < l->nwords; j++) {
+        uint64_t v = (load64(p + 8 * j) ^ l->expected[j]) & l->keep[j];
+        errors |= (((v & 0x7F7F7F7F7F7F7F7Full) + l->limit[j]) | v) & l->high[j];
+    }
+    if (errors) return 0;
+    for (int k = 0; k < l->nchoices; k++) {
+        int i = l->choice_at[k], hit = 0;
+        for (int a = 0; a < l->nallow[i]; a++) hit |= p[i] == l->allow[i][a];
+        if (!hit) return 0;
+    }
     int64_t c[NCOMP];
-    memcpy(c, l->base, sizeof c);
-    for (Py_ssize_t i = 0; i < width; i++) {
-        uint8_t b = p[i];
-        if (l->type[i] == P_DIGIT) {
-            unsigned d = (unsigned)(b - '0');
-            if (d > 9u) return 0;
-            c[l->comp[i]] += (int64_t)d * l->weight[i];
-        } else {
-            int hit = 0;
-            for (int k = 0; k < l->nallow[i]; k++) hit |= b == l->allow[i][k];
-            if (!hit) return 0;
-        }
+    for (int k = 0; k < NCOMP; k++) {
+        int64_t v = 0;
+        const uint8_t *d = p + l->comp_at[k];
+        for (int i = 0; i < l->comp_len[k]; i++) v = v * 10 + (d[i] - '0');
+        c[k] = l->comp_len[k] ? v * l->comp_unit[k] : l->base[k];
     }
     if (l->year2) c[0] += c[0] < 69 ? 2000 : 1900;
     int64_t index = (c[0] - self->first_year) * 12 + c[1] - 1;
@@ -234,6 +269,38 @@ static inline int parse_stamp(const Parser *self, const Layouts *set, const uint
         return 0;
     *out = (((days * 24 + c[3]) * 60 + c[4]) * 60 + c[5]) * 1000000000LL + c[6];
     return 1;
+}
+
+/* The SWAR tables and component runs of a layout read byte by byte; -1 if a component's
+ * digits are not one run with decimal weights (never so for _Layout.program). */
+static int derive_layout(Layout *l) {
+    l->nwords = (l->width + 7) / 8;
+    for (int k = 0; k < NCOMP; k++) l->comp_len[k] = 0;
+    for (int i = 0; i < l->width; i++) {
+        int word = i / 8, shift = 8 * (i % 8);
+        if (l->type[i] == P_DIGIT) {
+            int k = l->comp[i];
+            if (l->comp_len[k] == 0)
+                l->comp_at[k] = (uint8_t)i;
+            else if (l->comp_at[k] + l->comp_len[k] != i || l->weight[i - 1] != 10 * l->weight[i])
+                return -1;
+            l->comp_len[k]++;
+            l->comp_unit[k] = l->weight[i];
+            l->expected[word] |= (uint64_t)'0' << shift;
+            l->limit[word] |= 0x76ull << shift;
+        } else if (l->nallow[i] == 1) {
+            l->expected[word] |= (uint64_t)l->allow[i][0] << shift;
+            l->limit[word] |= 0x7Full << shift;
+        } else {
+            l->choice_at[l->nchoices++] = (uint8_t)i;
+            continue;
+        }
+        l->keep[word] |= 0xFFull << shift;
+        l->high[word] |= 0x80ull << shift;
+    }
+    for (int k = 0; k < NCOMP; k++)
+        if (l->comp_len[k] && l->base[k] != 0) return -1;
+    return 0;
 }
 
 /* ----------------------------------------------------------------------------------- */
@@ -294,6 +361,10 @@ static int read_layout(PyObject *item, Layout *l) {
     for (int k = 0; k < NCOMP; k++) {
         l->base[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(base, k));
         if (l->base[k] == -1 && PyErr_Occurred()) goto done;
+    }
+    if (derive_layout(l) < 0) {
+        PyErr_SetString(PyExc_ValueError, "timestamp layout: a component is not one run");
+        goto done;
     }
     rc = 0;
 done:
@@ -422,7 +493,7 @@ static int get_out(PyObject *obj, Py_buffer *view, Py_ssize_t need, const char *
 /* parse(buf, start, stop, cap, records, lines, starts, offsets, flagged)
  *
  * Lines from ``start`` (a line's first byte) up to ``stop`` (just past a \n), at most
- * ``cap`` of them: a regular line's bar goes to records[row] (``stride`` bytes each), its
+ * ``cap`` of them (``buf`` must hold 8 bytes after ``stop``): a regular line's bar goes to records[row] (``stride`` bytes each), its
  * index (from 0 at ``start``) to lines[row], its first byte's offset to starts[row], the
  * (begin, end) of each K_OFFSETS column to offsets[2 * slot][row], offsets[2 * slot + 1][row]
  * (arrays of ``cap`` int64 each); a flagged line's (index, start, end of text before the
@@ -437,9 +508,10 @@ static PyObject *parser_parse(Parser *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     int have = 0;
-    if (start < 0 || stop > buf.len || start > stop || cap < 0 ||
+    if (start < 0 || stop + 8 > buf.len || start > stop || cap < 0 ||
         (stop > start && ((const uint8_t *)buf.buf)[stop - 1] != '\n')) {
-        PyErr_SetString(PyExc_ValueError, "parse: start/stop do not bound whole lines");
+        PyErr_SetString(PyExc_ValueError, "parse: start/stop do not bound whole lines "
+                                          "followed by 8 bytes of slack");
         goto done;
     }
     if (get_out(orec, &rec, cap * self->stride, "records") < 0) goto done;
@@ -579,7 +651,7 @@ static PyObject *csv_parse_number(PyObject *module, PyObject *arg) {
     Py_buffer text;
     if (PyObject_GetBuffer(arg, &text, PyBUF_SIMPLE) < 0) return NULL;
     /* as a field: followed by a \n (the parser reads up to the first non-digit) */
-    uint8_t *copy = PyMem_Malloc((size_t)text.len + 1);
+    uint8_t *copy = PyMem_Calloc((size_t)text.len + 9, 1); /* + the loads' slack */
     if (!copy) {
         PyBuffer_Release(&text);
         return PyErr_NoMemory();
