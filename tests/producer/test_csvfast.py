@@ -286,3 +286,30 @@ def test_output_in_a_mapping_of_its_own_holds_the_same_bars(
     grown = load_csv(path, YAHOO, block_size=1000)
     assert plain.bars.tobytes() == mapped.bars.tobytes() == grown.bars.tobytes()
     assert len(plain.bars) == 5000
+
+
+def test_a_parser_refuses_bad_arguments_and_work_before_init() -> None:
+    assert CSVFAST is not None
+    bare = CSVFAST.Parser.__new__(CSVFAST.Parser)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.parse(b"x\n" + bytes(8), 0, 2, 1, bytearray(48), np.zeros(1, np.int64),
+                   np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(3, np.int64))
+    months = np.arange(3, dtype=np.int64).tobytes()
+    with pytest.raises(ValueError, match="inconsistent"):  # slots for 2 columns, kinds 1
+        CSVFAST.Parser(44, b"\x01", b"\0" * 8, 0, 48, 0, -1, [], [], months, 1677, 0, 1)
+    with pytest.raises(ValueError, match="kind or slot"):  # a float stored past a record
+        CSVFAST.Parser(44, b"\x01", np.array([44], np.int32).tobytes(), 0, 48, 0, -1, [],
+                       [], months, 1677, 0, 1)
+    good = CSVFAST.Parser(44, b"\x01", np.array([8], np.int32).tobytes(), 0, 48, 0, -1, [],
+                          [], months, 1677, 0, 1)
+    with pytest.raises(ValueError, match="slack"):  # no 8 bytes after the last line
+        good.parse(b"1\n", 0, 2, 1, bytearray(48), np.zeros(1, np.int64),
+                   np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="records"):  # too small for cap records
+        good.parse(b"1\n" + bytes(8), 0, 2, 2, bytearray(48), np.zeros(2, np.int64),
+                   np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(6, np.int64))
+    records = np.zeros(1, [("event_ns", "<i8"), ("v", "<f8"), ("pad", "V32")])
+    assert good.parse(b"2.5\n" + bytes(8), 0, 4, 1, records, np.zeros(1, np.int64),
+                      np.zeros(1, np.int64), np.zeros(1, np.int64),
+                      np.zeros(3, np.int64)) == (1, 0, 1, 4)
+    assert records["v"][0] == 2.5

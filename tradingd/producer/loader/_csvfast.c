@@ -86,6 +86,7 @@ typedef struct {
     int64_t first_year;
     int64_t min_day, max_day;
     uint8_t stops[256]; /* bytes that end an unquoted field */
+    int ready;          /* __init__ completed: parse() may run */
     uint8_t thousands;  /* K_FORMATTED: the thousands separator (0: none) */
     uint8_t mark;       /* K_FORMATTED: the decimal mark */
 } Parser;
@@ -419,6 +420,7 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
                                      &max_day, &thousands, &decimal))
         return -1;
     int rc = -1;
+    self->ready = 0;
     PyMem_Free(self->kind);
     PyMem_Free(self->slot);
     PyMem_Free(self->month_starts);
@@ -472,6 +474,7 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
         goto done;
     memset(self->stops, 0, sizeof self->stops);
     self->stops[self->delimiter] = self->stops['\n'] = self->stops['\r'] = self->stops['"'] = 1;
+    self->ready = 1;
     rc = 0;
 done:
     PyBuffer_Release(&kinds);
@@ -508,6 +511,10 @@ static PyObject *parser_parse(Parser *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     int have = 0;
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Parser: not initialised");
+        goto done;
+    }
     if (start < 0 || stop + 8 > buf.len || start > stop || cap < 0 ||
         (stop > start && ((const uint8_t *)buf.buf)[stop - 1] != '\n')) {
         PyErr_SetString(PyExc_ValueError, "parse: start/stop do not bound whole lines "
