@@ -313,3 +313,22 @@ def test_a_parser_refuses_bad_arguments_and_work_before_init() -> None:
                       np.zeros(1, np.int64), np.zeros(1, np.int64),
                       np.zeros(3, np.int64)) == (1, 0, 1, 4)
     assert records["v"][0] == 2.5
+
+
+def test_pure_python_switch_leaves_the_numpy_path(tmp_path: Path) -> None:
+    """``TRADINGD_PURE_PYTHON=1`` (as for the segment's fast path) turns the C parser off:
+    the numpy fast path loads the same bars."""
+    import os
+    import subprocess
+    import sys
+    path = tmp_path / "p.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n2020-01-01,1.5,2,1,1.25,10\n")
+    code = ("import sys; from tradingd.producer.loader import native, load_csv, "
+            "BUILTIN_FORMATS; r = load_csv(sys.argv[1], BUILTIN_FORMATS['yahoo']); "
+            "print(native.CSVFAST is None, r.bars.tobytes().hex())")
+    outputs = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                              text=True, timeout=120, check=True,
+                              env={**os.environ, "TRADINGD_PURE_PYTHON": flag}).stdout.split()
+               for flag in ("1", "0")]
+    assert outputs[0][0] == "True" and outputs[1][0] == "False"
+    assert outputs[0][1] == outputs[1][1]
