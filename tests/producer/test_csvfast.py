@@ -311,7 +311,7 @@ def test_a_parser_refuses_bad_arguments_and_work_before_init() -> None:
     records = np.zeros(1, [("event_ns", "<i8"), ("v", "<f8"), ("pad", "V32")])
     assert good.parse(b"2.5\n" + bytes(8), 0, 4, 1, records, np.zeros(1, np.int64),
                       np.zeros(1, np.int64), np.zeros(1, np.int64),
-                      np.zeros(3, np.int64)) == (1, 0, 1, 4)
+                      np.zeros(3, np.int64)) == (1, 0, 1, 4, -1)
     assert records["v"][0] == 2.5
 
 
@@ -332,3 +332,28 @@ def test_pure_python_switch_leaves_the_numpy_path(tmp_path: Path) -> None:
                for flag in ("1", "0")]
     assert outputs[0][0] == "True" and outputs[1][0] == "False"
     assert outputs[0][1] == outputs[1][1]
+
+
+@pytest.mark.parametrize(("row", "failing"), [
+    ("1,2,1,1.5,0", 0), ("1,2,1,1.5,-0", 0), ("0,2,1,1.5,5", 1), ("1,2,1,1.5,-1", 1),
+    ("1,1,2,1.5,5", 1), ("3,2,1,1.5,5", 1), ("1,2,1,2.5,5", 1), ("2,2,2,2,0", 0)])
+def test_the_c_pass_counts_the_bars_check_values_refuses(row: str, failing: int) -> None:
+    """The count only lets an all-good block skip check_values: it must be 0 exactly when
+    check_values finds nothing."""
+    from tradingd.producer.loader.checks import check_values
+    from tradingd.producer.loader.spec import BAR_DTYPE
+    assert CSVFAST is not None
+    at = {name: int(BAR_DTYPE.fields[name][1]) for name in BAR_DTYPE.names or ()}  # type: ignore[index]
+    names = ("open", "high", "low", "close", "volume")
+    parser = CSVFAST.Parser(44, b"\x01" * 5, np.array([at[k] for k in names], np.int32)
+                            .tobytes(), 0, BAR_DTYPE.itemsize, at["event_ns"], -1, [], [],
+                            np.arange(3, dtype=np.int64).tobytes(), 1677, 0, 1,
+                            checks=tuple(at[k] for k in names))
+    text = (row + "\n").encode() + bytes(8)
+    records = np.zeros(1, BAR_DTYPE)
+    one = np.zeros(1, np.int64)
+    got = parser.parse(text, 0, len(text) - 8, 1, records, one, one.copy(), one.copy(),
+                       np.zeros(3, np.int64))
+    assert got[:2] == (1, 0) and got[4] == failing
+    rows = {k: records[k] for k in names}
+    assert int(np.count_nonzero(check_values(rows))) == failing

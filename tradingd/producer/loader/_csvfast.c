@@ -80,6 +80,8 @@ typedef struct {
     Py_ssize_t stride; /* bytes per record */
     Py_ssize_t event_at;
     Py_ssize_t zero_at; /* a record field set to 0.0 (volume absent), or -1 */
+    int checks;         /* count the bars failing checks.check_values' tests */
+    Py_ssize_t check_at[5]; /* record offsets of open, high, low, close, volume */
     Layouts stamps[2]; /* [0]: K_STAMP, [1]: K_TIME */
     int64_t *month_starts;
     Py_ssize_t months;
@@ -407,17 +409,18 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"delimiter",  "kinds",    "slots",  "noffsets",
                              "stride",     "event_at", "zero_at", "stamps",
                              "times",      "month_starts", "first_year", "min_day",
-                             "max_day",    "thousands", "decimal", NULL};
+                             "max_day",    "thousands", "decimal", "checks", NULL};
     int delimiter;
     Py_buffer kinds, slots, months;
     Py_ssize_t noffsets, stride, event_at, zero_at;
     PyObject *stamps, *times;
     long long first_year, min_day, max_day;
     int thousands = 0, decimal = '.';
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*y*nnnnOOy*LLL|ii", kwlist, &delimiter,
+    PyObject *checks = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*y*nnnnOOy*LLL|iiO", kwlist, &delimiter,
                                      &kinds, &slots, &noffsets, &stride, &event_at, &zero_at,
                                      &stamps, &times, &months, &first_year, &min_day,
-                                     &max_day, &thousands, &decimal))
+                                     &max_day, &thousands, &decimal, &checks))
         return -1;
     int rc = -1;
     self->ready = 0;
@@ -467,6 +470,19 @@ static int parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     self->stride = stride;
     self->event_at = event_at;
     self->zero_at = zero_at;
+    self->checks = 0;
+    if (checks != Py_None) {
+        if (!PyArg_ParseTuple(checks, "nnnnn", &self->check_at[0], &self->check_at[1],
+                              &self->check_at[2], &self->check_at[3], &self->check_at[4]))
+            goto done;
+        for (int k = 0; k < 5; k++) {
+            if (self->check_at[k] < 0 || self->check_at[k] + 8 > stride) {
+                PyErr_SetString(PyExc_ValueError, "Parser: checks offset outside a record");
+                goto done;
+            }
+        }
+        self->checks = 1;
+    }
     self->first_year = first_year;
     self->min_day = min_day;
     self->max_day = max_day;
@@ -501,7 +517,9 @@ static int get_out(PyObject *obj, Py_buffer *view, Py_ssize_t need, const char *
  * (begin, end) of each K_OFFSETS column to offsets[2 * slot][row], offsets[2 * slot + 1][row]
  * (arrays of ``cap`` int64 each); a flagged line's (index, start, end of text before the
  * CR LF) go to flagged[0..2][i] (three arrays of ``cap``). Returns (rows, flagged, lines,
- * offset reached): the caller goes on from that offset when ``cap`` was reached first. */
+ * offset reached, bars failing the value checks or -1 without ``checks``): the caller goes
+ * on from that offset when ``cap`` was reached first, and needs no check_values when no
+ * bar failed (the count is only a shortcut: check_values decides the reasons). */
 static PyObject *parser_parse(Parser *self, PyObject *args) {
     Py_buffer buf, rec, lin, sta, off, flg;
     Py_ssize_t start, stop, cap;
@@ -538,7 +556,7 @@ static PyObject *parser_parse(Parser *self, PyObject *args) {
     int64_t *lines = lin.buf, *starts = sta.buf, *offsets = off.buf, *flagged = flg.buf;
     const uint8_t delim = self->delimiter;
     const Py_ssize_t ncols = self->ncols, stride = self->stride;
-    Py_ssize_t rows = 0, nflag = 0, nlines = 0;
+    Py_ssize_t rows = 0, nflag = 0, nlines = 0, nbad = 0;
 
     Py_BEGIN_ALLOW_THREADS
     while (p < end && rows < cap && nflag < cap) {
@@ -625,6 +643,17 @@ static PyObject *parser_parse(Parser *self, PyObject *args) {
             const uint8_t *nl = *q == '\r' ? q + 1 : q;
             memcpy(r + self->event_at, &event, 8);
             if (self->zero_at >= 0) memset(r + self->zero_at, 0, 8);
+            if (self->checks) {
+                double o, h, lo, cl, v;
+                memcpy(&o, r + self->check_at[0], 8);
+                memcpy(&h, r + self->check_at[1], 8);
+                memcpy(&lo, r + self->check_at[2], 8);
+                memcpy(&cl, r + self->check_at[3], 8);
+                memcpy(&v, r + self->check_at[4], 8);
+                /* the conditions under which check_values gives 0 (fine) */
+                nbad += !(o > 0 && h > 0 && lo > 0 && cl > 0 && v >= 0 && h >= lo && o >= lo &&
+                          o <= h && cl >= lo && cl <= h);
+            }
             lines[rows] = nlines;
             starts[rows] = line - base;
             rows++;
@@ -641,7 +670,8 @@ static PyObject *parser_parse(Parser *self, PyObject *args) {
         nlines++;
     }
     Py_END_ALLOW_THREADS
-    result = Py_BuildValue("nnnn", rows, nflag, nlines, (Py_ssize_t)(p - base));
+    result = Py_BuildValue("nnnnn", rows, nflag, nlines, (Py_ssize_t)(p - base),
+                           self->checks ? nbad : (Py_ssize_t)-1);
 done:
     if (have >= 5) PyBuffer_Release(&flg);
     if (have >= 4) PyBuffer_Release(&off);
@@ -692,7 +722,8 @@ static PyObject *csv_parse_formatted(PyObject *module, PyObject *args) {
 static PyMethodDef parser_methods[] = {
     {"parse", (PyCFunction)parser_parse, METH_VARARGS,
      "parse($self, buf, start, stop, cap, records, lines, starts, offsets, flagged, /)\n--\n\n"
-     "Tokenise and parse whole lines; returns (rows, flagged, lines, offset reached)."},
+     "Tokenise and parse whole lines; returns (rows, flagged, lines, offset reached, bars "
+     "failing the value checks)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -702,7 +733,8 @@ static PyTypeObject ParserType = {
     .tp_basicsize = sizeof(Parser),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Parser(delimiter, kinds, slots, noffsets, stride, event_at, zero_at, stamps, "
-              "times, month_starts, first_year, min_day, max_day, thousands=0, decimal=46)"
+              "times, month_starts, first_year, min_day, max_day, thousands=0, decimal=46, "
+              "checks=None)"
               "\n--\n\n"
               "A plan compiled for the one-pass parser (see native.py).",
     .tp_new = PyType_GenericNew,

@@ -34,7 +34,7 @@ from tradingd.producer.loader.checks import (
 from tradingd.producer.loader.exact import merge_rows, parse_slow_lines
 from tradingd.producer.loader.formatted import parse_formatted
 from tradingd.producer.loader.plan import NumberStyle, Plan
-from tradingd.producer.loader.spec import BAR_DTYPE, Rows
+from tradingd.producer.loader.spec import BAR_DTYPE, FIELDS, Rows
 from tradingd.producer.loader.swar import Scratch, Words
 from tradingd.producer.loader.timestamps import (
     _FIRST_YEAR,
@@ -143,7 +143,8 @@ def compile_plan(plan: Plan) -> NativePlan | None:
         ord(plan.delimiter) if len(plan.delimiter.encode()) == 1 else 0, bytes(kinds),
         slots.tobytes(), noffsets, BAR_DTYPE.itemsize, _AT["event_ns"],
         zero_at, layouts[0], layouts[1], _MONTH_STARTS.astype(np.int64).tobytes(),
-        _FIRST_YEAR, _MIN_DAY, _MAX_DAY, *_separators(plan.numbers))
+        _FIRST_YEAR, _MIN_DAY, _MAX_DAY, *_separators(plan.numbers),
+        None if values else tuple(_AT[k] for k in FIELDS[1:]))
     return NativePlan(parser, tuple(stamps), tuple(values), noffsets, max(1, plan.ncols),
                       plan.numbers)
 
@@ -180,7 +181,7 @@ def load_block_native(block: Block, plan: Plan, native: NativePlan, log: RejectL
         starts = scratch.get("c_starts", cap, np.int64)
         offsets = scratch.get("c_offsets", 2 * native.noffsets * cap or 1, np.int64)
         flagged = scratch.get("c_flagged", 3 * cap, np.int64)
-        n, nflag, nlines, reached = native.parser.parse(
+        n, nflag, nlines, reached, failing = native.parser.parse(
             block.buf, pos, block.stop, cap, records, found, starts, offsets, flagged)
         views = {name: records[name][:n] for name in _NAMES}
         rows: Rows = {"line": found[:n] + line0, **views}
@@ -193,7 +194,8 @@ def load_block_native(block: Block, plan: Plan, native: NativePlan, log: RejectL
         if slow or ok is not None:
             rows = merge_rows(rows, np.ones(n, bool) if ok is None else ok, slow)
         to_utc(rows, plan.zone)
-        rows = drop_rows(rows, check_values(rows), log, "values", describe_values)
+        if failing or slow or ok is not None:  # else the C pass found every bar fine
+            rows = drop_rows(rows, check_values(rows), log, "values", describe_values)
         rows = drop_rows(rows, order.check(rows["event_ns"]), log, "order", order.describe)
         out.commit(rows, views)
         seen += (n if ok is None else int(np.count_nonzero(ok))) + seen_slow
