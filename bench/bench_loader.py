@@ -1,7 +1,7 @@
 """CSV loading benchmark: the loader beside pandas.read_csv, per vendor format, and restarts.
 
     .venv/bin/python bench/bench_loader.py [--rows 3000000] [--format-rows 2000000]
-        [--ready-rows 3000000] [--repeat 3] [--skip pandas,formats,ready,rss]
+        [--ready-rows 3000000] [--repeat 5] [--skip pandas,formats,ready,rss]
 
 Prints, for this machine and this run (files generated in a temporary directory):
   1. a Yahoo-layout file (``Date,Open,High,Low,Close,Adj Close,Volume``, one-minute bars,
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-rows", type=int, default=3_000_000)
     parser.add_argument("--ready-files", type=int, default=1,
                         help="symbols for the READY measurement (copies of the file)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma-separated: pandas,formats,ready,rss")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
