@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml setup.py tradingd/segment/_fastpath.c tools/c/tradingd_
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# the loader's one-pass CSV parser (issue 14) is rebuilt by the same install
+$(STAMP): tradingd/producer/loader/_csvfast.c
+
 venv: $(STAMP)
 
 # promtool (Debian package prometheus) lints the metrics; the prometheus server runs the

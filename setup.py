@@ -15,6 +15,12 @@ setup(
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
                                 "-Wno-missing-field-initializers"],
             optional=True,
-        )
+        ),
+        Extension(
+            "tradingd.producer.loader._csvfast",
+            ["tradingd/producer/loader/_csvfast.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra"],
+            optional=True,
+        ),
     ]
 )

@@ -38,9 +38,12 @@ def write(tmp_path: Path, lines: list[str], *, name: str = "data.csv", newline: 
 
 
 def load_every_way(path: Path, fmt: CsvFormat = YAHOO, small_block: int = 64) -> LoadResult:
-    """Load with the fast path, the per-row parser and tiny blocks; all must agree."""
+    """Load with the fast path (the C parser where built, and the numpy one), the per-row
+    parser and tiny blocks (both fast paths); all must agree."""
     results = [load_csv(path, fmt), load_csv(path, fmt, fast_path=False),
-               load_csv(path, fmt, block_size=small_block)]
+               load_csv(path, fmt, block_size=small_block),
+               load_csv(path, fmt, c_parser=False),
+               load_csv(path, fmt, block_size=small_block, c_parser=False)]
     first = results[0]
     for other in results[1:]:
         assert np.array_equal(other.bars, first.bars)

@@ -85,7 +85,9 @@ def test_fast_path_equals_the_exact_parser_on_shipped_files(name: str, fmt: str,
                                                             expected_rows: int) -> None:
     fast = load_csv(DATA / name, BUILTIN_FORMATS[fmt])
     exact = load_csv(DATA / name, BUILTIN_FORMATS[fmt], fast_path=False, block_size=4096)
+    numpy_path = load_csv(DATA / name, BUILTIN_FORMATS[fmt], c_parser=False)
     assert np.array_equal(fast.bars, exact.bars)
+    assert fast.bars.tobytes() == numpy_path.bars.tobytes()
 
 
 def test_shipped_values_known_from_the_provenance_notes() -> None:

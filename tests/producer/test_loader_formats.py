@@ -309,17 +309,30 @@ def test_time_parser_layouts_exist_for_common_time_formats() -> None:
 
 def rows_left_to_the_exact_path(path: Path, fmt: CsvFormat,
                                 monkeypatch: pytest.MonkeyPatch) -> int:
+    """Lines the exact path parsed, with the C parser and with the numpy fast path (the
+    larger count)."""
     from tradingd.producer.loader import load as load_module
+    from tradingd.producer.loader import native
     seen = [0]
     original = load_module.parse_slow
+    original_lines = native.parse_slow_lines
 
     def counting(block, lines, todo, plan, log):  # type: ignore[no-untyped-def]
         seen[0] += len(todo)
         return original(block, lines, todo, plan, log)
 
+    def counting_lines(block, numbers, starts, ends, plan, log):  # type: ignore[no-untyped-def]
+        seen[0] += len(numbers)
+        return original_lines(block, numbers, starts, ends, plan, log)
+
     monkeypatch.setattr(load_module, "parse_slow", counting)
-    load_csv(path, fmt)
-    return seen[0]
+    monkeypatch.setattr(native, "parse_slow_lines", counting_lines)
+    counts = []
+    for c_parser in (True, False):
+        seen[0] = 0
+        load_csv(path, fmt, c_parser=c_parser)
+        counts.append(seen[0])
+    return max(counts)
 
 
 @pytest.mark.parametrize(("lines", "fmt"), [

@@ -16,6 +16,14 @@ so the loader works on blocks of whole lines (about 1 MiB each) with numpy:
    path). Timestamps of a fixed layout (ISO 8601, or a strptime pattern of fixed-width
    fields) are read the same way, checked against the expected text in one step per word,
    and turned into days through a table of month starts.
+   **The C parser** (``_csvfast.c``, driven by :mod:`.native`) does steps 1 and 2 in one
+   pass where it is built: each regular line's fields are found and its fixed-width
+   timestamp, plain or formatted numbers parsed (Clinger's fast path: a mantissa up to
+   2**53 and a power of ten up to 22, one correctly rounded multiply or divide) and the
+   bar written straight into the output array, which the checks then read in place.
+   Lines it cannot vouch for are flagged for the slow path, exactly like the numpy fast
+   path's rejects; the numpy path stays the reference and the fallback (no compiler,
+   ``TRADINGD_PURE_PYTHON=1``, ``load_csv(..., c_parser=False)``).
 3. **Slow path.** Whatever the fast path cannot vouch for (wrong field count, empty or null
    fields, exponents, spaces, quotes, blank lines, other timestamp shapes) is parsed alone
    by plain Python, which decides whether the row is good and, if not, why. The slow path
@@ -35,8 +43,9 @@ results), :mod:`.blocks` (reading blocks of whole lines), :mod:`.plan` (the form
 resolved against the header; ``skip_rows``), :mod:`.tokens` (lines and fields),
 :mod:`.swar` (plain numbers, eight digits a step), :mod:`.formatted` (``46,629.3``,
 ``1.234,5``, ``131.48K``), :mod:`.timestamps` (fixed-width layouts, epoch units, zones),
-:mod:`.fast` (the fast path over a block), :mod:`.exact` (one row at a time, the
-reference), :mod:`.checks` (values, order, the reject log) and :mod:`.load` (the driver).
+:mod:`.fast` (the fast path over a block), :mod:`.native` (the C parser over a block),
+:mod:`.exact` (one row at a time, the reference), :mod:`.checks` (values, order, the
+reject log, the output) and :mod:`.load` (the driver).
 """
 
 from tradingd.producer.loader.load import load_csv

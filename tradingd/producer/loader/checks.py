@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mmap
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -151,27 +152,64 @@ class Output:
     """
 
     def __init__(self, capacity: int) -> None:
-        self._bars = np.empty(capacity, BAR_DTYPE)
+        self._bars = _empty_bars(capacity)
         self.size = 0
 
     def append(self, rows: Rows) -> None:
         n = len(rows["event_ns"])
         if self.size + n > len(self._bars):
-            grown = np.empty(max(2 * len(self._bars), self.size + n), BAR_DTYPE)
-            grown[:self.size] = self._bars[:self.size]
-            self._bars = grown
+            self._grow(max(2 * len(self._bars), self.size + n))
         dest = self._bars[self.size:self.size + n]
         for name in BAR_DTYPE.names or ():
             dest[name] = rows[name]
         self.size += n
+
+    def reserve(self, n: int) -> np.ndarray:
+        """The free records after the bars so far, at most ``n`` (at least one: grows when
+        full): the C parser writes bars there, and :meth:`commit` keeps them."""
+        if self.size >= len(self._bars):
+            self._grow(max(2 * len(self._bars), self.size + n))
+        return self._bars[self.size:self.size + n]
+
+    def commit(self, rows: Rows, views: Rows) -> None:
+        """Keep ``rows``: if every column is still the view of :meth:`reserve`'s records
+        that ``views`` holds (an all-good block), they are already in place; else they are
+        copied there, as :meth:`append` does."""
+        if all(rows[name] is views[name] for name in BAR_DTYPE.names or ()):
+            self.size += len(rows["event_ns"])
+        else:
+            self.append(rows)
+
+    def _grow(self, capacity: int) -> None:
+        grown = _empty_bars(capacity)
+        grown[:self.size] = self._bars[:self.size]
+        self._bars = grown
 
     def event_times(self) -> np.ndarray:
         return self._bars["event_ns"][:self.size]
 
     def bars(self) -> np.ndarray:
         bars, self._bars = self._bars, np.empty(0, BAR_DTYPE)
-        bars.resize(self.size, refcheck=False)  # gives the unused tail back, no copy
-        return bars
+        if bars.flags.owndata:
+            bars.resize(self.size, refcheck=False)  # gives the unused tail back, no copy
+            return bars
+        return bars[:self.size]  # a mapping: its tail was never touched, holds no memory
+
+
+#: Output arrays from this size on get a mapping of their own (see _empty_bars).
+_MAPPED_BYTES = 4 << 20
+
+
+def _empty_bars(n: int) -> np.ndarray:
+    """``n`` uninitialised bars. A large array gets an anonymous private mapping of its own:
+    numpy asks for transparent huge pages, and on a VM the first touch of fresh huge pages
+    costs from 10 ms to over 300 ms per 150 MB, varying run to run (the kernel gathers and
+    zeroes 2 MiB pages); 4 KiB pages cost a steady ~35 ms. The bars written by the C parser
+    then fault in at that steady rate, and pages past the last bar are never touched."""
+    if n * BAR_DTYPE.itemsize < _MAPPED_BYTES:
+        return np.empty(n, BAR_DTYPE)
+    memory = mmap.mmap(-1, n * BAR_DTYPE.itemsize, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(memory, BAR_DTYPE, count=n)
 
 
 class RejectLog:

@@ -97,16 +97,25 @@ def _parse_line(text: str, plan: Plan) -> tuple[Any, ...]:
 
 def parse_slow(block: Block, lines: Lines, todo: np.ndarray, plan: Plan,
                 log: RejectLog) -> tuple[list[tuple[Any, ...]], int]:
-    """Parse lines ``todo`` one by one: the good rows (line first), and how many of the
-    lines were data rows (not blank)."""
+    """Parse lines ``todo`` (indices into ``lines``) one by one: the good rows (line
+    first), and how many of the lines were data rows (not blank)."""
+    return parse_slow_lines(block, todo + block.first_line, lines.starts[todo],
+                            lines.ends[todo], plan, log)
+
+
+def parse_slow_lines(block: Block, numbers: np.ndarray, starts: np.ndarray,
+                     ends: np.ndarray, plan: Plan, log: RejectLog
+                     ) -> tuple[list[tuple[Any, ...]], int]:
+    """Parse the lines numbered ``numbers`` (text from ``starts`` to ``ends`` in the block)
+    one by one: the good rows (line first), and how many were data rows (not blank)."""
     parsed: list[tuple[Any, ...]] = []
     seen = 0
-    for i in todo.tolist():
-        text = bytes(block.buf[lines.starts[i]:lines.ends[i]]).decode("utf-8")
+    for line, begin, end in zip(numbers.tolist(), starts.tolist(), ends.tolist(),
+                                strict=True):
+        text = bytes(block.buf[begin:end]).decode("utf-8")
         if not text.strip():
             continue  # a blank line is not a row
         seen += 1
-        line = block.first_line + i
         try:
             parsed.append((line, *_parse_line(text, plan)))
         except _RowError as exc:

@@ -20,6 +20,7 @@ from tradingd.producer.loader.checks import (
 )
 from tradingd.producer.loader.exact import merge_rows, parse_slow
 from tradingd.producer.loader.fast import parse_fast
+from tradingd.producer.loader.native import load_block_native, native_plan
 from tradingd.producer.loader.plan import Plan, make_plan
 from tradingd.producer.loader.spec import BLOCK_SIZE, CsvFormat, LoadResult
 from tradingd.producer.loader.swar import Scratch
@@ -32,14 +33,16 @@ from tradingd.producer.loader.tokens import tokenize
 
 
 def load_csv(path: str | os.PathLike[str], fmt: CsvFormat, *, strict: bool = False,
-             block_size: int = BLOCK_SIZE, fast_path: bool = True) -> LoadResult:
+             block_size: int = BLOCK_SIZE, fast_path: bool = True,
+             c_parser: bool = True) -> LoadResult:
     """Read one CSV file into bars, skipping (and reporting) bad rows.
 
     Raises DataError (exit 66) when the file cannot be used at all: missing, unreadable,
     empty, not UTF-8, or its header does not have the format's columns. With ``strict``,
     the first bad row raises StrictDataError (exit 65) naming its file:line and reason.
-    ``block_size`` and ``fast_path=False`` (every row through the exact per-row parser)
-    exist for tests.
+    ``block_size``, ``fast_path=False`` (every row through the exact per-row parser) and
+    ``c_parser=False`` (the numpy fast path even where the C parser is built) exist for
+    tests and benchmarks.
     """
     name = os.fspath(path)
     log = RejectLog(name)
@@ -50,11 +53,16 @@ def load_csv(path: str | os.PathLike[str], fmt: CsvFormat, *, strict: bool = Fal
         out = Output(size_hint(f, first))
         order = OrderCheck(out)
         scratch = Scratch()
+        native = native_plan(plan) if fast_path and c_parser else None
         line = first.first_line if first else 2
         for block in _chain(first, blocks):
             block = block._replace(first_line=line)
             check_utf8(block, name)
-            seen, nlines = _load_block(block, plan, log, order, out, fast_path, scratch)
+            if native is not None:
+                seen, nlines = load_block_native(block, plan, native, log, order, out,
+                                                 scratch)
+            else:
+                seen, nlines = _load_block(block, plan, log, order, out, fast_path, scratch)
             rows_read += seen
             line += nlines
             if strict and log.total:

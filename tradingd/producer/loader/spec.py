@@ -63,7 +63,7 @@ VOLUME_SUFFIXES: Mapping[str, int] = MappingProxyType({"k": 3, "m": 6, "b": 9})
 
 #: Bumped whenever the loader's results for the same file and format may change; part of
 #: the load cache's key (a cache written by another loader version is never used).
-LOADER_VERSION = 2
+LOADER_VERSION = 3  # 3: a lone "." is bad_number on the fast path too (was read as 0.0)
 
 #: Bytes read per block (whole lines are parsed together; 1-2 MiB measured fastest: the
 #: per-call overhead of numpy is spread over ~30k rows, the temporaries stay in cache).

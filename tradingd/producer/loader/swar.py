@@ -184,6 +184,8 @@ class _Digits:
         mantissa, ok = self._mantissa()
         if scale == -1:
             ok &= self.lengths > dotted
+        elif scale == 0:  # "5." is 5.0, but "." alone is no number (bad_number)
+            ok &= self.lengths > 1
         elif self.shortest == 0:
             ok &= self.lengths > 0
         values = mantissa.astype(np.float64)

@@ -56,6 +56,8 @@ _MONTH_KEYS = np.array(sorted(int.from_bytes(name.encode(), "little") for name i
 _MONTH_OF_KEY = np.array([1 + [int.from_bytes(n.encode(), "little") for n in (
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
     "dec")].index(int(k)) for k in _MONTH_KEYS], np.int64)
+#: A layout for the C parser: see _Layout.program.
+Program = tuple[int, int, bytes, bytes, bytes, list[int], tuple[int, ...]]
 #: Default components of a time-of-day column: the result is ns since midnight.
 _TIME_OF_DAY = (1970, 1, 1, 0, 0, 0, 0)
 
@@ -119,6 +121,33 @@ class _Layout:
             n = min(8 - byte, end - pos)
             self.chunks.append((k, word, byte, n, unit * 10 ** (end - pos - n)))
             pos += n
+
+    def program(self) -> Program | None:
+        """The layout byte by byte for the one-pass C parser (``_csvfast``): (width, year2,
+        kinds (0 digit, 1 literal), components, four allowed bytes per place, weights,
+        base components); None if it has letters (month names, AM/PM), which stay here."""
+        if self.letters:
+            return None
+        kinds, comps, allowed = bytearray(self.width), bytearray(self.width), bytearray(
+            4 * self.width)
+        weights = [0] * self.width
+        for pos in range(self.width):
+            word, byte = divmod(pos, 8)
+            kinds[pos] = 1
+            allowed[4 * pos] = (self.expected[word] >> (8 * byte)) & 0xFF
+        for word, byte, choices in self.choices:
+            pos = 8 * word + byte
+            if len(choices) > 4:
+                return None
+            allowed[4 * pos:4 * pos + 4] = choices[:4].ljust(4, b"\0")
+        for k, word, byte, n, mul in self.chunks:
+            for j in range(n):
+                pos = 8 * word + byte + j
+                kinds[pos], comps[pos], weights[pos] = 0, k, mul * 10 ** (n - 1 - j)
+        if any(kinds[p] == 1 and not allowed[4 * p] for p in range(self.width)):
+            return None  # a NUL literal: 0 means "no byte" to the C parser
+        return (self.width, int(self.year2), bytes(kinds), bytes(comps), bytes(allowed),
+                weights, tuple(int(b) for b in self.base))
 
     def parse(self, data: Words, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         words = data.at(starts, self.count)
