@@ -21,7 +21,8 @@ help:
 
 # The C fast path (tradingd/segment/_fastpath.c) is compiled by this install; it is rebuilt when
 # its source or the generated layout header changes.
-$(STAMP): pyproject.toml setup.py tradingd/segment/_fastpath.c tools/c/tradingd_segment.h
+$(STAMP): pyproject.toml setup.py tradingd/segment/_fastpath.c tools/c/tradingd_segment.h \
+          tradingd/exec/_execfast.c tools/c/tradingd_orders.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@

@@ -15,6 +15,14 @@ setup(
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
                                 "-Wno-missing-field-initializers"],
             optional=True,
-        )
+        ),
+        Extension(
+            "tradingd.exec._execfast",
+            ["tradingd/exec/_execfast.c"],
+            include_dirs=["tools/c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
+                                "-Wno-missing-field-initializers"],
+            optional=True,
+        ),
     ]
 )

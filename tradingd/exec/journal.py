@@ -255,8 +255,12 @@ class Journal:
         self.bytes_written = 0
         self.entries_written = 0
 
-    def append(self, frames: list[bytes]) -> None:
-        """Write encoded entries in one ``write`` (then fsync if configured)."""
+    def append(self, frames: list[bytes], entries: int | None = None) -> None:
+        """Write encoded entries in one ``write`` (then fsync if configured).
+
+        A frame may hold several entries back to back (a batch of orders framed at once,
+        :func:`tradingd.exec.execfast.encode_orders`): ``entries`` says how many in all.
+        """
         if not frames:
             return
         data = b"".join(frames)
@@ -267,7 +271,7 @@ class Journal:
         if self._fsync:
             os.fsync(self._fd)
         self.bytes_written += len(data)
-        self.entries_written += len(frames)
+        self.entries_written += len(frames) if entries is None else entries
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -51,7 +51,15 @@ from tradingd.daemon.notify import Notifier
 from tradingd.errors import SegmentError, SegmentOwned
 from tradingd.exec import journal as J
 from tradingd.exec.engine import Engine, RiskLimits
-from tradingd.exec.protocol import Bar, DisconnectReason, ExecType, Report, ReportKind
+from tradingd.exec.execfast import encode_orders, publish_reports, take_orders
+from tradingd.exec.protocol import (
+    Bar,
+    DisconnectReason,
+    ExecType,
+    OrderFields,
+    Report,
+    ReportKind,
+)
 from tradingd.segment import layout as L
 from tradingd.segment.channel import (
     KIND_ORDERS,
@@ -71,6 +79,13 @@ log = logging.getLogger("tradingd.exec.service")
 #: order -> report latency histogram bucket bounds (seconds)
 LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0)
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
+_ORDER_BODY = J._ORDER_BODY
+_MARKET_NEW = struct.pack("<I", 1)  # msg_type 1 (new order) / ord_type 1 (market), raw
+_SYM = slice(60, 76)  # the symbol of a raw order body
+_LATENCY_BUCKETS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
+_new = tuple.__new__
+#: how often the spin loop does housekeeping (market state, heartbeats, watchdog)
+HOUSEKEEPING_INTERVAL_NS = 100_000
 _SESSION_LOOPED, _SESSION_FINISHED, _SESSION_BACKWARDS, _SESSION_NEW_MARKET = 1, 2, 3, 4
 STATUS_INTERVAL_NS = 1_000_000_000
 #: how often a round reads the market segment (and does the follower's housekeeping)
@@ -103,6 +118,24 @@ class ClientLink:
     wakeups: int = 0
     switch_to: ChannelReader | None = None
     problem: str = ""
+    name_b: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.name_b = self.name.encode("ascii")
+
+
+@dataclass(eq=False, slots=True)
+class OrderBatch:
+    """Order records taken from one client's ring in one round: journaled as one frame run
+    (``OrderIn`` entries, ring seqs ``first_seq``...), then applied in order."""
+
+    link: ClientLink
+    client: bytes  # the client name, ASCII (as the journal frames it)
+    generation: int
+    first_seq: int
+    arrival_ns: int
+    raws: list[bytes]
+    refs: list[float]
 
 
 def default_journal_path(env: dict[str, str] | None = None) -> str:
@@ -146,6 +179,9 @@ class ExecService:
         self._symbol_ids: dict[str, int] = {}
         self._pending: list[J.Entry] = []
         self._published: set[ClientLink] = set()  # links given reports this round
+        self._active: list[ClientLink] = []  # links whose order rings are read (cached)
+        self._disconnect_due = False  # some link has pending_disconnect set
+        self._next_house = 0
         self._retain = self.x.report_ring_capacity + self.x.report_backlog
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -229,11 +265,23 @@ class ExecService:
             self._last_bar = (e.market_generation, e.bar.seq)
 
     # ------------------------------------------------------------------ journal + apply
-    def _record(self, entries: list[J.Entry]) -> None:
-        """Journal the inputs (one write), then apply them in order and route the reports."""
-        if not entries:
+    def _record(self, entries: list[J.Entry], batches: list[OrderBatch] | None = None) -> None:
+        """Journal the inputs (one write), then apply them in order and route the reports.
+
+        ``batches``: order records taken this round, per client ring, after ``entries``;
+        framed per batch at once (the same bytes as ``J.encode`` of each ``OrderIn``) and
+        applied one by one through the same ``engine.on_order`` replay uses.
+        """
+        if not entries and not batches:
             return
-        self.journal.append([J.encode(e) for e in entries])
+        frames = [J.encode(e) for e in entries]
+        count = len(entries)
+        if batches:
+            for b in batches:
+                frames.append(encode_orders(b.client, b.generation, b.first_seq, b.arrival_ns,
+                                            b.raws, b.refs))
+                count += len(b.raws)
+        self.journal.append(frames, count)
         now = self._clock.monotonic_ns()
         with self.lock:
             for e in entries:
@@ -245,6 +293,74 @@ class ExecService:
                 for client, r in out:
                     self._route(client, r, now, first)
                     first = False
+            if batches:
+                for b in batches:
+                    self._apply_batch(b, now)
+
+    def _apply_batch(self, b: OrderBatch, now: int) -> None:
+        """Apply one client's orders (what ``_track`` + ``J.apply`` do per ``OrderIn``)."""
+        link = b.link
+        name = link.name
+        self._positions[(name, b.generation)] = b.first_seq + len(b.raws)
+        gens = self._known_gens.get(name)
+        if gens is None:
+            gens = self._known_gens[name] = set()
+        gens.add(b.generation)
+        on_order, unpack = self.engine.on_order, _ORDER_BODY.unpack
+        arrival = b.arrival_ns
+        reps: list[Report] = []
+        send_ns: list[int] = []
+        others: list[tuple[str, Report]] = []
+        for raw, ref in zip(b.raws, b.refs, strict=True):
+            out = on_order(name, _new(OrderFields, unpack(raw)), arrival, ref)
+            first = True
+            for client, r in out:
+                if first and r.order_send_ns:
+                    send_ns.append(r.order_send_ns)
+                first = False
+                if client == name:
+                    reps.append(r)
+                else:  # (on_order reports only to its own client; kept general)
+                    others.append((client, r))
+        if send_ns:
+            counts, bounds = self.latency_counts, _LATENCY_BUCKETS_NS
+            total = 0
+            for sent in send_ns:
+                ns = now - sent
+                counts[bisect.bisect_left(bounds, ns)] += 1
+                total += ns
+            self.latency_sum += total / 1e9
+        self._route_many(link, reps)
+        for client, r in others:
+            self._route(client, r, now, False)
+
+    def _route_many(self, link: ClientLink, reps: list[Report]) -> None:
+        """``_route`` of each report (latency already observed), with one credit check."""
+        if not reps:
+            return
+        link.retained.extend(reps)
+        w = link.reports
+        if link.disconnected or w is None:
+            link.dropped += len(reps)
+            return
+        k = 0
+        if not link.backlog:
+            k = max(0, min(self._free(link), len(reps)))
+            if k:
+                publish_reports(w, reps if k == len(reps) else reps[:k])
+                link.delivered += k
+                self._published.add(link)
+        if k == len(reps):
+            return
+        if not link.slow:
+            link.slow = True
+            link.slow_events += 1
+            log.warning("client %s is slow: its report ring is full; keeping its reports "
+                        "(at most %d) until it reads", link.name, self.x.report_backlog)
+        link.backlog.extend(reps[k:])
+        if len(link.backlog) > self.x.report_backlog and not link.pending_disconnect:
+            link.pending_disconnect = True
+            self._disconnect_due = True
 
     def _route(self, client: str, r: Report, now: int, response: bool) -> None:
         link = self._link(client)
@@ -268,11 +384,11 @@ class ExecService:
         link.backlog.append(r)
         if len(link.backlog) > self.x.report_backlog and not link.pending_disconnect:
             link.pending_disconnect = True
+            self._disconnect_due = True
 
     def _observe_latency(self, ns: int) -> None:
-        s = ns / 1e9
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, s)] += 1
-        self.latency_sum += s
+        self.latency_counts[bisect.bisect_left(_LATENCY_BUCKETS_NS, ns)] += 1
+        self.latency_sum += ns / 1e9
 
     def _free(self, link: ClientLink) -> int:
         w, r = link.reports, link.orders
@@ -485,18 +601,27 @@ class ExecService:
 
     # ------------------------------------------------------------------ the loop
     def round(self) -> int:
-        """One polling round; returns the number of inputs it took."""
+        """One polling round; returns the number of inputs it took.
+
+        The order path is kept short: the market, discovery and disconnects are looked at
+        only when due; an idle round is a clock read and one stamp read per client ring.
+        """
         now = self._clock.monotonic_ns()
         entries = self._pending
         self._pending = []
-        for link in self.links.values():
-            if link.pending_disconnect and not link.disconnected:
-                link.pending_disconnect = False
-                entries.append(J.DisconnectIn(link.name, now, DisconnectReason.SLOW_CONSUMER))
-                self._disconnect(link)
+        if self._disconnect_due:
+            self._disconnect_due = False
+            for link in self.links.values():
+                if link.pending_disconnect and not link.disconnected:
+                    link.pending_disconnect = False
+                    entries.append(J.DisconnectIn(link.name, now,
+                                                  DisconnectReason.SLOW_CONSUMER))
+                    self._disconnect(link)
+            self._refresh_active()
         if now >= self._next_discovery:
             self._next_discovery = now + int(self.x.discovery_interval * 1e9)
             entries.extend(self.discover())
+            self._refresh_active()
         if now >= self._next_market:
             # the market every MARKET_INTERVAL_NS, not every round: a bar can only fill
             # orders that arrived before it was published, so reading it a little later
@@ -507,27 +632,39 @@ class ExecService:
         if self._pending:
             entries.extend(self._pending)
             self._pending = []
-        budget = self.x.poll_budget
-        links = [lk for lk in self.links.values() if lk.orders is not None
-                 and not lk.disconnected]
-        if links:
-            self._rr = (self._rr + 1) % len(links)
-            for link in links[self._rr:] + links[:self._rr]:
-                r = link.orders
-                assert r is not None
-                for _ in range(budget):
-                    raw = r.poll_raw()
-                    if raw is None:
-                        break
-                    entries.append(self._order_in(link, r, raw))
+        links = self._active
+        batches: list[OrderBatch] | None = None
         n = len(entries)
-        self._record(entries)
+        if links:
+            budget = self.x.poll_budget
+            k = len(links)
+            self._rr = rr = (self._rr + 1) % k
+            for i in range(k):
+                link = links[(rr + i) % k]
+                r = link.orders
+                if r is None or link.disconnected:
+                    continue
+                raws = take_orders(r, budget)
+                if not raws:
+                    continue
+                if batches is None:
+                    batches = []
+                    arrival = self._clock.monotonic_ns()
+                batches.append(OrderBatch(link, link.name_b, r.generation,
+                                          r.position - len(raws), arrival, raws,
+                                          self._refs(raws)))
+                link.orders_read += len(raws)
+                n += len(raws)
+        if n:
+            self._record(entries, batches)
         for link in links:
             if link.backlog:
                 self._deliver(link)
-            w = link.reports
-            if w is not None and link.orders is not None:
-                w.set_consumed(link.orders.position)
+        if batches is not None:
+            for b in batches:
+                w, r = b.link.reports, b.link.orders
+                if w is not None and r is not None:
+                    w.set_consumed(r.position)
         if self._published:
             for link in self._published:  # FUTEX_WAKE only for clients that block
                 if (link.reports is not None and link.orders is not None
@@ -537,6 +674,23 @@ class ExecService:
             self._published.clear()
         self.rounds += 1
         return n
+
+    def _refresh_active(self) -> None:
+        """The links whose order rings a round reads (after discovery or a disconnect)."""
+        self._active = [lk for lk in self.links.values() if lk.orders is not None
+                        and not lk.disconnected]
+        for lk in self._active:
+            w, r = lk.reports, lk.orders
+            if w is not None and r is not None:
+                w.set_consumed(r.position)
+
+    def _refs(self, raws: list[bytes]) -> list[float]:
+        """The reference price of each record: the last price, for a market new order."""
+        refs = [0.0] * len(raws)
+        for i, raw in enumerate(raws):
+            if raw[:4] == _MARKET_NEW and raw[24:28] == _MARKET_NEW:
+                refs[i] = self._ref_price(raw[_SYM])
+        return refs
 
     def _disconnect(self, link: ClientLink) -> None:
         log.warning("client %s disconnected: %d reports waiting (exec.report_backlog %d); "
@@ -569,7 +723,9 @@ class ExecService:
         while not stop.is_set():
             n = self.round()
             now = clock.monotonic_ns()
-            self.housekeeping(now)
+            if now >= self._next_house:
+                self._next_house = now + HOUSEKEEPING_INTERVAL_NS
+                self.housekeeping(now)
             if n:
                 idle = 0
                 continue

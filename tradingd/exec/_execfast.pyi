@@ -1,0 +1,19 @@
+"""Stub of the C extension tradingd.exec._execfast (tradingd/exec/_execfast.c).
+
+Checked against the built module by tests/exec/test_execfast.py (mypy.stubtest).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from _typeshed import ReadableBuffer, WriteableBuffer
+
+CHANNEL_FINGERPRINT_HEX: str
+ORDER_BODY_SIZE: int
+
+def take_orders(buffer: ReadableBuffer, ring_offset: int, capacity: int, position: int,
+                max: int, /) -> list[bytes]: ...
+def encode_orders(client: bytes, generation: int, first_seq: int, arrival_ns: int,
+                  raws: list[bytes], refs: list[float], /) -> bytes: ...
+def publish_reports(buffer: WriteableBuffer, ring_offset: int, capacity: int,
+                    cursor_offset: int, reports: Sequence[tuple[Any, ...]], /) -> int: ...
