@@ -14,7 +14,7 @@ import struct
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -125,6 +125,45 @@ def test_encode_orders_frames_what_journal_encode_frames(
         e._replace(ref_price=0.0) for e in expected]
 
 
+@needs_c
+@SETTINGS
+@given(records=st.lists(st.tuples(st.sampled_from([1, 2, 7]), st.sampled_from([0, 1, 2]),
+                                  st.binary(min_size=8, max_size=8)), max_size=20),
+       budget=st.integers(1, 25))
+def test_take_and_frame_takes_prices_and_frames_as_the_reference(
+        name: str, records: list[tuple[int, int, bytes]], budget: int) -> None:
+    """Market new orders (and only they) priced by ref_of, arrival read once, same frames."""
+    w = _order_ring(name, "t", capacity=32)
+    a = ChannelReader(orders_name(name, "t"), kind=KIND_ORDERS)
+    b = ChannelReader(orders_name(name, "t"), kind=KIND_ORDERS)
+    asked: list[list[bytes]] = [[], []]
+    ticks = iter(range(1000, 10**6))
+
+    def ref_of(which: int) -> Callable[[bytes], float]:
+        def ref(sym: bytes) -> float:
+            asked[which].append(sym)
+            return float(len(asked[which])) / 3
+        return ref
+
+    try:
+        for i, (msg, ord_type, sym) in enumerate(records):
+            w.publish(msg, i, i, 1, ord_type, 0, 5, 1.5, i, sym)
+        while True:
+            arrival = next(ticks)
+            got_c = execfast.take_and_frame(a, budget, b"t", lambda: arrival, ref_of(0))
+            got_py = execfast.take_and_frame_py(b, budget, b"t", lambda: arrival, ref_of(1))
+            assert got_c == got_py and a.position == b.position
+            if got_c is None:
+                break
+            assert got_c[0] and got_c[3] == arrival
+        assert asked[0] == asked[1] == [sym.ljust(16, b"\0") for msg, t, sym in records
+                                        if msg == 1 and t == 1]
+    finally:
+        a.close()
+        b.close()
+        w.close()
+
+
 REPORTS = st.lists(st.tuples(U32, U64, U64, U32, U32, I64, F64, I64, I64, F64, I64, U64, U64,
                              U32, U32, st.binary(max_size=20), U64), min_size=1, max_size=12)
 
@@ -200,8 +239,7 @@ def _run_exec(tmp: Path, seg: str, pure: bool, monkeypatch: pytest.MonkeyPatch
     """An exec in this process, fed 300 orders in rounds; its journal and the reports."""
     with monkeypatch.context() as m:
         if pure:
-            m.setattr(S, "take_orders", execfast.take_orders_py)
-            m.setattr(S, "encode_orders", execfast.encode_orders_py)
+            m.setattr(S, "take_and_frame", execfast.take_and_frame_py)
             m.setattr(S, "publish_reports", execfast.publish_reports_py)
         journal = tmp / f"{'py' if pure else 'c'}.journal"
         cfg = parse_config(yaml.safe_dump({"exec": {

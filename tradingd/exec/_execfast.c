@@ -77,21 +77,12 @@ static int ring_span(Py_buffer *view, Py_ssize_t ring_offset, Py_ssize_t capacit
     return 0;
 }
 
-/* take_orders(buffer, ring_offset, capacity, position, max) -> list[bytes] */
-static PyObject *take_orders(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *obj;
-    Py_ssize_t ring_offset, capacity, max;
-    unsigned long long position;
-    if (!PyArg_ParseTuple(args, "OnnKn", &obj, &ring_offset, &capacity, &position, &max))
-        return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *out = NULL;
-    if (ring_span(&view, ring_offset, capacity, sizeof(tradingd_order)) < 0) goto done;
-    out = PyList_New(0);
-    if (out == NULL) goto done;
-    const char *ring = (const char *)view.buf + ring_offset;
+/* up to max records from position on, as bytes after the stamp; view already checked */
+static PyObject *take_from(Py_buffer *view, Py_ssize_t ring_offset, Py_ssize_t capacity,
+                           uint64_t position, Py_ssize_t max) {
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    const char *ring = (const char *)view->buf + ring_offset;
     uint64_t mask = (uint64_t)capacity - 1;
     for (Py_ssize_t i = 0; i < max; i++) {
         uint64_t p = position + (uint64_t)i;
@@ -106,12 +97,36 @@ static PyObject *take_orders(PyObject *self, PyObject *args) {
         PyObject *b = PyBytes_FromStringAndSize(copy, ORDER_BODY);
         if (b == NULL || PyList_Append(out, b) < 0) {
             Py_XDECREF(b);
-            Py_CLEAR(out);
-            goto done;
+            Py_DECREF(out);
+            return NULL;
         }
         Py_DECREF(b);
     }
-done:
+    return out;
+}
+
+/* is record `position` published? (the first stamp: an idle round reads only this) */
+static int ready_at(Py_buffer *view, Py_ssize_t ring_offset, Py_ssize_t capacity,
+                    uint64_t position) {
+    const tradingd_order *rec = (const tradingd_order *)(
+        (const char *)view->buf + ring_offset +
+        (position & ((uint64_t)capacity - 1)) * sizeof(tradingd_order));
+    return LOAD_ACQ(&rec->seq_lo) == (uint32_t)position;
+}
+
+/* take_orders(buffer, ring_offset, capacity, position, max) -> list[bytes] */
+static PyObject *take_orders(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *obj;
+    Py_ssize_t ring_offset, capacity, max;
+    unsigned long long position;
+    if (!PyArg_ParseTuple(args, "OnnKn", &obj, &ring_offset, &capacity, &position, &max))
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) return NULL;
+    PyObject *out = NULL;
+    if (ring_span(&view, ring_offset, capacity, sizeof(tradingd_order)) == 0)
+        out = take_from(&view, ring_offset, capacity, position, max);
     PyBuffer_Release(&view);
     return out;
 }
@@ -171,6 +186,80 @@ static PyObject *encode_orders(PyObject *self, PyObject *args) {
         w += frame;
     }
     return out;
+}
+
+/* take_and_frame(buffer, ring_offset, capacity, position, max, client, generation,
+ *                clock, ref_of) -> (raws, frames, refs, arrival_ns)
+ * take_orders; then, if any, the arrival time (clock(), read after the records were
+ * taken), the reference price of each record (ref_of(symbol) for a market new order, 0.0
+ * for anything else) and encode_orders: one call per ring per round. */
+static PyObject *take_and_frame(PyObject *self, PyObject *args) {
+    PyObject *obj, *client_obj, *clock, *ref_of;
+    Py_ssize_t ring_offset, capacity, max;
+    unsigned long long position, generation, arrival = 0;
+    if (!PyArg_ParseTuple(args, "OnnKnO!KOO", &obj, &ring_offset, &capacity, &position, &max,
+                          &PyBytes_Type, &client_obj, &generation, &clock, &ref_of))
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (ring_span(&view, ring_offset, capacity, sizeof(tradingd_order)) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (max < 1 || !ready_at(&view, ring_offset, capacity, position)) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE; /* nothing new: the idle round's answer, allocation-free */
+    }
+    PyObject *raws = take_from(&view, ring_offset, capacity, position, max);
+    PyBuffer_Release(&view);
+    if (raws == NULL) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(raws);
+    PyObject *refs = NULL, *frames = NULL, *eargs = NULL, *result = NULL;
+    if (n == 0) { /* taken between the two looks: overwritten? not ours to judge here */
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    PyObject *now = PyObject_CallNoArgs(clock);
+    if (now == NULL) goto done;
+    arrival = PyLong_AsUnsignedLongLong(now);
+    Py_DECREF(now);
+    if (arrival == (unsigned long long)-1 && PyErr_Occurred()) goto done;
+    refs = PyList_New(n);
+    if (refs == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *b = PyBytes_AS_STRING(PyList_GET_ITEM(raws, i));
+        uint32_t msg, type;
+        memcpy(&msg, b + offsetof(tradingd_order, msg_type) - 4, 4);
+        memcpy(&type, b + offsetof(tradingd_order, ord_type) - 4, 4);
+        PyObject *ref;
+        if (msg == TRADINGD_MSG_NEW_ORDER && type == TRADINGD_ORD_TYPE_MARKET) {
+            ref = PyObject_CallFunction(ref_of, "y#", b + offsetof(tradingd_order, symbol) - 4,
+                                        (Py_ssize_t)sizeof(((tradingd_order *)0)->symbol));
+            if (ref == NULL) goto done;
+            if (!PyFloat_Check(ref)) {
+                Py_DECREF(ref);
+                PyErr_SetString(PyExc_TypeError, "ref_of must return a float");
+                goto done;
+            }
+        } else {
+            ref = PyFloat_FromDouble(0.0);
+            if (ref == NULL) goto done;
+        }
+        PyList_SET_ITEM(refs, i, ref);
+    }
+    eargs = Py_BuildValue("(OKKKOO)", client_obj, generation, (unsigned long long)position,
+                          arrival, raws, refs);
+    if (eargs == NULL) goto done;
+    frames = encode_orders(self, eargs);
+    if (frames == NULL) goto done;
+    result = Py_BuildValue("(OOOK)", raws, frames, refs, arrival);
+done:
+    Py_XDECREF(eargs);
+    Py_XDECREF(frames);
+    Py_XDECREF(refs);
+    Py_DECREF(raws);
+    return result;
 }
 
 /* ---------------------------------------------------------------- reports */
@@ -279,6 +368,11 @@ static PyMethodDef methods[] = {
     {"encode_orders", encode_orders, METH_VARARGS,
      "encode_orders(client, generation, first_seq, arrival_ns, raws, refs) -> bytes\n"
      "The journal frames of OrderIn entries, one per raw record, joined."},
+    {"take_and_frame", take_and_frame, METH_VARARGS,
+     "take_and_frame(buffer, ring_offset, capacity, position, max, client, generation, "
+     "clock, ref_of) -> (raws, frames, refs, arrival_ns) | None\n"
+     "take_orders; then, if any, the arrival time clock(), the reference price of each "
+     "(ref_of(symbol) for a market new order, else 0.0) and encode_orders, in one call."},
     {"publish_reports", publish_reports, METH_VARARGS,
      "publish_reports(buffer, ring_offset, capacity, cursor_offset, reports) -> int\n"
      "Publish report tuples into a report ring; returns the new cursor."},

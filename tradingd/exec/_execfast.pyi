@@ -3,7 +3,7 @@
 Checked against the built module by tests/exec/test_execfast.py (mypy.stubtest).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from _typeshed import ReadableBuffer, WriteableBuffer
@@ -15,5 +15,9 @@ def take_orders(buffer: ReadableBuffer, ring_offset: int, capacity: int, positio
                 max: int, /) -> list[bytes]: ...
 def encode_orders(client: bytes, generation: int, first_seq: int, arrival_ns: int,
                   raws: list[bytes], refs: list[float], /) -> bytes: ...
+def take_and_frame(buffer: ReadableBuffer, ring_offset: int, capacity: int, position: int,
+                   max: int, client: bytes, generation: int, clock: Callable[[], int],
+                   ref_of: Callable[[bytes], float], /
+                   ) -> tuple[list[bytes], bytes, list[float], int] | None: ...
 def publish_reports(buffer: WriteableBuffer, ring_offset: int, capacity: int,
                     cursor_offset: int, reports: Sequence[tuple[Any, ...]], /) -> int: ...

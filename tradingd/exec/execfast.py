@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from tradingd.exec import journal as J
@@ -32,6 +32,16 @@ log = logging.getLogger(__name__)
 
 _RING_OFFSET = L.CHANNEL_HEADER.size
 _CURSOR_OFFSET = L.CHANNEL_HEADER.offset("ring_cursor")
+_BODY = L.ORDER.offset("msg_type")  # raw bodies start after the stamp
+
+
+def _field(name: str) -> slice:
+    return slice(L.ORDER.offset(name) - _BODY, L.ORDER.offset(name) - _BODY
+                 + L.ORDER[name].size)
+
+
+_MSG, _TYPE, _SYMBOL = _field("msg_type"), _field("ord_type"), _field("symbol")
+_ONE = (1).to_bytes(4, "little")  # msg_type new order / ord_type market
 
 
 def _load() -> ModuleType | None:
@@ -80,6 +90,31 @@ def encode_orders_py(client: bytes, generation: int, first_seq: int, arrival_ns:
                     for i, (raw, ref) in enumerate(zip(raws, refs, strict=True)))
 
 
+def refs_py(raws: list[bytes], ref_of: Callable[[bytes], float]) -> list[float]:
+    """The reference price of each record: ``ref_of(symbol)`` for a market new order."""
+    refs = [0.0] * len(raws)
+    for i, raw in enumerate(raws):
+        if raw[_MSG] == _ONE and raw[_TYPE] == _ONE:
+            refs[i] = ref_of(raw[_SYMBOL])
+    return refs
+
+
+Frames = tuple[list[bytes], bytes, list[float], int]
+
+
+def take_and_frame_py(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
+                      ref_of: Callable[[bytes], float]) -> Frames | None:
+    """Pure-Python :func:`take_and_frame`: the steps one after the other."""
+    first = r.position
+    raws = take_orders_py(r, max)
+    if not raws:
+        return None
+    arrival = clock()
+    refs = refs_py(raws, ref_of)
+    return (raws, encode_orders_py(client, r.generation, first, arrival, raws, refs), refs,
+            arrival)
+
+
 def publish_reports_py(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
     """Pure-Python :func:`publish_reports`: ``ChannelWriter.publish`` of each."""
     for rep in reports:
@@ -105,6 +140,21 @@ def encode_orders(client: bytes, generation: int, first_seq: int, arrival_ns: in
     return frames
 
 
+def take_and_frame(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
+                   ref_of: Callable[[bytes], float]) -> Frames | None:
+    """Take up to ``max`` records of ``r`` (advancing it); if any, read their arrival time
+    (``clock()``, after taking them), price the market orders (``ref_of(symbol)``) and
+    frame them for the journal: ``(raws, frames, refs, arrival_ns)``; None if there was
+    no record to take."""
+    if FAST is None:
+        return take_and_frame_py(r, max, client, clock, ref_of)
+    out: Frames | None = FAST.take_and_frame(r.mapping, _RING_OFFSET, r.capacity, r.position,
+                                             max, client, r.generation, clock, ref_of)
+    if out is not None:
+        r.position += len(out[0])
+    return out
+
+
 def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
     """Publish ``reports`` into report ring ``w`` (the caller checked its credit)."""
     if FAST is None:
@@ -114,4 +164,5 @@ def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> 
 
 
 __all__ = ["FAST", "IMPLEMENTATION", "encode_orders", "encode_orders_py", "publish_reports",
-           "publish_reports_py", "take_orders", "take_orders_py"]
+           "publish_reports_py", "refs_py", "take_and_frame", "take_and_frame_py",
+           "take_orders", "take_orders_py"]

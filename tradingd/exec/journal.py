@@ -263,11 +263,12 @@ class Journal:
         """
         if not frames:
             return
-        data = b"".join(frames)
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        n = os.write(self._fd, data)
+        if n < len(data):  # a short write (a signal, a full disk): write the rest
+            view = memoryview(data)[n:]
+            while view:
+                view = view[os.write(self._fd, view):]
         if self._fsync:
             os.fsync(self._fd)
         self.bytes_written += len(data)

@@ -38,6 +38,7 @@ import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,7 +52,7 @@ from tradingd.daemon.notify import Notifier
 from tradingd.errors import SegmentError, SegmentOwned
 from tradingd.exec import journal as J
 from tradingd.exec.engine import Engine, RiskLimits
-from tradingd.exec.execfast import encode_orders, publish_reports, take_orders
+from tradingd.exec.execfast import publish_reports, take_and_frame
 from tradingd.exec.protocol import (
     Bar,
     DisconnectReason,
@@ -80,8 +81,6 @@ log = logging.getLogger("tradingd.exec.service")
 LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0)
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
 _ORDER_BODY = J._ORDER_BODY
-_MARKET_NEW = struct.pack("<I", 1)  # msg_type 1 (new order) / ord_type 1 (market), raw
-_SYM = slice(60, 76)  # the symbol of a raw order body
 _LATENCY_BUCKETS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
 _new = tuple.__new__
 #: how often the spin loop does housekeeping (market state, heartbeats, watchdog)
@@ -124,18 +123,17 @@ class ClientLink:
         self.name_b = self.name.encode("ascii")
 
 
-@dataclass(eq=False, slots=True)
-class OrderBatch:
-    """Order records taken from one client's ring in one round: journaled as one frame run
-    (``OrderIn`` entries, ring seqs ``first_seq``...), then applied in order."""
+class OrderBatch(NamedTuple):
+    """Order records taken from one client's ring in one round: journaled as one run of
+    frames (``OrderIn`` entries, ring seqs ``first_seq``...), then applied in order."""
 
     link: ClientLink
-    client: bytes  # the client name, ASCII (as the journal frames it)
     generation: int
     first_seq: int
     arrival_ns: int
     raws: list[bytes]
     refs: list[float]
+    frames: bytes  # the journal frames of the OrderIn entries, joined
 
 
 def default_journal_path(env: dict[str, str] | None = None) -> str:
@@ -278,8 +276,7 @@ class ExecService:
         count = len(entries)
         if batches:
             for b in batches:
-                frames.append(encode_orders(b.client, b.generation, b.first_seq, b.arrival_ns,
-                                            b.raws, b.refs))
+                frames.append(b.frames)
                 count += len(b.raws)
         self.journal.append(frames, count)
         now = self._clock.monotonic_ns()
@@ -395,8 +392,8 @@ class ExecService:
         if w is None:
             return 0
         consumed = 0
-        if r is not None and r.word("peer_generation") == w.generation:
-            consumed = r.word("peer_consumed")
+        if r is not None and r.peer_generation == w.generation:
+            consumed = r.peer_consumed
         return w.free(consumed)
 
     def _deliver(self, link: ClientLink) -> None:
@@ -633,6 +630,7 @@ class ExecService:
             entries.extend(self._pending)
             self._pending = []
         links = self._active
+        clock = self._clock.monotonic_ns
         batches: list[OrderBatch] | None = None
         n = len(entries)
         if links:
@@ -644,15 +642,14 @@ class ExecService:
                 r = link.orders
                 if r is None or link.disconnected:
                     continue
-                raws = take_orders(r, budget)
-                if not raws:
+                got = take_and_frame(r, budget, link.name_b, clock, self._ref_price)
+                if got is None:
                     continue
+                raws, frames, refs, arrival = got
                 if batches is None:
                     batches = []
-                    arrival = self._clock.monotonic_ns()
-                batches.append(OrderBatch(link, link.name_b, r.generation,
-                                          r.position - len(raws), arrival, raws,
-                                          self._refs(raws)))
+                batches.append(_new(OrderBatch, (link, r.generation, r.position - len(raws),
+                                                 arrival, raws, refs, frames)))
                 link.orders_read += len(raws)
                 n += len(raws)
         if n:
@@ -683,14 +680,6 @@ class ExecService:
             w, r = lk.reports, lk.orders
             if w is not None and r is not None:
                 w.set_consumed(r.position)
-
-    def _refs(self, raws: list[bytes]) -> list[float]:
-        """The reference price of each record: the last price, for a market new order."""
-        refs = [0.0] * len(raws)
-        for i, raw in enumerate(raws):
-            if raw[:4] == _MARKET_NEW and raw[24:28] == _MARKET_NEW:
-                refs[i] = self._ref_price(raw[_SYM])
-        return refs
 
     def _disconnect(self, link: ClientLink) -> None:
         log.warning("client %s disconnected: %d reports waiting (exec.report_backlog %d); "

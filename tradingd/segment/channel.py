@@ -460,6 +460,10 @@ class ChannelReader:
         return self._words[_W_CONSUMED]
 
     @property
+    def peer_generation(self) -> int:
+        return self._words[_W_PEER_GEN]
+
+    @property
     def mapping(self) -> mmap.mmap:
         """The read-only mapping (header + ring), for a C batch reader of records
         (tradingd.exec.execfast); it keeps to :meth:`poll_raw`'s protocol."""
