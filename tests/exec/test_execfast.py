@@ -150,8 +150,9 @@ def test_take_and_frame_takes_prices_and_frames_as_the_reference(
             w.publish(msg, i, i, 1, ord_type, 0, 5, 1.5, i, sym)
         while True:
             arrival = next(ticks)
-            got_c = execfast.take_and_frame(a, budget, b"t", lambda: arrival, ref_of(0))
-            got_py = execfast.take_and_frame_py(b, budget, b"t", lambda: arrival, ref_of(1))
+            clock = (lambda t: lambda: t)(arrival)
+            got_c = execfast.take_and_frame(a, budget, b"t", clock, ref_of(0))
+            got_py = execfast.take_and_frame_py(b, budget, b"t", clock, ref_of(1))
             assert got_c == got_py and a.position == b.position
             if got_c is None:
                 break
