@@ -65,6 +65,7 @@ _NEXT: dict[Event, dict[OrdStatus, OrdStatus]] = {e: {} for e in Event}
 for (_status, _event), _to in TRANSITIONS.items():
     _NEXT[_event][_status] = _to
 _ON_ACCEPT = _NEXT[Event.ACCEPT]
+_PENDING_NEW = OrdStatus.PENDING_NEW
 _LIMIT, _MARKET, _NEW_ORDER, _CANCEL = (int(OrdType.LIMIT), int(OrdType.MARKET),
                                          int(MsgType.NEW_ORDER), int(MsgType.CANCEL))
 _EXEC_NEW, _KIND_EXECUTION = ExecType.NEW, ReportKind.EXECUTION
@@ -356,13 +357,16 @@ class Engine:
     def on_order(self, client: str, f: OrderFields, arrival_ns: int,
                  ref_price: float) -> Out:
         """One order ring record (new order, cancel, or anything else: rejected)."""
-        book = self.client(client)
+        book = self.clients.get(client)
+        if book is None:
+            book = self.client(client)
         out: Out = []
         if f.client_seq > book.last_client_seq:
             book.last_client_seq = f.client_seq
-        if f.msg_type == MsgType.NEW_ORDER:
+        msg = f.msg_type
+        if msg == _NEW_ORDER:
             self._new_order(book, f, arrival_ns, ref_price, out)
-        elif f.msg_type == MsgType.CANCEL:
+        elif msg == _CANCEL:
             self._count("cancel")
             self._cancel(book, f, arrival_ns, out)
         else:
@@ -414,11 +418,14 @@ class Engine:
         (no helper calls, no Enum hashing): it is exec's per-order cost; every step is the
         general one's (``_apply``, ``_report``), and the golden, property and replay tests
         hold it to them."""
-        symbol = _symbol(f.symbol)
+        symbol = _SYMBOLS.get(f.symbol)
+        if symbol is None:  # not cached yet (or garbage, cached as None)
+            symbol = _symbol(f.symbol)
         ord_type = f.ord_type
         counts = self.counters.orders
         key = _TYPE_NAMES.get(ord_type, "bad")
         counts[key] = counts.get(key, 0) + 1
+        qty, side, is_limit = f.quantity, f.side, ord_type == _LIMIT
         reason = self._validate(book, f, symbol, ref_price)
         if reason is _R.DUPLICATE_ID or symbol is None:
             # no order is created: the existing one (or none) is left exactly as it was
@@ -430,14 +437,12 @@ class Engine:
         book.seen_ids.add(oid)
         if oid > book.last_client_order_id:
             book.last_client_order_id = oid
-        side = f.side
-        is_limit = ord_type == _LIMIT
         ok = ord_type in _TYPES and side in _SIDES
         px_ref = (f.limit_price if is_limit else ref_price) if ok else 0.0
         o = Order(book.name, oid, symbol, side, ord_type, f.time_in_force,
-                  f.quantity, f.limit_price if is_limit else 0.0,
+                  qty, f.limit_price if is_limit else 0.0,
                   px_ref if _isfinite(px_ref) else 0.0, ns, f.send_ns, f.client_seq,
-                  symbol_b=_symbol_bytes(symbol))
+                  _PENDING_NEW, 0, 0.0, _symbol_bytes(symbol))
         book.orders[oid] = o
         if reason is not _R.NONE:
             self._reject_count(reason)

@@ -331,7 +331,10 @@ class ExecService:
                     reps.append(r)
                 else:  # (on_order reports only to its own client; kept general)
                     others.append((client, r))
-        if send_ns:
+        self._route_many(link, reps)  # first: the client waits for these
+        for client, r in others:
+            self._route(client, r, now, False)
+        if send_ns:  # the latency histogram, once per batch
             counts, bounds = self.latency_counts, _LATENCY_BUCKETS_NS
             total = 0
             for sent in send_ns:
@@ -339,9 +342,6 @@ class ExecService:
                 counts[bisect.bisect_left(bounds, ns)] += 1
                 total += ns
             self.latency_sum += total / 1e9
-        self._route_many(link, reps)
-        for client, r in others:
-            self._route(client, r, now, False)
 
     def _route_many(self, link: ClientLink, reps: list[Report]) -> None:
         """``_route`` of each report (latency already observed), with one credit check."""
