@@ -133,15 +133,10 @@ static PyObject *take_orders(PyObject *self, PyObject *args) {
 
 /* encode_orders(client, generation, first_seq, arrival_ns, raws, refs) -> bytes
  * The journal frames of OrderIn entries (tradingd/exec/journal.py encode), joined. */
-static PyObject *encode_orders(PyObject *self, PyObject *args) {
-    (void)self;
-    const char *client;
-    Py_ssize_t client_len;
-    unsigned long long generation, first_seq, arrival;
-    PyObject *raws, *refs;
-    if (!PyArg_ParseTuple(args, "y#KKKO!O!", &client, &client_len, &generation, &first_seq,
-                          &arrival, &PyList_Type, &raws, &PyList_Type, &refs))
-        return NULL;
+/* the frames of raws as OrderIn entries (ring seqs first_seq...), joined */
+static PyObject *frames_of(const char *client, Py_ssize_t client_len, uint64_t generation,
+                           uint64_t first_seq, uint64_t arrival, PyObject *raws,
+                           PyObject *refs) {
     if (client_len > 255) {
         PyErr_SetString(PyExc_ValueError, "client name longer than 255 bytes");
         return NULL;
@@ -188,18 +183,55 @@ static PyObject *encode_orders(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* encode_orders(client, generation, first_seq, arrival_ns, raws, refs) -> bytes
+ * The journal frames of OrderIn entries (tradingd/exec/journal.py encode), joined. */
+static PyObject *encode_orders(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *client;
+    Py_ssize_t client_len;
+    unsigned long long generation, first_seq, arrival;
+    PyObject *raws, *refs;
+    if (!PyArg_ParseTuple(args, "y#KKKO!O!", &client, &client_len, &generation, &first_seq,
+                          &arrival, &PyList_Type, &raws, &PyList_Type, &refs))
+        return NULL;
+    return frames_of(client, client_len, generation, first_seq, arrival, raws, refs);
+}
+
+static PyObject *zero_float; /* 0.0, shared by every non-market record's ref */
+
 /* take_and_frame(buffer, ring_offset, capacity, position, max, client, generation,
  *                clock, ref_of) -> (raws, frames, refs, arrival_ns)
  * take_orders; then, if any, the arrival time (clock(), read after the records were
  * taken), the reference price of each record (ref_of(symbol) for a market new order, 0.0
  * for anything else) and encode_orders: one call per ring per round. */
-static PyObject *take_and_frame(PyObject *self, PyObject *args) {
-    PyObject *obj, *client_obj, *clock, *ref_of;
+static int arg_ssize(PyObject *v, Py_ssize_t *out) {
+    *out = PyLong_AsSsize_t(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int arg_u64(PyObject *v, unsigned long long *out) {
+    *out = PyLong_AsUnsignedLongLong(v);
+    return (*out == (unsigned long long)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* METH_FASTCALL: this runs once per ring per round, idle rounds included */
+static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "take_and_frame() takes 9 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *obj = args[0], *client_obj = args[5], *clock = args[7], *ref_of = args[8];
     Py_ssize_t ring_offset, capacity, max;
     unsigned long long position, generation, arrival = 0;
-    if (!PyArg_ParseTuple(args, "OnnKnO!KOO", &obj, &ring_offset, &capacity, &position, &max,
-                          &PyBytes_Type, &client_obj, &generation, &clock, &ref_of))
+    if (arg_ssize(args[1], &ring_offset) || arg_ssize(args[2], &capacity) ||
+        arg_u64(args[3], &position) || arg_ssize(args[4], &max) ||
+        arg_u64(args[6], &generation))
         return NULL;
+    if (!PyBytes_Check(client_obj)) {
+        PyErr_SetString(PyExc_TypeError, "client must be bytes");
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) return NULL;
     if (ring_span(&view, ring_offset, capacity, sizeof(tradingd_order)) < 0) {
@@ -214,8 +246,8 @@ static PyObject *take_and_frame(PyObject *self, PyObject *args) {
     PyBuffer_Release(&view);
     if (raws == NULL) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(raws);
-    PyObject *refs = NULL, *frames = NULL, *eargs = NULL, *result = NULL;
-    if (n == 0) { /* taken between the two looks: overwritten? not ours to judge here */
+    PyObject *refs = NULL, *frames = NULL, *result = NULL;
+    if (n == 0) { /* changed between the two looks (overwritten): nothing taken */
         result = Py_None;
         Py_INCREF(result);
         goto done;
@@ -243,19 +275,29 @@ static PyObject *take_and_frame(PyObject *self, PyObject *args) {
                 goto done;
             }
         } else {
-            ref = PyFloat_FromDouble(0.0);
-            if (ref == NULL) goto done;
+            ref = zero_float;
+            Py_INCREF(ref);
         }
         PyList_SET_ITEM(refs, i, ref);
     }
-    eargs = Py_BuildValue("(OKKKOO)", client_obj, generation, (unsigned long long)position,
-                          arrival, raws, refs);
-    if (eargs == NULL) goto done;
-    frames = encode_orders(self, eargs);
+    frames = frames_of(PyBytes_AS_STRING(client_obj), PyBytes_GET_SIZE(client_obj), generation,
+                       position, arrival, raws, refs);
     if (frames == NULL) goto done;
-    result = Py_BuildValue("(OOOK)", raws, frames, refs, arrival);
+    result = PyTuple_New(4);
+    if (result == NULL) goto done;
+    PyObject *arr = PyLong_FromUnsignedLongLong(arrival);
+    if (arr == NULL) {
+        Py_CLEAR(result);
+        goto done;
+    }
+    Py_INCREF(raws);
+    Py_INCREF(frames);
+    Py_INCREF(refs);
+    PyTuple_SET_ITEM(result, 0, raws);
+    PyTuple_SET_ITEM(result, 1, frames);
+    PyTuple_SET_ITEM(result, 2, refs);
+    PyTuple_SET_ITEM(result, 3, arr);
 done:
-    Py_XDECREF(eargs);
     Py_XDECREF(frames);
     Py_XDECREF(refs);
     Py_DECREF(raws);
@@ -368,7 +410,7 @@ static PyMethodDef methods[] = {
     {"encode_orders", encode_orders, METH_VARARGS,
      "encode_orders(client, generation, first_seq, arrival_ns, raws, refs) -> bytes\n"
      "The journal frames of OrderIn entries, one per raw record, joined."},
-    {"take_and_frame", take_and_frame, METH_VARARGS,
+    {"take_and_frame", (PyCFunction)(void (*)(void))take_and_frame, METH_FASTCALL,
      "take_and_frame(buffer, ring_offset, capacity, position, max, client, generation, "
      "clock, ref_of) -> (raws, frames, refs, arrival_ns) | None\n"
      "take_orders; then, if any, the arrival time clock(), the reference price of each "
@@ -387,6 +429,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__execfast(void) {
     crc_init();
+    if (zero_float == NULL && (zero_float = PyFloat_FromDouble(0.0)) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     char fp[32];
