@@ -13,7 +13,8 @@ payload's first byte is the entry type. A frame cut short or failing its CRC (ex
 mid-write) ends the journal: it is truncated there on recovery, logged with its offset.
 Zero bytes where the next frame header would be, up to the end of the file, are space exec
 had reserved and not used yet: a clean end (no frame has length 0: a payload has at least
-its type byte).
+its type byte). The frames are those of the first journal version: older journals read as
+before; only the reserved zero tail is new (since exec appends through a mapping).
 
 Appending is a copy into a shared mapping of the file (``MAP_SHARED``), not a ``write``
 system call per round: the file grows by ``GROW_BYTES`` at a time (``posix_fallocate``: a
