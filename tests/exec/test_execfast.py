@@ -29,7 +29,7 @@ from tradingd.exec import execfast
 from tradingd.exec import journal as J
 from tradingd.exec import service as S
 from tradingd.exec.engine import Engine
-from tradingd.exec.protocol import Report
+from tradingd.exec.protocol import OrderFields, Report
 from tradingd.segment import layout as L
 from tradingd.segment.channel import (
     KIND_ORDERS,
@@ -71,16 +71,25 @@ def test_take_orders_reads_what_poll_raw_reads(name: str, bodies: list[bytes],
     w = _order_ring(name, "t")
     a = ChannelReader(orders_name(name, "t"), kind=KIND_ORDERS)
     b = ChannelReader(orders_name(name, "t"), kind=KIND_ORDERS)
+    c = ChannelReader(orders_name(name, "t"), kind=KIND_ORDERS)
+    body = J._ORDER_BODY
     try:
         seq = 0
         for chunk in (bodies[i:i + 12] for i in range(0, len(bodies), 12)):
-            for body in chunk:
-                w.write_raw(seq, b"\0\0\0\0" + body)
+            for raw in chunk:
+                w.write_raw(seq, b"\0\0\0\0" + raw)
                 seq += 1
             while True:
                 got_c = execfast.take_orders(a, budget)
                 got_py = execfast.take_orders_py(b, budget)
                 assert got_c == got_py and a.position == b.position
+                # and decoded in C as journal.apply decodes them (garbage, NaNs: as bytes)
+                got = execfast.take_and_frame(c, budget, b"t", lambda: 1, lambda s: 1.0)
+                assert (got is None) == (not got_c) and c.position == a.position
+                if got is not None:
+                    assert [body.pack(*f) for f in got[4]] == [
+                        body.pack(*body.unpack(r)) for r in got_c]
+                    assert all(type(f) is OrderFields for f in got[4])
                 if not got_c:
                     break
         assert a.position == seq
@@ -88,6 +97,7 @@ def test_take_orders_reads_what_poll_raw_reads(name: str, bodies: list[bytes],
     finally:
         a.close()
         b.close()
+        c.close()
         w.close()
 
 

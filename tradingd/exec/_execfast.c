@@ -204,6 +204,32 @@ static PyObject *zero_float; /* 0.0, shared by every non-market record's ref */
  * take_orders; then, if any, the arrival time (clock(), read after the records were
  * taken), the reference price of each record (ref_of(symbol) for a market new order, 0.0
  * for anything else) and encode_orders: one call per ring per round. */
+/* the fields after the stamp of one order record (raw: its ORDER_BODY bytes) as an instance
+ * of `cls`, a tuple subclass without fields of its own (protocol.OrderFields): what
+ * struct.unpack with journal._ORDER_BODY gives, in layout order */
+static PyObject *decode_order(PyTypeObject *cls, const char *raw) {
+    tradingd_order o;
+    memcpy((char *)&o + 4, raw, ORDER_BODY);
+    PyObject *t = cls->tp_alloc(cls, 10);
+    if (t == NULL) return NULL;
+    PyObject *v[10] = {
+        PyLong_FromUnsignedLong(o.msg_type), PyLong_FromUnsignedLongLong(o.client_seq),
+        PyLong_FromUnsignedLongLong(o.client_order_id), PyLong_FromUnsignedLong(o.side),
+        PyLong_FromUnsignedLong(o.ord_type), PyLong_FromUnsignedLong(o.time_in_force),
+        PyLong_FromLongLong(o.quantity), PyFloat_FromDouble(o.limit_price),
+        PyLong_FromUnsignedLongLong(o.send_ns),
+        PyBytes_FromStringAndSize(o.symbol, sizeof o.symbol)};
+    for (int i = 0; i < 10; i++) {
+        if (v[i] == NULL) {
+            for (int k = 0; k < 10; k++) Py_XDECREF(v[k]);
+            Py_DECREF(t);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 10; i++) PyTuple_SET_ITEM(t, i, v[i]);
+    return t;
+}
+
 static int arg_ssize(PyObject *v, Py_ssize_t *out) {
     *out = PyLong_AsSsize_t(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
@@ -217,11 +243,21 @@ static int arg_u64(PyObject *v, unsigned long long *out) {
 /* METH_FASTCALL: this runs once per ring per round, idle rounds included */
 static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 9) {
-        PyErr_Format(PyExc_TypeError, "take_and_frame() takes 9 arguments (%zd given)", nargs);
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "take_and_frame() takes 10 arguments (%zd given)",
+                     nargs);
         return NULL;
     }
     PyObject *obj = args[0], *client_obj = args[5], *clock = args[7], *ref_of = args[8];
+    PyObject *fields_type = args[9];
+    if (!PyType_Check(fields_type) ||
+        !PyType_IsSubtype((PyTypeObject *)fields_type, &PyTuple_Type) ||
+        ((PyTypeObject *)fields_type)->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        ((PyTypeObject *)fields_type)->tp_basicsize != PyTuple_Type.tp_basicsize) {
+        PyErr_SetString(PyExc_TypeError, "fields_type must be a tuple subclass without "
+                        "fields of its own (a NamedTuple)");
+        return NULL;
+    }
     Py_ssize_t ring_offset, capacity, max;
     unsigned long long position, generation, arrival = 0;
     if (arg_ssize(args[1], &ring_offset) || arg_ssize(args[2], &capacity) ||
@@ -246,7 +282,7 @@ static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_
     PyBuffer_Release(&view);
     if (raws == NULL) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(raws);
-    PyObject *refs = NULL, *frames = NULL, *result = NULL;
+    PyObject *refs = NULL, *frames = NULL, *result = NULL, *fields = NULL;
     if (n == 0) { /* changed between the two looks (overwritten): nothing taken */
         result = Py_None;
         Py_INCREF(result);
@@ -258,9 +294,13 @@ static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_
     Py_DECREF(now);
     if (arrival == (unsigned long long)-1 && PyErr_Occurred()) goto done;
     refs = PyList_New(n);
-    if (refs == NULL) goto done;
+    fields = PyList_New(n);
+    if (refs == NULL || fields == NULL) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *b = PyBytes_AS_STRING(PyList_GET_ITEM(raws, i));
+        PyObject *f = decode_order((PyTypeObject *)fields_type, b);
+        if (f == NULL) goto done;
+        PyList_SET_ITEM(fields, i, f);
         uint32_t msg, type;
         memcpy(&msg, b + offsetof(tradingd_order, msg_type) - 4, 4);
         memcpy(&type, b + offsetof(tradingd_order, ord_type) - 4, 4);
@@ -283,7 +323,7 @@ static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_
     frames = frames_of(PyBytes_AS_STRING(client_obj), PyBytes_GET_SIZE(client_obj), generation,
                        position, arrival, raws, refs);
     if (frames == NULL) goto done;
-    result = PyTuple_New(4);
+    result = PyTuple_New(5);
     if (result == NULL) goto done;
     PyObject *arr = PyLong_FromUnsignedLongLong(arrival);
     if (arr == NULL) {
@@ -293,11 +333,14 @@ static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_
     Py_INCREF(raws);
     Py_INCREF(frames);
     Py_INCREF(refs);
+    Py_INCREF(fields);
     PyTuple_SET_ITEM(result, 0, raws);
     PyTuple_SET_ITEM(result, 1, frames);
     PyTuple_SET_ITEM(result, 2, refs);
     PyTuple_SET_ITEM(result, 3, arr);
+    PyTuple_SET_ITEM(result, 4, fields);
 done:
+    Py_XDECREF(fields);
     Py_XDECREF(frames);
     Py_XDECREF(refs);
     Py_DECREF(raws);
@@ -412,9 +455,10 @@ static PyMethodDef methods[] = {
      "The journal frames of OrderIn entries, one per raw record, joined."},
     {"take_and_frame", (PyCFunction)(void (*)(void))take_and_frame, METH_FASTCALL,
      "take_and_frame(buffer, ring_offset, capacity, position, max, client, generation, "
-     "clock, ref_of) -> (raws, frames, refs, arrival_ns) | None\n"
-     "take_orders; then, if any, the arrival time clock(), the reference price of each "
-     "(ref_of(symbol) for a market new order, else 0.0) and encode_orders, in one call."},
+     "clock, ref_of, fields_type) -> (raws, frames, refs, arrival_ns, fields) | None\n"
+     "take_orders; then, if any, the arrival time clock(), each record decoded as a "
+     "fields_type, its reference price (ref_of(symbol) for a market new order, else 0.0) "
+     "and encode_orders, in one call."},
     {"publish_reports", publish_reports, METH_VARARGS,
      "publish_reports(buffer, ring_offset, capacity, cursor_offset, reports) -> int\n"
      "Publish report tuples into a report ring; returns the new cursor."},

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from tradingd.exec import journal as J
+from tradingd.exec.protocol import OrderFields
 from tradingd.segment import layout as L
 from tradingd.segment.channel import ChannelReader, ChannelWriter
 
@@ -99,7 +100,8 @@ def refs_py(raws: list[bytes], ref_of: Callable[[bytes], float]) -> list[float]:
     return refs
 
 
-Frames = tuple[list[bytes], bytes, list[float], int]
+Frames = tuple[list[bytes], bytes, list[float], int, list[OrderFields]]
+_new = tuple.__new__
 
 
 def take_and_frame_py(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
@@ -111,8 +113,9 @@ def take_and_frame_py(r: ChannelReader, max: int, client: bytes, clock: Callable
         return None
     arrival = clock()
     refs = refs_py(raws, ref_of)
+    fields = [_new(OrderFields, J._ORDER_BODY.unpack(raw)) for raw in raws]
     return (raws, encode_orders_py(client, r.generation, first, arrival, raws, refs), refs,
-            arrival)
+            arrival, fields)
 
 
 def publish_reports_py(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
@@ -143,13 +146,14 @@ def encode_orders(client: bytes, generation: int, first_seq: int, arrival_ns: in
 def take_and_frame(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
                    ref_of: Callable[[bytes], float]) -> Frames | None:
     """Take up to ``max`` records of ``r`` (advancing it); if any, read their arrival time
-    (``clock()``, after taking them), price the market orders (``ref_of(symbol)``) and
-    frame them for the journal: ``(raws, frames, refs, arrival_ns)``; None if there was
-    no record to take."""
+    (``clock()``, after taking them), decode them (``OrderFields``), price the market
+    orders (``ref_of(symbol)``) and frame them for the journal: ``(raws, frames, refs,
+    arrival_ns, fields)``; None if there was no record to take."""
     if FAST is None:
         return take_and_frame_py(r, max, client, clock, ref_of)
     out: Frames | None = FAST.take_and_frame(r.mapping, _RING_OFFSET, r.capacity, r.position,
-                                             max, client, r.generation, clock, ref_of)
+                                             max, client, r.generation, clock, ref_of,
+                                             OrderFields)
     if out is not None:
         r.position += len(out[0])
     return out

@@ -89,7 +89,6 @@ log = logging.getLogger("tradingd.exec.service")
 #: order -> report latency histogram bucket bounds (seconds)
 LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0)
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
-_ORDER_BODY = J._ORDER_BODY
 _LATENCY_BUCKETS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
 _new = tuple.__new__
 #: how often the spin loop does housekeeping (market state, heartbeats, watchdog)
@@ -145,6 +144,7 @@ class OrderBatch(NamedTuple):
     raws: list[bytes]
     refs: list[float]
     frames: bytes  # the journal frames of the OrderIn entries, joined
+    fields: list[OrderFields]  # the records decoded (as journal.apply decodes them)
 
 
 def default_journal_path(env: dict[str, str] | None = None) -> str:
@@ -315,18 +315,22 @@ class ExecService:
         if gens is None:
             gens = self._known_gens[name] = set()
         gens.add(b.generation)
-        on_order, unpack = self.engine.on_order, _ORDER_BODY.unpack
+        on_order = self.engine.on_order
         arrival = b.arrival_ns
         reps: list[Report] = []
         send_ns: list[int] = []
         others: list[tuple[str, Report]] = []
-        for raw, ref in zip(b.raws, b.refs, strict=True):
-            out = on_order(name, _new(OrderFields, unpack(raw)), arrival, ref)
-            first = True
+        for f, ref in zip(b.fields, b.refs, strict=True):
+            out = on_order(name, f, arrival, ref)
+            if not out:
+                continue
+            client, r = out[0]
+            if r.order_send_ns:
+                send_ns.append(r.order_send_ns)
+            if client == name and len(out) == 1:
+                reps.append(r)
+                continue
             for client, r in out:
-                if first and r.order_send_ns:
-                    send_ns.append(r.order_send_ns)
-                first = False
                 if client == name:
                     reps.append(r)
                 else:  # (on_order reports only to its own client; kept general)
@@ -657,11 +661,11 @@ class ExecService:
                 got = take_and_frame(r, budget, link.name_b, clock, self._ref_price)
                 if got is None:
                     continue
-                raws, frames, refs, arrival = got
+                raws, frames, refs, arrival, fields = got
                 if batches is None:
                     batches = []
                 batches.append(_new(OrderBatch, (link, r.generation, r.position - len(raws),
-                                                 arrival, raws, refs, frames)))
+                                                 arrival, raws, refs, frames, fields)))
                 link.orders_read += len(raws)
                 n += len(raws)
         if n:
