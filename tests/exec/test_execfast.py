@@ -245,16 +245,20 @@ def _orders(n: int) -> Iterator[tuple[object, ...]]:
                    b"AAPL" if i % 17 else b"ZZZZ")
 
 
-def _run_exec(tmp: Path, seg: str, pure: bool, monkeypatch: pytest.MonkeyPatch
+def _run_exec(tmp: Path, seg: str, pure: bool, monkeypatch: pytest.MonkeyPatch,
+              report_ring: int = 1024, reads_per_round: int = 10**9
               ) -> tuple[bytes, list[Report]]:
-    """An exec in this process, fed 300 orders in rounds; its journal and the reports."""
+    """An exec in this process, fed 300 orders in rounds; its journal and the reports.
+
+    ``reads_per_round``: a slow client, when less than what a round produces (with a small
+    ``report_ring`` the ring fills: exec keeps the rest in its backlog)."""
     with monkeypatch.context() as m:
         if pure:
             m.setattr(S, "take_and_frame", execfast.take_and_frame_py)
             m.setattr(S, "publish_reports", execfast.publish_reports_py)
         journal = tmp / f"{'py' if pure else 'c'}.journal"
         cfg = parse_config(yaml.safe_dump({"exec": {
-            "journal": str(journal), "report_ring_capacity": 1024,
+            "journal": str(journal), "report_ring_capacity": report_ring,
             "risk": {"max_order_qty": 40, "max_open_orders": 100, "max_notional": 5000.0},
             "metrics": {"enabled": False}}}), tmp / "x.yaml", segment_override=seg)
         clock = ManualClock()
@@ -272,12 +276,14 @@ def _run_exec(tmp: Path, seg: str, pure: bool, monkeypatch: pytest.MonkeyPatch
             todo = list(_orders(300))
             taken = svc.links["eq"].orders
             assert taken is not None
-            while todo or r.ready():
+            while todo or r.ready() or svc.links["eq"].backlog:
                 for _ in range(min(len(todo), w.free(taken.position), 23)):
                     w.publish(*todo.pop(0))
                 clock.advance(1e-6)
                 svc.round()
-                while (t := r.poll()) is not None:
+                for _ in range(reads_per_round):
+                    if (t := r.poll()) is None:
+                        break
                     reports.append(Report._make(t))
                 w.set_consumed(r.position)
             r.close()
@@ -312,6 +318,24 @@ def test_an_exec_journals_and_reports_the_same_through_c_and_python(
                 for client, rep in out if client == "eq"]
     body = body_format(KIND_REPORTS)
     assert [body.pack(*x) for x in replayed] == [body.pack(*x) for x in c_reports]
+
+
+def test_a_slow_client_gets_every_report_once_in_order(
+        tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Report ring of 64, the client reading 5 per round: the ring fills, exec keeps the
+    rest and delivers it as the client reads; nothing overwritten, lost or repeated."""
+    got: list[list[Report]] = []
+    for pure in ([False, True] if execfast.FAST is not None else [True]):
+        _journal, reports = _run_exec(tmp_path, name, pure, monkeypatch, report_ring=64,
+                                      reads_per_round=5)
+        remove_segment_files(name)
+        assert [rep.report_seq for rep in reports] == list(range(1, len(reports) + 1))
+        assert len(reports) >= 300
+        assert "client eq is slow" in caplog.text  # the ring did fill
+        caplog.clear()
+        got.append(reports)
+    assert all(g == got[0] for g in got)
 
 
 def test_execfast_stub_matches_the_built_extension() -> None:

@@ -128,6 +128,7 @@ class ClientLink:
     switch_to: ChannelReader | None = None
     problem: str = ""
     name_b: bytes = b""
+    room: int = 0  # reports known to fit in the report ring (0: look at the credit)
 
     def __post_init__(self) -> None:
         self.name_b = self.name.encode("ascii")
@@ -358,7 +359,11 @@ class ExecService:
             return
         k = 0
         if not link.backlog:
-            k = max(0, min(self._free(link), len(reps)))
+            room = link.room  # credit known from an earlier look (it only grows)
+            if room < len(reps):
+                room = self._free(link)
+            k = max(0, min(room, len(reps)))
+            link.room = room - k
             if k:
                 publish_reports(w, reps if k == len(reps) else reps[:k])
                 link.delivered += k
@@ -386,6 +391,7 @@ class ExecService:
             return
         if not link.backlog and self._free(link) > 0:
             w.publish(*r)
+            link.room = 0  # (looked up again by the next _route_many)
             link.delivered += 1
             self._published.add(link)
             return
@@ -419,6 +425,7 @@ class ExecService:
         free = self._free(link)
         while link.backlog and free > 0:
             w.publish(*link.backlog.popleft())
+            link.room = 0
             link.delivered += 1
             free -= 1
             self._published.add(link)
@@ -447,6 +454,7 @@ class ExecService:
         except OSError:
             gid = -1
         try:
+            link.room = 0
             link.reports = create_channel(
                 reports_name(self.segment, client), KIND_REPORTS, client=client,
                 capacity=self.x.report_ring_capacity, mode=self.x.mode,
