@@ -95,3 +95,18 @@ def test_reserved_zero_tail_is_a_clean_end_and_is_cut_off(tmp_path: Path) -> Non
     data[whole:whole + 8] = bytes(8)  # an empty frame with data after it is not an end
     killed.write_bytes(bytes(data))
     assert "empty frame" in (J.read_entries(str(killed)).problem or "")
+
+
+def test_fsync_mode_appends_across_a_growth_of_the_file(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """exec.journal_fsync: each append msync-ed (page-aligned ranges), across remappings."""
+    monkeypatch.setattr(J, "GROW_BYTES", 4096)  # grow (remap) every few appends
+    path = tmp_path / "j"
+    j = J.Journal(str(path), fsync=True)
+    entries = script() * 40
+    for e in entries:
+        j.append([J.encode(e)])
+    j.close()
+    got = J.read_entries(str(path))
+    assert got.problem is None and got.entries == entries
+    assert path.stat().st_size == got.valid_end
