@@ -1,15 +1,18 @@
 """Exec's byte work per batch: take order records, frame them for the journal, publish reports.
 
-Three functions, each in C (``tradingd.exec._execfast``, ``tradingd/exec/_execfast.c``) when
-that is built for this channel layout, else in the pure Python below, which is the
+Each function is C (``tradingd.exec._execfast``, ``tradingd/exec/_execfast.c``) when that
+is built for this channel layout, else the pure Python below (``*_py``), which is the
 reference: the tests (tests/exec/test_execfast.py) check that both give the same records,
-the same journal bytes and the same report bytes. ``TRADINGD_PURE_PYTHON=1`` forces the
-Python versions, as it does for the segment's fast path.
+the same decoded fields, the same journal bytes and the same report bytes, and that a whole
+exec journals and reports the same either way. ``TRADINGD_PURE_PYTHON=1`` forces the Python
+versions, as it does for the segment's fast path.
 
 * :func:`take_orders`: up to ``max`` records of an order ring from ``position`` on (each
   the bytes after its stamp; stamp, copy, stamp again, as ``ChannelReader.poll_raw``);
 * :func:`encode_orders`: the journal frames of those records as ``OrderIn`` entries,
   joined (``journal.encode`` of each, byte for byte);
+* :func:`take_and_frame`: what exec calls once per ring per round: take, read the arrival
+  time, decode, price the market orders, frame (None, allocating nothing, when idle);
 * :func:`publish_reports`: report tuples into a report ring (``ChannelWriter.publish``
   of each: mark, body, stamp, cursor).
 

@@ -277,7 +277,7 @@ class ExecService:
 
     # ------------------------------------------------------------------ journal + apply
     def _record(self, entries: list[J.Entry], batches: list[OrderBatch] | None = None) -> None:
-        """Journal the inputs (one write), then apply them in order and route the reports.
+        """Journal the inputs (one append), then apply them in order and route the reports.
 
         ``batches``: order records taken this round, per client ring, after ``entries``;
         framed per batch at once (the same bytes as ``J.encode`` of each ``OrderIn``) and
