@@ -19,15 +19,15 @@ help:
 	@echo "make monitor - the demo pair plus a local Prometheus with the rules (prints the URL)"
 	@echo "make monitoring - regenerate the rules, the dashboard and docs/metrics.md"
 
-# The C fast path (tradingd/segment/_fastpath.c) is compiled by this install; it is rebuilt when
-# its source or the generated layout header changes.
-$(STAMP): pyproject.toml setup.py tradingd/segment/_fastpath.c tools/c/tradingd_segment.h
+# The C fast paths (tradingd/segment/_fastpath.c, the loader's one-pass CSV parser
+# tradingd/producer/loader/_csvfast.c, exec's tradingd/exec/_execfast.c) are compiled by this
+# install; it is rebuilt when a source or a generated layout header changes.
+C_SOURCES := tradingd/segment/_fastpath.c tradingd/producer/loader/_csvfast.c \
+             tradingd/exec/_execfast.c tools/c/tradingd_segment.h tools/c/tradingd_orders.h
+$(STAMP): pyproject.toml setup.py $(C_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
-
-# the loader's one-pass CSV parser (issue 14) is rebuilt by the same install
-$(STAMP): tradingd/producer/loader/_csvfast.c
 
 venv: $(STAMP)
 

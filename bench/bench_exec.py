@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from tradingd.exec import OrderClient
+from tradingd.exec import OrderClient, execfast
 from tradingd.exec.protocol import ExecType
 from tradingd.segment.model import SymbolInfo
 from tradingd.segment.writer import SegmentWriter
@@ -156,7 +156,7 @@ def throughput(segment: str, clients: int, n: int) -> float:
     return clients * n / ((end - start) / 1e9)
 
 
-def in_process(n: int, tmp: Path) -> tuple[float, float]:
+def in_process(n: int, tmp: Path) -> tuple[float, float, float]:
     """orders/s through ExecService.round in this process: exec's own per-order CPU cost.
 
     A ring writer and reader in the same process feed it batches of 64 (the poll budget):
@@ -182,7 +182,8 @@ def in_process(n: int, tmp: Path) -> tuple[float, float]:
 
     seg = f"tdbench-{uuid.uuid4().hex[:8]}"
     cfg = parse_config(yaml.safe_dump({"exec": {
-        "journal": str(tmp / "inproc.journal"), "report_ring_capacity": 65536,
+        "journal": str(tmp / f"inproc-{uuid.uuid4().hex[:6]}.journal"),
+        "report_ring_capacity": 65536,
         "risk": {"max_order_qty": 0, "max_open_orders": 0, "max_notional": 0.0},
         "metrics": {"enabled": False}}}), tmp / "x.yaml", segment_override=seg)
     svc = ExecService(cfg, stop=_Never())
@@ -197,21 +198,25 @@ def in_process(n: int, tmp: Path) -> tuple[float, float]:
         t0 = time.perf_counter()
         c0 = time.process_time()  # CPU time: what the loop costs whatever else runs here
         j = 0
+        exec_cpu = 0.0
         for _ in range(n // 64):
             for _ in range(64):
                 j += 1
                 w.publish(1, j, j, 1, 2, 1, 1, 0.01, 0, b"AAPL")
-            svc.round()
+            e0 = time.process_time()
+            svc.step()  # what the daemon's loop does per iteration
+            exec_cpu += time.process_time() - e0
             while r.poll() is not None:
                 pass
             w.set_consumed(r.position)
         rate = j / (time.perf_counter() - t0)
         cpu_us = (time.process_time() - c0) / j * 1e6
+        exec_us = exec_cpu / j * 1e6
         r.close()
     finally:
         w.close()
         svc.close()
-    return rate, cpu_us
+    return rate, cpu_us, exec_us
 
 
 def unix_socket_round_trips(n: int) -> list[float]:
@@ -243,42 +248,63 @@ def unix_socket_round_trips(n: int) -> list[float]:
     return out
 
 
+def _best(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The repeat with the lowest p50 (a shared machine's noise only ever adds)."""
+    return min(runs)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--round-trips", type=int, default=5000)
     p.add_argument("--orders", type=int, default=20000, help="per client, throughput runs")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each; the best is shown")
     p.add_argument("--quick", action="store_true", help="a few hundred of each (smoke run)")
     a = p.parse_args()
     n, k = (300, 2000) if a.quick else (a.round_trips, a.orders)
+    reps = max(1, 1 if a.quick else a.repeats)
     segment = f"tdbench-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="tdbx-"))
     pin(0)
-    rate, cpu_us = in_process(k, tmp)  # first, while no exec process spins on the other CPU
+    # first, while no exec process spins on the other CPU; best of the repeats
+    inproc = [in_process(k, tmp) for _ in range(reps)]
+    rate_ip, cpu_us, exec_us = max(inproc, key=lambda t: t[0])
     writer = SegmentWriter.create(segment, [SymbolInfo("AAPL", "stock")], ring_capacity=1024)
     ex = start_exec(tmp, segment)
     try:
         print(f"tradingd-exec benchmark: {os.cpu_count()} CPUs, exec pinned to CPU 1, clients "
-              f"to CPU 0; {n} round trips, {k} orders per client")
-        print(f"  orders/s, exec's loop in-process (its CPU cost alone, batches of 64): "
-              f"{rate / 1e3:8.1f} k/s; CPU time {cpu_us:.1f} us per order (ring writes and "
-              f"report reads included)")
-        acks, cancels = python_round_trips(segment, n)
-        print(f"  Python client, spin:  submit -> NEW p50 {pct(acks, .5):6.1f} us  p99 "
-              f"{pct(acks, .99):7.1f} us | cancel -> CANCELED p50 {pct(cancels, .5):6.1f} us"
-              f"  p99 {pct(cancels, .99):7.1f} us")
-        cres = c_round_trips(segment, n, tmp)
-        if cres:
-            print(f"  C client, spin:       submit -> NEW p50 {cres['ack_p50_ns'] / 1e3:6.1f} us"
-                  f"  p99 {cres['ack_p99_ns'] / 1e3:7.1f} us | cancel -> CANCELED p50 "
-                  f"{cres['cancel_p50_ns'] / 1e3:6.1f} us  p99 "
-                  f"{cres['cancel_p99_ns'] / 1e3:7.1f} us")
-        for clients in (1, 4):
-            rate = throughput(segment, clients, k)
-            print(f"  orders/s, {clients} client{'s' if clients > 1 else ' '} -> 1 exec: "
-                  f"{rate / 1e3:8.1f} k/s (every order acknowledged and read)")
-        rt = unix_socket_round_trips(n)
-        print(f"  peer: Unix socket, 128 B order -> 128 B ack, blocking recv: p50 "
-              f"{pct(rt, .5):6.1f} us  p99 {pct(rt, .99):7.1f} us (no order logic)")
+              f"to CPU 0; {n} round trips, {k} orders per client; best of {reps} runs; "
+              f"exec's byte work in {'C' if execfast.FAST is not None else 'pure Python'}")
+        py_ack, py_cancel, c_ack, c_cancel, sock = [], [], [], [], []
+        for _ in range(reps):
+            acks, cancels = python_round_trips(segment, n)
+            py_ack.append((pct(acks, .5), pct(acks, .99)))
+            py_cancel.append((pct(cancels, .5), pct(cancels, .99)))
+            cres = c_round_trips(segment, n, tmp)
+            if cres:
+                c_ack.append((cres["ack_p50_ns"] / 1e3, cres["ack_p99_ns"] / 1e3))
+                c_cancel.append((cres["cancel_p50_ns"] / 1e3, cres["cancel_p99_ns"] / 1e3))
+        rates = {c: max(throughput(segment, c, k) for _ in range(reps)) for c in (1, 4)}
+        for _ in range(reps):
+            rt = unix_socket_round_trips(n)
+            sock.append((pct(rt, .5), pct(rt, .99)))
+        print(f"  {'round trip, spin waits':44s} {'p50 us':>8s} {'p99 us':>8s}   target")
+        rows = [("order -> NEW report, Python client", py_ack, "p50 <= 5"),
+                ("order -> NEW report, C client", c_ack, ""),
+                ("cancel -> CANCELED, Python client", py_cancel, ""),
+                ("cancel -> CANCELED, C client", c_cancel, ""),
+                ("peer: Unix socket, 128 B -> 128 B ack", sock, "(no order logic)")]
+        for label, runs, target in rows:
+            if runs:
+                p50, p99 = _best(runs)
+                print(f"  {label:44s} {p50:8.1f} {p99:8.1f}   {target}")
+        print(f"  {'throughput (every order acknowledged and read)':44s} {'k orders/s':>17s}")
+        for c in (1, 4):
+            label = f"{c} client{'s' if c > 1 else ''} -> 1 exec"
+            print(f"  {label:44s} {rates[c] / 1e3:17.1f}   >= 200")
+        print(f"  {'exec loop in-process, batches of 64':44s} {rate_ip / 1e3:17.1f}   (one CPU,"
+              f" its writer and reader included)")
+        print(f"  exec CPU per order: {exec_us:.2f} us (its loop alone); {cpu_us:.2f} us with "
+              f"the in-process ring writer and report reader")
         journal = (tmp / "exec.journal").stat().st_size
         print(f"  journal written: {journal / 1e6:.1f} MB")
     finally:

@@ -72,3 +72,41 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
     with pytest.raises(J.JournalError, match="not a tradingd-exec journal"):
         J.Journal(str(path))
     assert path.read_bytes() == b"hello, not a journal"
+
+
+def test_reserved_zero_tail_is_a_clean_end_and_is_cut_off(tmp_path: Path) -> None:
+    """What a kill -9 leaves: the frames, then the zeros exec had reserved (no warning)."""
+    path, killed = tmp_path / "j", tmp_path / "killed"
+    j = J.Journal(str(path))
+    j.append([J.encode(e) for e in script()[:3]])
+    whole = len(J.FILE_MAGIC) + sum(len(J.encode(e)) for e in script()[:3])
+    assert path.stat().st_size == whole + J.GROW_BYTES  # reserved while open
+    got = J.read_entries(str(path))  # readable while open, the zeros a clean end
+    assert got.entries == script()[:3] and got.problem is None and got.valid_end == whole
+    killed.write_bytes(path.read_bytes())  # the file as a kill -9 leaves it
+    j.close()
+    assert path.stat().st_size == whole  # a clean stop cuts the reserve off
+    j2 = J.Journal(str(killed))  # the next start after the kill cuts it off too
+    assert j2.recovered == script()[:3] and killed.stat().st_size == whole
+    j2.append([J.encode(script()[3])])
+    j2.close()
+    assert J.read_entries(str(killed)).entries == script()[:4]
+    data = bytearray(killed.read_bytes())
+    data[whole:whole + 8] = bytes(8)  # an empty frame with data after it is not an end
+    killed.write_bytes(bytes(data))
+    assert "empty frame" in (J.read_entries(str(killed)).problem or "")
+
+
+def test_fsync_mode_appends_across_a_growth_of_the_file(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """exec.journal_fsync: each append msync-ed (page-aligned ranges), across remappings."""
+    monkeypatch.setattr(J, "GROW_BYTES", 4096)  # grow (remap) every few appends
+    path = tmp_path / "j"
+    j = J.Journal(str(path), fsync=True)
+    entries = script() * 40
+    for e in entries:
+        j.append([J.encode(e)])
+    j.close()
+    got = J.read_entries(str(path))
+    assert got.problem is None and got.entries == entries
+    assert path.stat().st_size == got.valid_end

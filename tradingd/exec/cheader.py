@@ -8,6 +8,7 @@ the codes in :mod:`tradingd.exec.protocol`. Tests fail when the checked-in copie
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import IntEnum
 
@@ -95,6 +96,10 @@ def generate_doc() -> str:
         "## Slow clients, restarts",
         "",
         *_paragraphs(service_doc(), ("Slow clients:", "Clients:")),
+        "## The journal, and what exec does per round",
+        "",
+        *_paragraphs(journal_doc(), ("File format:", "Appending is")),
+        *_paragraphs(service_doc(), ("The order path per round",)),
         "## Codes",
         "",
     ]
@@ -122,11 +127,17 @@ def service_doc() -> str:
     return service.__doc__ or ""
 
 
+def journal_doc() -> str:
+    from tradingd.exec import journal  # the journal's format (its one written home)
+    return journal.__doc__ or ""
+
+
 def _paragraphs(doc: str, starts: tuple[str, ...]) -> list[str]:
     out = []
     for para in doc.split("\n\n"):
         text = para.strip()
         if text.startswith(starts):
+            text = re.sub(r":(?:meth|func|class|mod|data):`~?([^`]+)`", r"`\1`", text)
             out += [text.replace("``", "`"), ""]
     return out
 

@@ -48,6 +48,7 @@ from tradingd.segment.channel import (
     KIND_ORDERS,
     KIND_REPORTS,
     ChannelReader,
+    body_format,
     create_channel,
     orders_name,
     reports_name,
@@ -61,6 +62,20 @@ _CHECK_EVERY_NS = 20_000_000  # how often an idle reader looks for a replaced re
 #: report ring's futex until exec publishes: no CPU while idle, a wake-up's latency).
 WAIT_STRATEGIES = ("spin", "poll", "block")
 _BLOCK_SLICE_S = 0.02  # a blocked reader still looks for a replaced ring this often
+# the hot path's constants (no Enum or layout lookups per order or report)
+_LIMIT, _MARKET, _NEW_ORDER = int(OrdType.LIMIT), int(OrdType.MARKET), int(MsgType.NEW_ORDER)
+_TRADE, _KIND_EXECUTION, _KIND_POSITION = (int(ExecType.TRADE), int(ReportKind.EXECUTION),
+                                           int(ReportKind.POSITION))
+_H = L.CHANNEL_HEADER
+_RING = _H.size
+_W_CURSOR = _H.word("ring_cursor")
+_W_CONSUMED = _H.word("peer_consumed")
+_W_LAST_REPORT = _H.word("last_report_seq")
+_MASK32 = 0xFFFFFFFF
+_REPORT_BODY = body_format(KIND_REPORTS)
+_SYMBOL_BYTES: dict[str, bytes] = {}
+_SYMBOL_NAMES: dict[bytes, str] = {}
+_new = tuple.__new__
 
 
 class ExecUnavailable(TradingdError):
@@ -120,6 +135,11 @@ class OrderClient:
                                  heartbeat_interval_ns=int(heartbeat_interval * 1e9))
         self.generation = self._w.generation
         self._words = self._w._words  # the order ring's header words (heartbeat)
+        self._stamps = self._w._stamps
+        self._mask = self._w._mask
+        self._stride = self._w._stride
+        self._capacity = self._w.capacity
+        self._pack = body_format(KIND_ORDERS).pack_into
         if wait == "block":
             self._w.set_word("wants_wake", 1)  # exec then FUTEX_WAKEs us after reports
         self._hb_word = L.CHANNEL_HEADER.word("heartbeat_ns")
@@ -208,19 +228,45 @@ class OrderClient:
     def submit(self, symbol: str, side: str | int, quantity: int, price: float | None = None,
                *, tif: str | int = "day", ord_type: int | None = None,
                client_order_id: int | None = None, timeout: float = 5.0) -> int:
-        """Send a new order; return its client order id. A price makes it a limit order."""
+        """Send a new order; return its client order id. A price makes it a limit order.
+
+        The common case is written out (the ring's protocol, ``ChannelWriter.publish``,
+        inline: mark, body, stamp, cursor): a submit is the client's share of the order ->
+        acknowledgement round trip. A full ring goes the general way (:meth:`_send`).
+        """
         s = _SIDES.get(side, side) if isinstance(side, str) else side
-        t = _TIFS.get(tif.lower(), -1) if isinstance(tif, str) else tif
+        t = _TIFS.get(tif, -1) if isinstance(tif, str) else tif
+        if t == -1 and isinstance(tif, str):
+            t = _TIFS.get(tif.lower(), -1)
         if ord_type is None:
-            ord_type = OrdType.LIMIT if price is not None else OrdType.MARKET
+            ord_type = _LIMIT if price is not None else _MARKET
         oid = self._next_id if client_order_id is None else client_order_id
-        self._next_id = max(self._next_id, oid + 1)
+        if oid >= self._next_id:
+            self._next_id = oid + 1
         self._seq += 1
+        sym = _SYMBOL_BYTES.get(symbol)
+        if sym is None:
+            sym = symbol.encode("ascii")
+            if len(_SYMBOL_BYTES) < 4096:
+                _SYMBOL_BYTES[symbol] = sym
         now = time.monotonic_ns()
-        self._words[self._hb_word] = now
-        self._send(MsgType.NEW_ORDER, self._seq, oid, s, ord_type, t, quantity,
-                   0.0 if price is None else float(price), now,
-                   symbol.encode("ascii"), timeout=timeout)
+        words = self._words
+        words[self._hb_word] = now
+        px = 0.0 if price is None else float(price)
+        w = self._w
+        cursor = words[_W_CURSOR]
+        if cursor - self._credit >= self._capacity:  # no credit known: look, or wait
+            self._send(_NEW_ORDER, self._seq, oid, s, ord_type, t, quantity, px, now, sym,
+                       timeout=timeout)
+            return oid
+        slot = cursor & self._mask
+        i = slot * self._stride
+        stamps = self._stamps
+        stamps[i] = ~cursor & _MASK32
+        self._pack(w.mapping, _RING + slot * w._rec + 4, _NEW_ORDER, self._seq, oid, s,
+                   ord_type, t, quantity, px, now, sym)
+        stamps[i] = cursor & _MASK32
+        words[_W_CURSOR] = cursor + 1
         return oid
 
     def cancel(self, client_order_id: int, *, timeout: float = 5.0) -> None:
@@ -232,35 +278,55 @@ class OrderClient:
 
     # ------------------------------------------------------------------ reports
     def poll(self) -> Report | None:
-        """The next report, or None if none is there now."""
+        """The next report, or None if none is there now.
+
+        ``ChannelReader.poll`` written out (stamp, copy, stamp again), as in :meth:`submit`.
+        """
         r = self._r
-        t = r.poll() if r is not None else None
-        if t is None:
-            now = time.monotonic_ns()
-            if now >= self._next_check:
-                self._next_check = now + _CHECK_EVERY_NS
-                self._words[self._hb_word] = now
-                self._check_reports_ring()
-            return None
-        assert r is not None
-        self._w.set_consumed(r.position)
-        rep = Report._make(t)
-        if self.last_report_seq and rep.report_seq != self.last_report_seq + 1:
+        if r is not None:
+            p = r.position
+            i = (p & r._mask) * r._stride
+            lo = p & _MASK32
+            stamps = r._stamps
+            if stamps[i] == lo:
+                t = _REPORT_BODY.unpack_from(r._mm, _RING + (p & r._mask) * r._rec + 4)
+                if stamps[i] == lo:
+                    r.position = p + 1
+                    return self._took(_new(Report, t), p + 1)
+        now = time.monotonic_ns()
+        if now >= self._next_check:
+            self._next_check = now + _CHECK_EVERY_NS
+            self._words[self._hb_word] = now
+            self._check_reports_ring()
+        return None
+
+    def _took(self, rep: Report, position: int) -> Report:
+        words = self._words
+        words[_W_CONSUMED] = position  # credit for exec's report ring
+        seq = rep.report_seq
+        if self.last_report_seq and seq != self.last_report_seq + 1:
             self.gaps += 1
-        self.last_report_seq = rep.report_seq
-        self._w.set_last_report_seq(rep.report_seq)
+        self.last_report_seq = seq
+        words[_W_LAST_REPORT] = seq
         self.reports_seen += 1
         self._account(rep)
         return rep
 
     def _account(self, rep: Report) -> None:
-        sym = rep.symbol.rstrip(b"\0").decode("ascii", "replace")
-        if rep.report_kind == ReportKind.POSITION:
+        kind = rep.report_kind
+        if kind == _KIND_EXECUTION:
+            self.orders[rep.client_order_id] = rep
+            if rep.exec_type != _TRADE:
+                return
+        sym = _SYMBOL_NAMES.get(rep.symbol)
+        if sym is None:
+            sym = rep.symbol.rstrip(b"\0").decode("ascii", "replace")
+            if len(_SYMBOL_NAMES) < 4096:
+                _SYMBOL_NAMES[rep.symbol] = sym
+        if kind == _KIND_POSITION:
             self._positions[sym] = Position(rep.last_qty, rep.avg_px)
             return
-        if rep.report_kind == ReportKind.EXECUTION:
-            self.orders[rep.client_order_id] = rep
-        if rep.exec_type == ExecType.TRADE and rep.last_qty:
+        if rep.exec_type == _TRADE and rep.last_qty:
             p = self._positions.setdefault(sym, Position())
             signed = rep.last_qty if rep.side == Side.BUY else -rep.last_qty
             new = p.qty + signed

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tradingd.exec import matching
-from tradingd.exec.fsm import Event, next_status
+from tradingd.exec.fsm import TRANSITIONS, Event
 from tradingd.exec.protocol import (
     OPEN,
     Bar,
@@ -59,6 +59,36 @@ _TIFS = frozenset(int(t) for t in TimeInForce)
 NO_MARKET_SEQ = -1
 _TYPE_NAMES: dict[int, str] = {OrdType.MARKET: "market", OrdType.LIMIT: "limit"}
 _new = tuple.__new__  # a NamedTuple without its __new__'s argument parsing (hot path)
+#: the transition table (:data:`~tradingd.exec.fsm.TRANSITIONS`, the one source) regrouped by
+#: event: ``_NEXT[event][status]`` is the status after ``event``; no Enum hashing per move
+_NEXT: dict[Event, dict[OrdStatus, OrdStatus]] = {e: {} for e in Event}
+for (_status, _event), _to in TRANSITIONS.items():
+    _NEXT[_event][_status] = _to
+_ON_ACCEPT = _NEXT[Event.ACCEPT]
+_PENDING_NEW = OrdStatus.PENDING_NEW
+_LIMIT, _MARKET, _NEW_ORDER, _CANCEL = (int(OrdType.LIMIT), int(OrdType.MARKET),
+                                         int(MsgType.NEW_ORDER), int(MsgType.CANCEL))
+_EXEC_NEW, _KIND_EXECUTION = ExecType.NEW, ReportKind.EXECUTION
+_BUY, _IOC = int(Side.BUY), int(TimeInForce.IOC)
+
+
+class _R:
+    """RejectReason members as plain class attributes (no Enum lookup on the hot path)."""
+
+    NONE = RejectReason.NONE
+    DUPLICATE_ID = RejectReason.DUPLICATE_ID
+    BAD_SIDE = RejectReason.BAD_SIDE
+    BAD_ORD_TYPE = RejectReason.BAD_ORD_TYPE
+    BAD_TIME_IN_FORCE = RejectReason.BAD_TIME_IN_FORCE
+    BAD_SYMBOL = RejectReason.BAD_SYMBOL
+    UNKNOWN_SYMBOL = RejectReason.UNKNOWN_SYMBOL
+    BAD_QUANTITY = RejectReason.BAD_QUANTITY
+    BAD_PRICE = RejectReason.BAD_PRICE
+    MAX_ORDER_QTY = RejectReason.MAX_ORDER_QTY
+    MAX_OPEN_ORDERS = RejectReason.MAX_OPEN_ORDERS
+    NO_REFERENCE_PRICE = RejectReason.NO_REFERENCE_PRICE
+    MAX_NOTIONAL = RejectReason.MAX_NOTIONAL
+_isfinite = math.isfinite
 
 
 @dataclass(frozen=True)
@@ -92,7 +122,8 @@ class Order:
     symbol_b: bytes = b""  # the symbol as reports carry it
 
     def __post_init__(self) -> None:
-        self.symbol_b = self.symbol.encode("ascii")
+        if not self.symbol_b:
+            self.symbol_b = self.symbol.encode("ascii")
 
     @property
     def leaves(self) -> int:
@@ -162,12 +193,19 @@ class SymbolBook:
     while limit >= low, then sells while limit <= high; everything else stays untouched,
     so a bar costs O(orders it can fill), not O(resting orders). IOC orders are also kept
     apart: each is canceled after its first eligible bar.
+
+    Limits are kept as price levels: a sorted list of the distinct prices (``-price`` for
+    buys) and, per price, a dict of its orders in arrival order (acceptance order is
+    arrival order, so appending keeps time priority). Adding an order at a price that
+    already rests is a dict store, not an insertion into a list of every order.
     """
 
     def __init__(self) -> None:
         self.market: dict[Key, Order] = {}
-        self.buys: list[tuple[float, int, Key]] = []  # (-price, arrival seq, key)
-        self.sells: list[tuple[float, int, Key]] = []  # (price, arrival seq, key)
+        self.buy_prices: list[float] = []  # -price, ascending = best (highest) buy first
+        self.sell_prices: list[float] = []  # price, ascending = best (lowest) sell first
+        self.buy_levels: dict[float, dict[Key, Order]] = {}
+        self.sell_levels: dict[float, dict[Key, Order]] = {}
         self.orders: dict[Key, tuple[Order, int]] = {}
         self.ioc: dict[Key, Order] = {}
 
@@ -177,13 +215,19 @@ class SymbolBook:
     def add(self, o: Order, seq: int) -> None:
         key = (o.client, o.client_order_id)
         self.orders[key] = (o, seq)
-        if o.ord_type == OrdType.MARKET:
+        if o.ord_type == _MARKET:
             self.market[key] = o
-        elif o.side == Side.BUY:
-            bisect.insort(self.buys, (-o.limit_price, seq, key))
         else:
-            bisect.insort(self.sells, (o.limit_price, seq, key))
-        if o.time_in_force == TimeInForce.IOC:
+            if o.side == _BUY:
+                px, levels, prices = -o.limit_price, self.buy_levels, self.buy_prices
+            else:
+                px, levels, prices = o.limit_price, self.sell_levels, self.sell_prices
+            level = levels.get(px)
+            if level is None:
+                level = levels[px] = {}
+                bisect.insort(prices, px)
+            level[key] = o
+        if o.time_in_force == _IOC:
             self.ioc[key] = o
 
     def remove(self, o: Order) -> None:
@@ -191,28 +235,33 @@ class SymbolBook:
         entry = self.orders.pop(key, None)
         if entry is None:
             return
-        seq = entry[1]
         self.ioc.pop(key, None)
-        if o.ord_type == OrdType.MARKET:
+        if o.ord_type == _MARKET:
             self.market.pop(key, None)
             return
-        side = self.buys if o.side == Side.BUY else self.sells
-        item = (-o.limit_price if o.side == Side.BUY else o.limit_price, seq, key)
-        i = bisect.bisect_left(side, item)
-        if i < len(side) and side[i] == item:
-            del side[i]
+        if o.side == _BUY:
+            px, levels, prices = -o.limit_price, self.buy_levels, self.buy_prices
+        else:
+            px, levels, prices = o.limit_price, self.sell_levels, self.sell_prices
+        level = levels.get(px)
+        if level is None or level.pop(key, None) is None or level:
+            return
+        del levels[px]
+        i = bisect.bisect_left(prices, px)
+        if i < len(prices) and prices[i] == px:
+            del prices[i]
 
     def candidates(self, bar: Bar) -> list[Order]:
         """Orders the bar's prices reach, in priority order (eligibility checked later)."""
         out = list(self.market.values())
-        for neg, _seq, key in self.buys:
+        for neg in self.buy_prices:
             if -neg < bar.low:
                 break
-            out.append(self.orders[key][0])
-        for px, _seq, key in self.sells:
+            out.extend(self.buy_levels[neg].values())
+        for px in self.sell_prices:
             if px > bar.high:
                 break
-            out.append(self.orders[key][0])
+            out.extend(self.sell_levels[px].values())
         return out
 
 
@@ -269,7 +318,7 @@ class Engine:
 
     def _apply(self, o: Order, event: Event) -> bool:
         """Move ``o`` by the transition table; an illegal move is counted, logged, refused."""
-        new = next_status(o.status, event)
+        new = _NEXT[event].get(o.status)
         if new is None:
             self.counters.illegal_transitions += 1
             log.error("illegal transition refused: order %s/%d is %s, event %s",
@@ -308,13 +357,16 @@ class Engine:
     def on_order(self, client: str, f: OrderFields, arrival_ns: int,
                  ref_price: float) -> Out:
         """One order ring record (new order, cancel, or anything else: rejected)."""
-        book = self.client(client)
+        book = self.clients.get(client)
+        if book is None:
+            book = self.client(client)
         out: Out = []
         if f.client_seq > book.last_client_seq:
             book.last_client_seq = f.client_seq
-        if f.msg_type == MsgType.NEW_ORDER:
+        msg = f.msg_type
+        if msg == _NEW_ORDER:
             self._new_order(book, f, arrival_ns, ref_price, out)
-        elif f.msg_type == MsgType.CANCEL:
+        elif msg == _CANCEL:
             self._count("cancel")
             self._cancel(book, f, arrival_ns, out)
         else:
@@ -327,66 +379,98 @@ class Engine:
 
     def _validate(self, book: ClientBook, f: OrderFields, symbol: str | None,
                   ref_price: float) -> int:
+        # module constants, not RejectReason.X: an Enum attribute costs a lookup per check
         if f.client_order_id in book.seen_ids:
-            return RejectReason.DUPLICATE_ID
+            return _R.DUPLICATE_ID
         if f.side not in _SIDES:
-            return RejectReason.BAD_SIDE
-        if f.ord_type not in _TYPES:
-            return RejectReason.BAD_ORD_TYPE
+            return _R.BAD_SIDE
+        ord_type = f.ord_type
+        if ord_type not in _TYPES:
+            return _R.BAD_ORD_TYPE
         if f.time_in_force not in _TIFS:
-            return RejectReason.BAD_TIME_IN_FORCE
+            return _R.BAD_TIME_IN_FORCE
         if symbol is None:
-            return RejectReason.BAD_SYMBOL
+            return _R.BAD_SYMBOL
         if symbol not in self.symbols:
-            return RejectReason.UNKNOWN_SYMBOL
-        if f.quantity <= 0:
-            return RejectReason.BAD_QUANTITY
-        if f.ord_type == OrdType.LIMIT and not (math.isfinite(f.limit_price)
-                                                and f.limit_price > 0):
-            return RejectReason.BAD_PRICE
+            return _R.UNKNOWN_SYMBOL
+        qty = f.quantity
+        if qty <= 0:
+            return _R.BAD_QUANTITY
+        is_limit = ord_type == _LIMIT
+        if is_limit and not (_isfinite(f.limit_price) and f.limit_price > 0):
+            return _R.BAD_PRICE
         lim = self.limits
-        if lim.max_order_qty and f.quantity > lim.max_order_qty:
-            return RejectReason.MAX_ORDER_QTY
+        if lim.max_order_qty and qty > lim.max_order_qty:
+            return _R.MAX_ORDER_QTY
         if lim.max_open_orders and len(book.open) >= lim.max_open_orders:
-            return RejectReason.MAX_OPEN_ORDERS
+            return _R.MAX_OPEN_ORDERS
         if lim.max_notional:
-            px = f.limit_price if f.ord_type == OrdType.LIMIT else ref_price
-            if not (math.isfinite(px) and px > 0):
-                return RejectReason.NO_REFERENCE_PRICE
-            if book.open_notional.get(symbol, 0.0) + f.quantity * px > lim.max_notional:
-                return RejectReason.MAX_NOTIONAL
-        return RejectReason.NONE
+            px = f.limit_price if is_limit else ref_price
+            if not (_isfinite(px) and px > 0):
+                return _R.NO_REFERENCE_PRICE
+            if book.open_notional.get(symbol, 0.0) + qty * px > lim.max_notional:
+                return _R.MAX_NOTIONAL
+        return _R.NONE
 
     def _new_order(self, book: ClientBook, f: OrderFields, ns: int, ref_price: float,
                    out: Out) -> None:
-        symbol = _symbol(f.symbol)
-        self._count(_TYPE_NAMES.get(f.ord_type, "bad"))
+        """Validate, then accept (NEW) or reject. The accept path is written out inline
+        (no helper calls, no Enum hashing): it is exec's per-order cost; every step is the
+        general one's (``_apply``, ``_report``), and the golden, property and replay tests
+        hold it to them."""
+        symbol = _SYMBOLS.get(f.symbol)
+        if symbol is None:  # not cached yet (or garbage, cached as None)
+            symbol = _symbol(f.symbol)
+        ord_type = f.ord_type
+        counts = self.counters.orders
+        key = _TYPE_NAMES.get(ord_type, "bad")
+        counts[key] = counts.get(key, 0) + 1
+        qty, side, is_limit = f.quantity, f.side, ord_type == _LIMIT
         reason = self._validate(book, f, symbol, ref_price)
-        if reason == RejectReason.DUPLICATE_ID or symbol is None:
+        if reason is _R.DUPLICATE_ID or symbol is None:
             # no order is created: the existing one (or none) is left exactly as it was
             self._reject_count(reason)
             self._report(out, book, None, exec_type=ExecType.REJECTED,
                          status=OrdStatus.REJECTED, ns=ns, reason=reason, fields=f)
             return
-        book.seen_ids.add(f.client_order_id)
-        if f.client_order_id > book.last_client_order_id:
-            book.last_client_order_id = f.client_order_id
-        ok = f.ord_type in _TYPES and f.side in _SIDES
-        px_ref = (f.limit_price if f.ord_type == OrdType.LIMIT else ref_price) if ok else 0.0
-        o = Order(book.name, f.client_order_id, symbol, f.side, f.ord_type, f.time_in_force,
-                  f.quantity, f.limit_price if f.ord_type == OrdType.LIMIT else 0.0,
-                  px_ref if math.isfinite(px_ref) else 0.0, ns, f.send_ns, f.client_seq)
-        book.orders[o.client_order_id] = o
-        if reason != RejectReason.NONE:
+        oid = f.client_order_id
+        book.seen_ids.add(oid)
+        if oid > book.last_client_order_id:
+            book.last_client_order_id = oid
+        ok = ord_type in _TYPES and side in _SIDES
+        px_ref = (f.limit_price if is_limit else ref_price) if ok else 0.0
+        o = Order(book.name, oid, symbol, side, ord_type, f.time_in_force,
+                  qty, f.limit_price if is_limit else 0.0,
+                  px_ref if _isfinite(px_ref) else 0.0, ns, f.send_ns, f.client_seq,
+                  _PENDING_NEW, 0, 0.0, _symbol_bytes(symbol))
+        book.orders[oid] = o
+        if reason is not _R.NONE:
             self._reject_count(reason)
             self._apply(o, Event.REJECT)
             self._report(out, book, o, exec_type=ExecType.REJECTED, status=o.status, ns=ns,
                          reason=reason)
             return
-        self._apply(o, Event.ACCEPT)
-        book.open_notional[symbol] = (book.open_notional.get(symbol, 0.0)
-                                      + o.quantity * o.price_ref)
-        self._report(out, book, o, exec_type=ExecType.NEW, status=o.status, ns=ns)
+        new = _ON_ACCEPT.get(o.status)
+        if new is None:  # cannot happen for a fresh order; the general path counts it
+            self._apply(o, Event.ACCEPT)
+            return
+        # _apply(o, ACCEPT), from PENDING_NEW (not open) to NEW (open):
+        o.status = new
+        book.open[oid] = o
+        self._arrivals += 1
+        sb = self.book.get(symbol)
+        if sb is None:
+            sb = self.book[symbol] = SymbolBook()
+        sb.add(o, self._arrivals)
+        on = book.open_notional
+        on[symbol] = on.get(symbol, 0.0) + o.quantity * o.price_ref
+        # _report(exec_type NEW): cum 0, leaves = quantity, avg 0
+        book.report_seq += 1
+        self.counters.reports += 1
+        out.append((book.name, _new(Report, (
+            _EXEC_NEW, book.report_seq, oid, new, 0, 0, 0.0, 0, o.quantity, 0.0,
+            NO_MARKET_SEQ, ns, o.send_ns, side, _KIND_EXECUTION, o.symbol_b,
+            o.client_seq))))
 
     def _release_notional(self, o: Order, qty: int) -> None:
         book = self.clients[o.client]
@@ -498,6 +582,17 @@ class Engine:
 
 _PRINTABLE = bytes(range(0x21, 0x7F))
 _SYMBOLS: dict[bytes, str | None] = {}
+_SYMBOL_BYTES: dict[str, bytes] = {}
+
+
+def _symbol_bytes(symbol: str) -> bytes:
+    """``symbol.encode("ascii")``, cached (symbols come from :func:`_symbol`: bounded)."""
+    b = _SYMBOL_BYTES.get(symbol)
+    if b is None:
+        b = symbol.encode("ascii")
+        if len(_SYMBOL_BYTES) < 4096:
+            _SYMBOL_BYTES[symbol] = b
+    return b
 
 
 def _symbol(raw: bytes) -> str | None:

@@ -11,14 +11,25 @@ orders, report numbers and ring positions.
 File format: ``TDJOURN1`` then frames ``<u32 length><u32 crc32(payload)><payload>``; the
 payload's first byte is the entry type. A frame cut short or failing its CRC (exec killed
 mid-write) ends the journal: it is truncated there on recovery, logged with its offset.
-``write`` puts the data in the page cache, which survives the process being killed; with
-``exec.journal_fsync`` it is also fsynced every round (survives a machine crash, costs a disk
-flush per round).
+Zero bytes where the next frame header would be, up to the end of the file, are space exec
+had reserved and not used yet: a clean end (no frame has length 0: a payload has at least
+its type byte). The frames are those of the first journal version: older journals read as
+before; only the reserved zero tail is new (since exec appends through a mapping).
+
+Appending is a copy into a shared mapping of the file (``MAP_SHARED``), not a ``write``
+system call per round: the file grows by ``GROW_BYTES`` at a time (``posix_fallocate``: a
+full disk is an error when it grows, not a SIGBUS at a later copy); the unused zero tail
+is cut off again at :meth:`Journal.close`, and at the next start after a ``kill -9``.
+What is copied into the mapping is in the page cache at once, exactly where a ``write``
+would have put it: it survives the process being killed, and any reader of the
+file sees it. With ``exec.journal_fsync`` the round's bytes are also ``msync``-ed (survives
+a machine crash, costs a disk flush per round).
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import zlib
@@ -46,6 +57,8 @@ _A = struct.Struct("<QQ")
 _D = struct.Struct("<QI")
 _C = struct.Struct("<QQdd")
 _new = tuple.__new__
+#: how much the journal file grows at a time (reserved zero space, cut off at close)
+GROW_BYTES = 4 << 20
 
 
 class JournalError(TradingdError):
@@ -213,6 +226,10 @@ def read_entries(path: str) -> ReadResult:
             problem = f"torn frame header at offset {pos}"
             break
         n, crc = _FRAME.unpack_from(data, pos)
+        if n == 0 and crc == 0:  # reserved space: a clean end if nothing but zeros follows
+            if data.count(0, pos) != len(data) - pos:
+                problem = f"empty frame at offset {pos} followed by data"
+            break
         payload = data[pos + _FRAME.size:pos + _FRAME.size + n]
         if len(payload) < n:
             problem = f"frame at offset {pos} cut short ({len(payload)} of {n} bytes)"
@@ -230,7 +247,7 @@ def read_entries(path: str) -> ReadResult:
 
 
 class Journal:
-    """The open journal: recovered entries, then appends."""
+    """The open journal: recovered entries, then appends (copies into a shared mapping)."""
 
     def __init__(self, path: str, *, fsync: bool = False) -> None:
         self.path = path
@@ -249,28 +266,63 @@ class Journal:
         if result.valid_end == 0:
             os.ftruncate(self._fd, 0)
             os.write(self._fd, FILE_MAGIC)
+            self._end = len(FILE_MAGIC)
         else:
-            os.ftruncate(self._fd, result.valid_end)
-        os.lseek(self._fd, 0, os.SEEK_END)
+            os.ftruncate(self._fd, result.valid_end)  # a torn tail, reserved zeros: gone
+            self._end = result.valid_end
+        self._mm: mmap.mmap | None = None
+        self._size = 0  # mapped: none until the first append (the file stays as recovered)
         self.bytes_written = 0
         self.entries_written = 0
 
-    def append(self, frames: list[bytes]) -> None:
-        """Write encoded entries in one ``write`` (then fsync if configured)."""
+    def _map(self, size: int) -> None:
+        """Grow the file to ``size`` bytes (zeros: reserved) and map all of it.
+
+        ``posix_fallocate``, not a sparse ``ftruncate``: the blocks are reserved here, so a
+        full disk is an error now (JournalError), not a SIGBUS at a later copy.
+        """
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        try:
+            os.posix_fallocate(self._fd, self._end, size - self._end)
+            self._mm = mmap.mmap(self._fd, size, mmap.MAP_SHARED,
+                                 mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            raise JournalError(f"journal {self.path}: cannot grow it to {size} bytes: "
+                               f"{exc.strerror or exc}") from None
+        self._size = size
+
+    def append(self, frames: list[bytes], entries: int | None = None) -> None:
+        """Append encoded entries (one copy into the mapping; then msync if configured).
+
+        A frame may hold several entries back to back (a batch of orders framed at once,
+        :func:`tradingd.exec.execfast.encode_orders`): ``entries`` says how many in all.
+        """
         if not frames:
             return
-        data = b"".join(frames)
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        n = len(data)
+        end = self._end
+        if end + n > self._size:
+            self._map(end + n + GROW_BYTES)
+        mm = self._mm
+        assert mm is not None
+        mm[end:end + n] = data
+        self._end = end + n
         if self._fsync:
-            os.fsync(self._fd)
-        self.bytes_written += len(data)
-        self.entries_written += len(frames)
+            start = end - end % mmap.PAGESIZE
+            mm.flush(start, end + n - start)
+        self.bytes_written += n
+        self.entries_written += len(frames) if entries is None else entries
 
     def close(self) -> None:
+        """Unmap and cut the reserved zero tail off: the file ends with its last frame."""
         if self._fd >= 0:
+            if self._mm is not None:
+                self._mm.close()
+                self._mm = None
+            os.ftruncate(self._fd, self._end)
             os.close(self._fd)
             self._fd = -1
 

@@ -315,6 +315,12 @@ class ChannelWriter:
     def cursor(self) -> int:
         return int(self._words[_W_CURSOR])
 
+    @property
+    def mapping(self) -> mmap.mmap:
+        """The writable mapping (header + ring), for a C batch publisher of records
+        (tradingd.exec.execfast); it keeps to :meth:`publish`'s protocol."""
+        return self._mm
+
     # ------------------------------------------------------------------ publishing
     def free(self, peer_consumed: int) -> int:
         """Records that may be published before overrunning a reader at ``peer_consumed``."""
@@ -452,6 +458,16 @@ class ChannelReader:
     @property
     def peer_consumed(self) -> int:
         return self._words[_W_CONSUMED]
+
+    @property
+    def peer_generation(self) -> int:
+        return self._words[_W_PEER_GEN]
+
+    @property
+    def mapping(self) -> mmap.mmap:
+        """The read-only mapping (header + ring), for a C batch reader of records
+        (tradingd.exec.execfast); it keeps to :meth:`poll_raw`'s protocol."""
+        return self._mm
 
     @property
     def heartbeat_ns(self) -> int:

@@ -1,0 +1,25 @@
+"""Stub of the C extension tradingd.exec._execfast (tradingd/exec/_execfast.c).
+
+Checked against the built module by tests/exec/test_execfast.py (mypy.stubtest).
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from _typeshed import ReadableBuffer, WriteableBuffer
+
+_T = TypeVar("_T", bound=tuple[Any, ...])
+
+CHANNEL_FINGERPRINT_HEX: str
+ORDER_BODY_SIZE: int
+
+def take_orders(buffer: ReadableBuffer, ring_offset: int, capacity: int, position: int,
+                max: int, /) -> list[bytes]: ...
+def encode_orders(client: bytes, generation: int, first_seq: int, arrival_ns: int,
+                  raws: list[bytes], refs: list[float], /) -> bytes: ...
+def take_and_frame(buffer: ReadableBuffer, ring_offset: int, capacity: int, position: int,
+                   max: int, client: bytes, generation: int, clock: Callable[[], int],
+                   ref_of: Callable[[bytes], float], fields_type: type[_T], /
+                   ) -> tuple[list[bytes], bytes, list[float], int, list[_T]] | None: ...
+def publish_reports(buffer: WriteableBuffer, ring_offset: int, capacity: int,
+                    cursor_offset: int, reports: Sequence[tuple[Any, ...]], /) -> int: ...

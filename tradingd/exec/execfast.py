@@ -1,0 +1,175 @@
+"""Exec's byte work per batch: take order records, frame them for the journal, publish reports.
+
+Each function is C (``tradingd.exec._execfast``, ``tradingd/exec/_execfast.c``) when that
+is built for this channel layout, else the pure Python below (``*_py``), which is the
+reference: the tests (tests/exec/test_execfast.py) check that both give the same records,
+the same decoded fields, the same journal bytes and the same report bytes, and that a whole
+exec journals and reports the same either way. ``TRADINGD_PURE_PYTHON=1`` forces the Python
+versions, as it does for the segment's fast path.
+
+* :func:`take_orders`: up to ``max`` records of an order ring from ``position`` on (each
+  the bytes after its stamp; stamp, copy, stamp again, as ``ChannelReader.poll_raw``);
+* :func:`encode_orders`: the journal frames of those records as ``OrderIn`` entries,
+  joined (``journal.encode`` of each, byte for byte);
+* :func:`take_and_frame`: what exec calls once per ring per round: take, read the arrival
+  time, decode, price the market orders, frame (None, allocating nothing, when idle);
+* :func:`publish_reports`: report tuples into a report ring (``ChannelWriter.publish``
+  of each: mark, body, stamp, cursor).
+
+Nothing here decides anything about an order: state and rules stay in
+:mod:`tradingd.exec.engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from tradingd.exec import journal as J
+from tradingd.exec.protocol import OrderFields
+from tradingd.segment import layout as L
+from tradingd.segment.channel import ChannelReader, ChannelWriter
+
+log = logging.getLogger(__name__)
+
+_RING_OFFSET = L.CHANNEL_HEADER.size
+_CURSOR_OFFSET = L.CHANNEL_HEADER.offset("ring_cursor")
+_BODY = L.ORDER.offset("msg_type")  # raw bodies start after the stamp
+
+
+def _field(name: str) -> slice:
+    return slice(L.ORDER.offset(name) - _BODY, L.ORDER.offset(name) - _BODY
+                 + L.ORDER[name].size)
+
+
+_MSG, _TYPE, _SYMBOL = _field("msg_type"), _field("ord_type"), _field("symbol")
+_ONE = (1).to_bytes(4, "little")  # msg_type new order / ord_type market
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("TRADINGD_PURE_PYTHON") == "1":
+        return None
+    try:
+        from tradingd.exec import _execfast
+    except ImportError:
+        return None
+    if f"{L.CHANNEL_FINGERPRINT:016x}" != _execfast.CHANNEL_FINGERPRINT_HEX:
+        log.warning("exec C fast path built for channel layout %s, not %016x: rebuild it "
+                    "(pip install -e .); using pure Python", _execfast.CHANNEL_FINGERPRINT_HEX,
+                    L.CHANNEL_FINGERPRINT)
+        return None
+    if _execfast.ORDER_BODY_SIZE != J.ORDER_BODY_SIZE:
+        log.warning("exec C fast path takes %d-byte order bodies, the journal %d: rebuild it; "
+                    "using pure Python", _execfast.ORDER_BODY_SIZE, J.ORDER_BODY_SIZE)
+        return None
+    return _execfast
+
+
+FAST = _load()
+#: "c" or "python": which implementation this process uses.
+IMPLEMENTATION = "c" if FAST is not None else "python"
+
+
+# ---------------------------------------------------------------------- the reference
+def take_orders_py(r: ChannelReader, max: int) -> list[bytes]:
+    """Pure-Python :func:`take_orders`: ``ChannelReader.poll_raw`` until none or ``max``."""
+    out: list[bytes] = []
+    for _ in range(max):
+        raw = r.poll_raw()
+        if raw is None:
+            break
+        out.append(bytes(raw[:J.ORDER_BODY_SIZE]))
+    return out
+
+
+def encode_orders_py(client: bytes, generation: int, first_seq: int, arrival_ns: int,
+                     raws: list[bytes], refs: list[float]) -> bytes:
+    """Pure-Python :func:`encode_orders`: ``journal.encode(OrderIn(...))`` of each, joined."""
+    if len(raws) != len(refs):
+        raise ValueError("raws and refs differ in length")
+    name = client.decode("ascii")
+    return b"".join(J.encode(J.OrderIn(name, generation, first_seq + i, arrival_ns, ref, raw))
+                    for i, (raw, ref) in enumerate(zip(raws, refs, strict=True)))
+
+
+def refs_py(raws: list[bytes], ref_of: Callable[[bytes], float]) -> list[float]:
+    """The reference price of each record: ``ref_of(symbol)`` for a market new order."""
+    refs = [0.0] * len(raws)
+    for i, raw in enumerate(raws):
+        if raw[_MSG] == _ONE and raw[_TYPE] == _ONE:
+            refs[i] = ref_of(raw[_SYMBOL])
+    return refs
+
+
+Frames = tuple[list[bytes], bytes, list[float], int, list[OrderFields]]
+_new = tuple.__new__
+
+
+def take_and_frame_py(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
+                      ref_of: Callable[[bytes], float]) -> Frames | None:
+    """Pure-Python :func:`take_and_frame`: the steps one after the other."""
+    first = r.position
+    raws = take_orders_py(r, max)
+    if not raws:
+        return None
+    arrival = clock()
+    refs = refs_py(raws, ref_of)
+    fields = [_new(OrderFields, J._ORDER_BODY.unpack(raw)) for raw in raws]
+    return (raws, encode_orders_py(client, r.generation, first, arrival, raws, refs), refs,
+            arrival, fields)
+
+
+def publish_reports_py(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
+    """Pure-Python :func:`publish_reports`: ``ChannelWriter.publish`` of each."""
+    for rep in reports:
+        w.publish(*rep)
+
+
+# ---------------------------------------------------------------------- what callers use
+def take_orders(r: ChannelReader, max: int) -> list[bytes]:
+    """Up to ``max`` records of order ring ``r`` from its position on; advances it."""
+    if FAST is None:
+        return take_orders_py(r, max)
+    raws: list[bytes] = FAST.take_orders(r.mapping, _RING_OFFSET, r.capacity, r.position, max)
+    r.position += len(raws)
+    return raws
+
+
+def encode_orders(client: bytes, generation: int, first_seq: int, arrival_ns: int,
+                  raws: list[bytes], refs: list[float]) -> bytes:
+    """The journal frames of ``raws`` as OrderIn entries (ring seqs from ``first_seq``)."""
+    if FAST is None:
+        return encode_orders_py(client, generation, first_seq, arrival_ns, raws, refs)
+    frames: bytes = FAST.encode_orders(client, generation, first_seq, arrival_ns, raws, refs)
+    return frames
+
+
+def take_and_frame(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
+                   ref_of: Callable[[bytes], float]) -> Frames | None:
+    """Take up to ``max`` records of ``r`` (advancing it); if any, read their arrival time
+    (``clock()``, after taking them), decode them (``OrderFields``), price the market
+    orders (``ref_of(symbol)``) and frame them for the journal: ``(raws, frames, refs,
+    arrival_ns, fields)``; None if there was no record to take."""
+    if FAST is None:
+        return take_and_frame_py(r, max, client, clock, ref_of)
+    out: Frames | None = FAST.take_and_frame(r.mapping, _RING_OFFSET, r.capacity, r.position,
+                                             max, client, r.generation, clock, ref_of,
+                                             OrderFields)
+    if out is not None:
+        r.position += len(out[0])
+    return out
+
+
+def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
+    """Publish ``reports`` into report ring ``w`` (the caller checked its credit)."""
+    if FAST is None:
+        publish_reports_py(w, reports)
+        return
+    FAST.publish_reports(w.mapping, _RING_OFFSET, w.capacity, _CURSOR_OFFSET, reports)
+
+
+__all__ = ["FAST", "IMPLEMENTATION", "encode_orders", "encode_orders_py", "publish_reports",
+           "publish_reports_py", "refs_py", "take_and_frame", "take_and_frame_py",
+           "take_orders", "take_orders_py"]
