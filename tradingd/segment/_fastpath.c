@@ -1559,9 +1559,17 @@ static int an_setup(AnState *st, PyObject *const *args) {
     return 0;
 }
 
-/* Apply n records, in sequence order; returns how many were ignored (symbol id too big). */
+/* Apply n records, in sequence order; returns how many were ignored (symbol id too big).
+ *
+ * The state of the symbol of the previous record is kept in registers while records of
+ * the same symbol follow (64 % of the bundled stream): otherwise each record would wait
+ * for the previous one's stores to its count, total volume and slot counter to be
+ * forwarded (~5 cycles each, a chain through memory), which cost 4 ns a record; a run
+ * in registers costs the adds' latency only. The same sums in the same order as one
+ * record at a time: the results are identical. */
 static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssize_t n) {
-    Py_ssize_t cap = st->cap, window = st->window, stride = st->stride;
+    Py_ssize_t cap = st->cap, stride = st->stride;
+    uint32_t window = (uint32_t)st->window;
     double *buf = st->buf, *last = st->last, *prev = st->prev;
     double *first = st->first, *lvol = st->lvol, *tvol = st->tvol;
     int64_t *count = st->count, *levent = st->levent;
@@ -1569,34 +1577,63 @@ static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssi
     uint32_t *next_slot = st->next_slot;
     uint8_t *seen = st->seen;
     unsigned long long ignored = 0;
+    uint32_t cur = UINT32_MAX; /* the symbol held in registers (none yet) */
+    int64_t c_count = 0;
+    uint32_t c_at = 0;
+    double c_tvol = 0, c_last = 0, c_prev = 0, *c_row = NULL;
+    const tradingd_record *c_rec = NULL; /* the last record of the held symbol */
     for (Py_ssize_t i = 0; i < n; i++, r++) {
         uint32_t sym = r->symbol_id;
-        if ((Py_ssize_t)sym >= cap) {
-            ignored++;
-            continue;
+        if (sym != cur) {
+            if ((Py_ssize_t)sym >= cap) {
+                ignored++;
+                continue;
+            }
+            if (cur != UINT32_MAX) { /* spill the held symbol */
+                count[cur] = c_count;
+                next_slot[cur] = c_at;
+                tvol[cur] = c_tvol;
+                last[cur] = c_last;
+                prev[cur] = c_prev;
+                lvol[cur] = c_rec->volume;
+                levent[cur] = c_rec->event_ns;
+                lpub[cur] = c_rec->publish_ns;
+            }
+            cur = sym;
+            c_count = count[sym];
+            if (seen[sym >> 3] & (1u << (sym & 7))) {
+                c_at = next_slot[sym];
+            } else {
+                seen[sym >> 3] |= (uint8_t)(1u << (sym & 7));
+                c_at = (uint32_t)(c_count % (int64_t)window);
+            }
+            c_tvol = tvol[sym];
+            c_last = last[sym];
+            c_prev = prev[sym];
+            c_row = &buf[(Py_ssize_t)sym * stride * 4];
         }
-        int64_t c = count[sym];
-        uint32_t at;
-        if (seen[sym >> 3] & (1u << (sym & 7))) {
-            at = next_slot[sym];
-        } else {
-            seen[sym >> 3] |= (uint8_t)(1u << (sym & 7));
-            at = (uint32_t)(c % window);
-        }
-        next_slot[sym] = at + 1 == (uint32_t)window ? 0 : at + 1;
-        double *slot = &buf[((Py_ssize_t)sym * stride + (Py_ssize_t)at) * 4];
+        double *slot = &c_row[(Py_ssize_t)c_at * 4];
         slot[0] = r->high;
         slot[1] = r->low;
         slot[2] = r->close;
         slot[3] = r->volume;
-        if (c == 0) first[sym] = r->close;
-        prev[sym] = last[sym];
-        last[sym] = r->close;
-        lvol[sym] = r->volume;
-        levent[sym] = r->event_ns;
-        lpub[sym] = r->publish_ns;
-        tvol[sym] += r->volume;
-        count[sym] = c + 1;
+        c_at = c_at + 1 == window ? 0 : c_at + 1;
+        if (c_count == 0) first[sym] = r->close;
+        c_prev = c_last;
+        c_last = r->close;
+        c_tvol += r->volume;
+        c_count++;
+        c_rec = r;
+    }
+    if (cur != UINT32_MAX) {
+        count[cur] = c_count;
+        next_slot[cur] = c_at;
+        tvol[cur] = c_tvol;
+        last[cur] = c_last;
+        prev[cur] = c_prev;
+        lvol[cur] = c_rec->volume;
+        levent[cur] = c_rec->event_ns;
+        lpub[cur] = c_rec->publish_ns;
     }
     return ignored;
 }
@@ -1677,8 +1714,13 @@ static long long lat_apply(LatState *st, const tradingd_record *r, Py_ssize_t n,
     long long sum = 0;
     for (Py_ssize_t start = 0; start < n;) {
         Py_ssize_t end = start + 1;
-        while (end < n && r[end].publish_ns == r[start].publish_ns) end++;
-        long long v = now - (long long)r[start].publish_ns;
+        uint64_t pub = r[start].publish_ns;
+        /* runs are a writer chunk long (~1,000): four compares, one branch */
+        while (end + 4 <= n && ((r[end].publish_ns ^ pub) | (r[end + 1].publish_ns ^ pub) |
+                                (r[end + 2].publish_ns ^ pub) | (r[end + 3].publish_ns ^ pub)) == 0)
+            end += 4;
+        while (end < n && r[end].publish_ns == pub) end++;
+        long long v = now - (long long)pub;
         if (v < 0) v = 0;
         Py_ssize_t lo = 0, hi = nb; /* first bound >= v (searchsorted side=left) */
         while (lo < hi) {
@@ -1687,9 +1729,16 @@ static long long lat_apply(LatState *st, const tradingd_record *r, Py_ssize_t n,
         }
         counts[lo] += end - start;
         sum += v * (long long)(end - start);
-        for (Py_ssize_t j = start > first_kept ? start : first_kept; j < end; j++) {
-            recent[at] = v;
-            if (++at == cap) at = 0;
+        /* the run's samples into the ring: contiguous fills (vectorised), wrapping once */
+        unsigned long long left = (unsigned long long)(end - (start > first_kept ? start : first_kept));
+        if (end <= first_kept) left = 0;
+        while (left) {
+            unsigned long long part = left < cap - at ? left : cap - at;
+            int64_t *dst = recent + at;
+            for (unsigned long long j = 0; j < part; j++) dst[j] = v;
+            at += part;
+            if (at == cap) at = 0;
+            left -= part;
         }
         start = end;
     }
