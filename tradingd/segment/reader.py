@@ -579,6 +579,8 @@ class RingSubscription:
     @position.setter
     def position(self, value: int) -> None:
         self._st.position = value
+        if not isinstance(self._st, _PyCursor):
+            self._st.publish_gate()  # gated: the producer must not wait for the old one
 
     @property
     def lost(self) -> int:
@@ -715,6 +717,8 @@ class RingSubscription:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            if not isinstance(self._st, _PyCursor):
+                self._st.publish_gate()  # gated: caught up, say so before sleeping
             if reader.sleep_until_data(self.position, wake, left):
                 return True
 

@@ -370,7 +370,7 @@ class SegmentWriter:
         return self.publish_batch(chunk)
 
     # ------------------------------------------------------------------ flow control
-    def enable_gate(self) -> bool:
+    def enable_gate(self, lead: int = 0) -> bool:
         """Turn the flow-control gate on (waiters.py): :meth:`publish_gated` then never
         overwrites a record a live gated consumer has not read. False when it cannot be
         (no companion, or the pure-Python writer): the caller logs it and publishes freely.
@@ -379,7 +379,7 @@ class SegmentWriter:
         if comp is None or fast is None:
             return False
         fast.attach_gate(comp.mm, waiters.GATE_CONTROL_OFFSET, waiters.GATE_SLOTS_OFFSET,
-                         waiters.GATE_SLOTS)
+                         waiters.GATE_SLOTS, lead)
         comp.set_gate_mode(1)
         self._gated = True
         return True
@@ -417,6 +417,11 @@ class SegmentWriter:
     def gate_waits(self) -> int:
         """Times the gated publish slept waiting for the slowest consumer."""
         return self._fast.gate_waits if self._fast is not None else 0
+
+    @property
+    def gate_timeouts(self) -> int:
+        """Of those, sleeps no consumer ended (their 2 ms limit did)."""
+        return self._fast.gate_timeouts if self._fast is not None else 0
 
     @property
     def sleepers_flag(self) -> bool:
