@@ -96,3 +96,15 @@ def test_pids_are_checked_at_most_every_pid_check_interval() -> None:
     assert drops == []
     g.check(PID_CHECK_NS, held=False)
     assert drops == ["exited"]
+
+
+def test_a_slot_left_half_joined_by_a_killed_consumer_is_freed() -> None:
+    w, drops = FakeWriter(), []
+    w.put(0, 0, pid=0, state=waiters.GATE_CLAIMED)  # killed between claim and activation
+    w.put(1, 0, pid=1001, state=waiters.GATE_CLAIMED)  # a live one, joining right now
+    g = supervisor(w, set(), drops)
+    g.check(0, held=False)
+    assert w.slots[0].state == waiters.GATE_CLAIMED  # not on the first sighting
+    g.check(PID_CHECK_NS, held=False)
+    assert w.slots[0].state == waiters.GATE_FREE
+    assert w.slots[1].state == waiters.GATE_CLAIMED and drops == []

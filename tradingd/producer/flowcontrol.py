@@ -70,6 +70,7 @@ class GateSupervisor:
         self._on_drop = on_drop
         self._alive = alive
         self._progress: dict[int, _Progress] = {}
+        self._claimed: set[int] = set()  # slots seen half-joined at the last PID check
         self._next_pid_check = 0
         self.consumers = 0  # active gated consumers at the last check
         self.drops = {"exited": 0, "stalled": 0}
@@ -86,8 +87,19 @@ class GateSupervisor:
             self._next_pid_check = now_ns + PID_CHECK_NS
         active = 0
         seen = set()
+        claimed = set()
         for slot in writer.gate_slots():
             seen.add(slot.index)
+            if slot.state == waiters.GATE_CLAIMED:  # a consumer between its two stores...
+                if pid_check:
+                    # ...or killed there: still half-joined one check later, PID unset or
+                    # gone: free the slot (else it is lost until the producer restarts)
+                    if slot.index in self._claimed and not (
+                            slot.pid and self._alive(slot.pid, slot.start_ticks)):
+                        writer.gate_cas(slot.index, waiters.GATE_CLAIMED, waiters.GATE_FREE)
+                    else:
+                        claimed.add(slot.index)
+                continue
             if pid_check and slot.state in (waiters.GATE_ACTIVE, waiters.GATE_DROPPED) \
                     and not self._alive(slot.pid, slot.start_ticks):
                 if writer.gate_cas(slot.index, slot.state, waiters.GATE_FREE) \
@@ -111,6 +123,8 @@ class GateSupervisor:
         for index in list(self._progress):
             if index not in seen:
                 del self._progress[index]
+        if pid_check:
+            self._claimed = claimed
         self.consumers = active
         return active
 

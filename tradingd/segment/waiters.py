@@ -53,6 +53,11 @@ parts, tradingd/segment/_fastpath.c):
   progress for ``replay.flow_control_timeout`` while it held the replay: state 3, logged,
   counted). A dropped consumer reads on in feed mode (it may be lapped, and counts it).
 
+Trust: the gate is writable by the segment's group, like the sleepers flag. With flow
+control on, a hostile member of the group can hold the replay (a slot that never moves)
+for ``flow_control_timeout`` at a time, and no more per join; it cannot touch the data.
+With flow control off (the default) the producer never reads the gate.
+
 Protocol (Dekker-style; the C fast path does both sides):
 
 * a blocking reader reads ``wake_seq`` (the futex word), stores ``sleepers = 1``, issues a
