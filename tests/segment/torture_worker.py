@@ -195,7 +195,9 @@ def reader_analyse(name: str) -> dict:
     Every call's records stay in the analytics windows (a window longer than a call reads
     per symbol), where each slot is checked; records read = the analytics' count."""
     r, sub, start = attach_oldest(name)
-    window = 2048
+    # a call takes at most `window` records, so each stays in its symbol's window until
+    # checked; small on a small ring (a call there takes a few records: a cheap check)
+    window = max(16, min(2048, 2 * r.geometry.ring_capacity))
     a = Analytics(NSYM, window, use_c=sub.read_analyse is not None)
     lat = LatencyHistogram()
     torn = 0
