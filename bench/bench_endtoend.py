@@ -24,8 +24,11 @@ so its BEST of ``--c-runs`` runs is the reference for the ratios):
    (waiters.py) off (the old behaviour: a FUTEX_WAKE after every publish) and on: publish
    cost with nobody sleeping, block ping-pong vs os.pipe, spin ping-pong, idle CPU.
 
-Bounded: each measurement runs ``--seconds`` (default 1.5 s); the whole run takes ~2 min
-(``--quick``: ~40 s). The machine is shared: absolute figures drift, compare within a run.
+``TDBENCH_GATE_LEAD=N`` limits how far the gated producer runs ahead of its slowest
+consumer (``SegmentWriter.enable_gate(lead)``; default: the whole ring).
+
+Bounded: each measurement runs ``--seconds`` (default 1.5 s); the whole run takes ~75 s
+(``--quick``: ~45 s). The machine is shared: absolute figures drift, compare within a run.
 """
 
 from __future__ import annotations

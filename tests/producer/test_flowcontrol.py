@@ -8,9 +8,11 @@ exact.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
+from tradingd.daemon.config import ConfigInvalid, default_config, load_config
 from tradingd.producer.flowcontrol import PID_CHECK_NS, GateSupervisor
 from tradingd.segment import waiters
 from tradingd.segment.waiters import GateSlot
@@ -108,3 +110,20 @@ def test_a_slot_left_half_joined_by_a_killed_consumer_is_freed() -> None:
     g.check(PID_CHECK_NS, held=False)
     assert w.slots[0].state == waiters.GATE_FREE
     assert w.slots[1].state == waiters.GATE_CLAIMED and drops == []
+
+
+def test_the_flow_control_keys(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("producer:\n  replay:\n    flow_control: slowest\n"
+                    "    flow_control_timeout: 0.5\n    flow_control_wait_for: 2\n"
+                    "consumer:\n  flow_control: false\n")
+    cfg = load_config(str(path))
+    r = cfg.producer.replay
+    assert (r.flow_control, r.flow_control_timeout, r.flow_control_wait_for) == ("slowest", 0.5, 2)
+    assert cfg.consumer.flow_control is False
+    d = default_config()
+    assert (d.producer.replay.flow_control, d.consumer.flow_control) == ("none", True)
+    path.write_text("producer:\n  replay:\n    flow_control: fastest\n")
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(str(path))
+    assert "producer.replay.flow_control" in str(info.value) and ":3" in str(info.value)
