@@ -24,8 +24,9 @@ so its BEST of ``--c-runs`` runs is the reference for the ratios):
    (waiters.py) off (the old behaviour: a FUTEX_WAKE after every publish) and on: publish
    cost with nobody sleeping, block ping-pong vs os.pipe, spin ping-pong, idle CPU.
 
-``TDBENCH_GATE_LEAD=N`` limits how far the gated producer runs ahead of its slowest
-consumer (``SegmentWriter.enable_gate(lead)``; default: the whole ring).
+``TDBENCH_GATE_LEAD=N`` sets how far the gated producer runs ahead of its slowest consumer
+(``SegmentWriter.enable_gate(lead)``; default: ``producer.replay.flow_control_lead``;
+0: the whole ring).
 
 Bounded: each measurement runs ``--seconds`` (default 1.5 s); the whole run takes ~75 s
 (``--quick``: ~45 s). The machine is shared: absolute figures drift, compare within a run.
@@ -73,7 +74,8 @@ C_RING = Path(__file__).resolve().parent / "c" / "spsc_ring.c"
 BAR = np.dtype([("event_ns", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"),
                 ("close", "<f8"), ("volume", "<f8")])
 CTX = mp.get_context("fork")
-GATE_LEAD = int(os.environ.get("TDBENCH_GATE_LEAD", "0"))
+GATE_LEAD = int(os.environ.get("TDBENCH_GATE_LEAD", str(default_config().producer.replay
+                                                        .flow_control_lead)))
 
 
 def _m(x: float) -> str:

@@ -42,7 +42,7 @@ class FakeWriter:
 
 
 def supervisor(w: FakeWriter, dead: set[int], drops: list[str]) -> GateSupervisor:
-    return GateSupervisor(w, ring_capacity=RING, ring_window=WINDOW, timeout_s=2.0,
+    return GateSupervisor(w, lead=RING - WINDOW, ring_window=WINDOW, timeout_s=2.0,
                           on_drop=drops.append, alive=lambda pid, ticks: pid not in dead)
 
 

@@ -132,3 +132,21 @@ def test_closing_a_reader_releases_its_gated_cursors(segment_name: str) -> None:
         r.close()  # the companion is unmapped: the cursor no longer points into it
         assert w.gate_slots()[0].state == waiters.GATE_ACTIVE  # a clean stop leaves it...
         assert w.gate_cas(0, waiters.GATE_ACTIVE, waiters.GATE_FREE)  # ...to the follower
+
+
+def test_the_lead_bounds_how_far_the_writer_runs_ahead(segment_name: str) -> None:
+    recs = stream(20 * RING)
+    window = L.default_window(RING)
+    with SegmentWriter.create(segment_name, SYMS, ring_capacity=RING,
+                              before_ready=lambda w: w.enable_gate(2 * window)) as w, \
+            SegmentReader.attach(segment_name) as r:
+        assert w.gate_lead == 2 * window
+        sub = r.subscribe("oldest")
+        assert r.join_gate(sub) is not None
+        done = w.publish_gated(recs, 0, len(recs), 0, 0.002)
+        assert done == 2 * window  # not the whole ring
+        for _ in range(50):
+            sub.poll_batch(300)
+            done += w.publish_gated(recs, done, len(recs), 0, 0.001)
+            assert w.cursor - sub.position <= 2 * window
+        assert sub.lost == 0 and sub.position > 4 * window

@@ -233,6 +233,9 @@ SCHEMA = Map({
             "flow_control_wait_for": Int(0, minimum=0, maximum=32,
                                          doc="with flow control, wait for this many gated "
                                              "consumers before the first record"),
+            "flow_control_lead": Int(131072, minimum=0, maximum=1 << 31,
+                                     doc="most records the replay runs ahead of its slowest "
+                                         "gated consumer (0: the whole ring)"),
         }),
         "metrics": _metrics(C.DEFAULT_PRODUCER_METRICS_PORT),
     }),
@@ -499,6 +502,7 @@ class ReplayConfig:
     flow_control: str = "none"  # none (a feed) | slowest (never lap a gated consumer)
     flow_control_timeout: float = 2.0  # s without progress before a consumer is dropped
     flow_control_wait_for: int = 0  # gated consumers to wait for before the first record
+    flow_control_lead: int = 131072  # most records ahead of the slowest gated consumer
 
 
 @dataclass(frozen=True)

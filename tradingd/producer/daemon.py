@@ -386,7 +386,7 @@ class Producer:
 
         def open_gate(writer: SegmentWriter) -> None:
             # before the ready word: a consumer that attaches sees the gate and joins it
-            if not writer.enable_gate():
+            if not writer.enable_gate(self.config.producer.replay.flow_control_lead):
                 log.warning("replay.flow_control: slowest needs the C fast path and the "
                             "companion segment %s.wait; replaying WITHOUT flow control "
                             "(slow consumers are lapped)", seg.name)
@@ -466,7 +466,7 @@ class Producer:
         geo = writer.geometry
         log.info("flow control on: the replay never laps a gated consumer (dropped after "
                  "%.3g s without progress, or when it exits)", r.flow_control_timeout)
-        return GateSupervisor(writer, ring_capacity=geo.ring_capacity,
+        return GateSupervisor(writer, lead=writer.gate_lead,
                               ring_window=geo.ring_window, timeout_s=r.flow_control_timeout,
                               on_drop=lambda reason: self.metrics.flow_control_drops.labels(
                                   reason=reason).inc())

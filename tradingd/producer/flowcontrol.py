@@ -56,16 +56,17 @@ class _Progress:
 class GateSupervisor:
     """Drops exited and stalled consumers from the gate; counts the live ones.
 
-    ``lag`` is ``ring_capacity - ring_window``: a slot whose consumer is more than ``lag
-    - window`` records behind the cursor is what holds the replay. ``on_drop(reason)``
-    counts a drop (the metric); ``alive(pid, start_ticks)`` is injectable for tests.
+    ``lead`` is how far the gated publish may run ahead of the slowest consumer
+    (``SegmentWriter.gate_lead``): a slot whose consumer is more than ``lead - window``
+    records behind the cursor is what holds the replay. ``on_drop(reason)`` counts a drop
+    (the metric); ``alive(pid, start_ticks)`` is injectable for tests.
     """
 
-    def __init__(self, writer: GatedWriter, *, ring_capacity: int, ring_window: int,
+    def __init__(self, writer: GatedWriter, *, lead: int, ring_window: int,
                  timeout_s: float, on_drop: Callable[[str], None] = lambda reason: None,
                  alive: Callable[[int, int], bool] = pid_alive) -> None:
         self._writer = writer
-        self._hold = ring_capacity - 2 * ring_window
+        self._hold = lead - 2 * ring_window
         self._timeout_ns = int(timeout_s * 1e9)
         self._on_drop = on_drop
         self._alive = alive

@@ -712,7 +712,14 @@ static PyObject *Segment_get_gate_timeouts(Segment *self, void *Py_UNUSED(closur
     return PyLong_FromUnsignedLongLong(self->gate_timeouts);
 }
 
+static PyObject *Segment_get_gate_lead(Segment *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromUnsignedLongLong(self->gate_ctl ? self->gate_lead : 0);
+}
+
 static PyGetSetDef Segment_getset[] = {
+    {"gate_lead", (getter)Segment_get_gate_lead, NULL,
+     "the most records publish_gated runs ahead of the slowest gated reader (0: no gate)",
+     NULL},
     {"gate_waits", (getter)Segment_get_gate_waits, NULL,
      "times publish_gated slept on the gate", NULL},
     {"gate_timeouts", (getter)Segment_get_gate_timeouts, NULL,

@@ -419,6 +419,12 @@ class SegmentWriter:
         return self._fast.gate_waits if self._fast is not None else 0
 
     @property
+    def gate_lead(self) -> int:
+        """The most records the gated publish runs ahead of the slowest gated consumer
+        (``enable_gate``'s lead, capped by the ring); 0 without a gate."""
+        return self._fast.gate_lead if self._fast is not None and self._gated else 0
+
+    @property
     def gate_timeouts(self) -> int:
         """Of those, sleeps no consumer ended (their 2 ms limit did)."""
         return self._fast.gate_timeouts if self._fast is not None else 0
