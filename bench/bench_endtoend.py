@@ -14,15 +14,22 @@ so its BEST of ``--c-runs`` runs is the reference for the ratios):
 3. paced replay: publish-time error (actual publish_ns - scheduled time) p50/p99 at
    1 k and 100 k records/s, through the producer daemon's own main loop;
 4. end to end: a replaying producer process flat out -> consumer daemon processes
-   (``ConsumerService``: block strategy, poll_batch + analytics + latency histogram):
-   published, consumed per consumer, lost; 1/2/4 consumers, 4/64/4096 symbols, ring sizes
-   2^16 .. 2^22;
+   (``ConsumerService``: block strategy, the C read_analyse pass: read + analytics +
+   latency histogram): published, consumed per consumer, lost; 1/2/4 consumers as a feed
+   (no flow control) and gated (``replay.flow_control: slowest``), each beside the single
+   consumer's rate and the C ring, with the CPU time per record of the producer and of a
+   consumer (getrusage in each process) and what two cores allow from them; 4/64/4096
+   symbols, ring sizes 2^16 .. 2^22;
 5. the latency figures the blocking-wait change must not cost, with the sleepers flag
    (waiters.py) off (the old behaviour: a FUTEX_WAKE after every publish) and on: publish
    cost with nobody sleeping, block ping-pong vs os.pipe, spin ping-pong, idle CPU.
 
-Bounded: each measurement runs ``--seconds`` (default 1.5 s); the whole run takes ~2 min
-(``--quick``: ~40 s). The machine is shared: absolute figures drift, compare within a run.
+``TDBENCH_GATE_LEAD=N`` sets how far the gated producer runs ahead of its slowest consumer
+(``SegmentWriter.enable_gate(lead)``; default: ``producer.replay.flow_control_lead``;
+0: the whole ring).
+
+Bounded: each measurement runs ``--seconds`` (default 1.5 s); the whole run takes ~75 s
+(``--quick``: ~45 s). The machine is shared: absolute figures drift, compare within a run.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -66,6 +74,8 @@ C_RING = Path(__file__).resolve().parent / "c" / "spsc_ring.c"
 BAR = np.dtype([("event_ns", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"),
                 ("close", "<f8"), ("volume", "<f8")])
 CTX = mp.get_context("fork")
+GATE_LEAD = int(os.environ.get("TDBENCH_GATE_LEAD", str(default_config().producer.replay
+                                                        .flow_control_lead)))
 
 
 def _m(x: float) -> str:
@@ -206,16 +216,40 @@ def pacing_error(rate: float, seconds: float) -> tuple[float, float, int]:
 
 
 # ------------------------------------------------------------------ 4. end to end
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _producer_child(name: str, tl: Timeline, symbols: list[SymbolInfo], ring: int,
-                    ready: Any, stop: Any) -> None:
+                    ready: Any, stop: Any, go: Any, gated: int, out: Any) -> None:
+    """Replays flat out; with ``gated`` > 0 through the flow-control gate, after that many
+    consumers joined. Reports published records and CPU seconds between go and stop."""
     with SegmentWriter.create(name, symbols, symbol_capacity=max(64, len(symbols)),
-                              ring_capacity=ring) as w:
-        rp = Replayer(tl, w, ReplaySettings(mode="fast", at_end="loop"), clock=ManualClock())
+                              ring_capacity=ring,
+                              before_ready=(lambda w: w.enable_gate(GATE_LEAD)) if gated else None
+                              ) as w:
+        rp = Replayer(tl, w, ReplaySettings(mode="fast", at_end="loop",
+                                            flow_control="slowest" if gated else "none"),
+                      clock=ManualClock())
         ready.set()
+        while gated and len(w.gate_slots()) < gated and not stop.is_set():
+            w.heartbeat()
+            time.sleep(0.001)
+        mark: tuple[float, int, int, int] | None = None
         while not stop.is_set():
+            if mark is None and go.is_set():
+                mark = (_cpu_s(), w.cursor, w.gate_waits, w.gate_timeouts)
             for _ in range(8):
                 rp.step()
             w.heartbeat()
+        if mark is not None:
+            out.put({"producer_cpu": _cpu_s() - mark[0], "producer_published": w.cursor - mark[1],
+                     "sleeps": w.gate_waits - mark[2], "timeouts": w.gate_timeouts - mark[3]})
+        else:
+            out.put({"producer_cpu": 0.0, "producer_published": 0, "sleeps": 0, "timeouts": 0})
+        out.close()
+        out.join_thread()
     os._exit(0)
 
 
@@ -235,20 +269,22 @@ def _consume(name: str, capacity: int, seconds: float, go: Any, out: Any) -> Non
     cfg = dataclasses.replace(cfg, segment=dataclasses.replace(cfg.segment,
                                                                symbol_capacity=capacity))
     svc = ConsumerService(cfg, stop=_NeverStop())
-    svc.follower.tick()
+    svc.follower.tick()  # attaches (and joins the gate when the producer runs one)
     reader, sub = svc.follower.reader, svc.follower.subscription
     assert reader is not None and sub is not None
     go.wait(10)
     svc._stop = stop = _Stop(seconds)
     svc.strategy = bc.make_strategy("block", stop)
-    sub.position = c0 = reader.cursor  # count what is published from now on
-    t0 = time.perf_counter()
+    sub.position = c0 = max(sub.position, reader.cursor)  # count what is published from now on
+    t0, cpu0 = time.perf_counter(), _cpu_s()
     consumed0, lost0 = svc.follower.consumed, svc.follower.lost
     svc.run()
-    dt = time.perf_counter() - t0
-    out.put({"published": (reader.cursor - c0) / dt,
-             "consumed": (svc.follower.consumed - consumed0) / dt,
-             "lost": svc.follower.lost - lost0, "implementation": svc.analytics.implementation})
+    dt, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    consumed = svc.follower.consumed - consumed0
+    out.put({"published": (reader.cursor - c0) / dt, "consumed": consumed / dt,
+             "count": consumed, "cpu": cpu, "lost": svc.follower.lost - lost0,
+             "gated": svc.follower.gate_slot is not None,
+             "implementation": svc.analytics.implementation})
     svc.close()
 
 
@@ -261,29 +297,55 @@ class _NeverStop:
         return False
 
 
+@dataclasses.dataclass
+class E2E:
+    """One end-to-end run: each consumer's figures and the producer's CPU cost."""
+
+    consumers: list[dict[str, Any]]
+    producer_ns: float  # producer CPU ns per record published
+    consumer_ns: float  # consumer CPU ns per record consumed (mean over the consumers)
+    sleeps: int  # times the gated producer slept on the gate
+    timeouts: int  # of those, sleeps that ended by their time limit, not by a consumer
+
+    @property
+    def worst(self) -> float:
+        return min(r["consumed"] for r in self.consumers)
+
+    def bound(self, k: int) -> float:
+        """What two cores allow each of k consumers from these per-record CPU costs:
+        r * (P + k * C) <= 2 s of CPU per second, and no process beyond one core."""
+        p, c = self.producer_ns, self.consumer_ns
+        if not (p > 0 and c > 0):
+            return float("nan")
+        return min(1e9 / p, 1e9 / c, 2e9 / (p + k * c))
+
+
 def end_to_end(tl: Timeline, symbols: list[SymbolInfo], ring: int, consumers: int,
-               seconds: float) -> list[dict[str, Any]]:
+               seconds: float, gated: bool = False) -> E2E:
     """A producer process flat out, ``consumers`` consumer processes: their figures."""
     name = bc._name()
     ready, stop, go = CTX.Event(), CTX.Event(), CTX.Event()
-    prod = CTX.Process(target=_producer_child, args=(name, tl, symbols, ring, ready, stop))
+    pout, out = CTX.Queue(), CTX.Queue()
+    prod = CTX.Process(target=_producer_child, args=(name, tl, symbols, ring, ready, stop, go,
+                                                     consumers if gated else 0, pout))
     prod.start()
     procs = []
     try:
         if not ready.wait(30):
             raise RuntimeError("producer did not start")
-        out = CTX.Queue()
         capacity = max(64, len(symbols))
         procs = [CTX.Process(target=_consumer_child, args=(name, capacity, seconds, go, out))
                  for _ in range(consumers)]
         for p in procs:
             p.start()
-        time.sleep(0.3)  # attached
+        time.sleep(0.3)  # attached (and joined)
         go.set()
         results = [out.get(timeout=seconds + 30) for _ in procs]
         for r in results:
             if "error" in r:
                 raise RuntimeError(f"consumer failed: {r['error']}")
+        stop.set()
+        pres = pout.get(timeout=30)
     finally:
         stop.set()
         for p in [*procs, prod]:
@@ -292,7 +354,11 @@ def end_to_end(tl: Timeline, symbols: list[SymbolInfo], ring: int, consumers: in
                 p.kill()
         shm.unlink(name)
         shm.unlink(name + waiters.SUFFIX)
-    return results
+    pub = pres["producer_published"]
+    count = sum(r["count"] for r in results)
+    return E2E(results, pres["producer_cpu"] / pub * 1e9 if pub else float("nan"),
+               sum(r["cpu"] for r in results) / count * 1e9 if count else float("nan"),
+               pres["sleeps"], pres["timeouts"])
 
 
 # ------------------------------------------------------------------ 5. latency before/after
@@ -370,27 +436,47 @@ def main() -> None:
         p50, p99, n = pacing_error(r, secs)
         print(f"   {r:7d} rec/s: p50 {p50 / 1e3:7.1f} us, p99 {p99 / 1e3:7.1f} us ({n} records)")
 
-    print("\n4. end to end: producer process flat out -> consumer daemon path (block), "
-          f"{secs:.1f} s")
-    print("   config                        published   consumed (each)            lost")
+    print("\n4. end to end: producer process flat out -> consumer daemon path (block: "
+          f"read_analyse + analytics + latency), {secs:.1f} s each")
+    print("   feed = no flow control (the producer never waits: a slow consumer is lapped);\n"
+          "   gated = replay.flow_control: slowest (the producer never laps a consumer)")
+    print("   config                          published  consumed (each)        lost"
+          "        vs 1 / C ring;  CPU ns/rec prod cons -> 2 cores allow")
 
-    def row(label: str, tl: Timeline, syms: list[SymbolInfo], ring: int, k: int) -> None:
-        res = end_to_end(tl, syms, ring, k, secs)
-        pub = statistics.mean(r["published"] for r in res)
-        cons = " ".join(_m(r["consumed"]).strip() for r in res)
-        lost = " ".join(str(r["lost"]) for r in res)
-        worst = min(r["consumed"] for r in res)
-        print(f"   {label:28s} {_m(pub)}/s   {cons:26s} {lost}   "
-              f"({worst / c_ref:.2f}x C; analytics {res[0]['implementation']})")
+    def row(label: str, tl: Timeline, syms: list[SymbolInfo], ring: int, k: int,
+            gated: bool = False, single: float | None = None) -> E2E:
+        res = end_to_end(tl, syms, ring, k, secs, gated)
+        rs = res.consumers
+        pub = statistics.mean(r["published"] for r in rs)
+        cons = " ".join(_m(r["consumed"]).strip() for r in rs)
+        lost = " ".join(str(r["lost"]) for r in rs)
+        rel = f"{res.worst / single * 100:3.0f} %" if single else "  1  "
+        if gated and not all(r["gated"] for r in rs):
+            lost += " (NOT all gated)"
+        sleeps = f"  (gate sleeps {res.sleeps}, {res.timeouts} timed out)" if gated else ""
+        print(f"   {label:30s} {_m(pub)}/s  {cons:22s} {lost:11s} {rel} "
+              f"{res.worst / c_ref:4.2f}x C;  {res.producer_ns:5.1f} {res.consumer_ns:5.1f} -> "
+              f"{_m(res.bound(k)).strip()}{sleeps}")
+        return res
 
-    for k in (1, 2, 4):
-        row(f"{k} consumer(s), 4 sym, 2^20", tl4, infos(bundled), 1 << 20, k)
+    bundled_syms = infos(bundled)
+    for gated in (False, True):
+        tag = "gated" if gated else "feed "
+        one = row(f"{tag} 1 consumer, 4 sym, 2^20", tl4, bundled_syms, 1 << 20, 1, gated)
+        again = row(f"{tag} 1 consumer (again)", tl4, bundled_syms, 1 << 20, 1, gated)
+        single = max(one.worst, again.worst)
+        for k in (2, 4):
+            row(f"{tag} {k} consumers, 4 sym, 2^20", tl4, bundled_syms, 1 << 20, k, gated,
+                single)
     for label, tl, syms in (("64 sym", build_timeline(synthetic_bars(64, 4096)), 64),
                             ("4096 sym", tl4096, 4096)):
-        row(f"1 consumer, {label}, 2^20", tl, infos(many[:syms]) if syms == 4096 else
+        row(f"feed  1 consumer, {label}, 2^20", tl, infos(many[:syms]) if syms == 4096 else
             [SymbolInfo(f"S{i}") for i in range(syms)], 1 << 20, 1)
     for ring in rings:
-        row(f"1 consumer, 4 sym, 2^{ring.bit_length() - 1}", tl4, infos(bundled), ring, 1)
+        row(f"feed  1 consumer, 4 sym, 2^{ring.bit_length() - 1}", tl4, bundled_syms, ring, 1)
+    print("   (2 cores allow: min(1/P, 1/C, 2/(P + k C)) from the CPU ns per record measured in"
+          " that run,\n    P the producer's, C a consumer's; a consumer's CPU includes its "
+          "reads, analytics, latency, waits)")
 
     print("\n5. latency figures, sleepers flag off (old: FUTEX_WAKE every publish) / on")
     n_pp = 2000 if args.quick else 5000

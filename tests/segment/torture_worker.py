@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from tradingd.consumer.analytics import Analytics
+from tradingd.consumer.latency import LatencyHistogram
 from tradingd.segment import layout as L
 from tradingd.segment.model import SymbolInfo
 from tradingd.segment.reader import RingSubscription, SegmentReader
@@ -174,6 +176,60 @@ def reader_batch(name: str) -> dict:
     return _counts(good, torn, sub, start)
 
 
+def _torn_in_window(a: Analytics) -> int:
+    """Slots of the analytics' windows whose high/low/close/volume are not one record's."""
+    n = np.minimum(a._count[:NSYM], a.window)
+    bad = 0
+    for sym in range(NSYM):
+        w = a._buf[sym, :n[sym]]  # high, low, close, volume
+        s = w[:, 2] - 0.25
+        ok = ((w[:, 0] == s + 0.5) & (w[:, 1] == s - 0.5) & (w[:, 3] == 2 * s)
+              & (s % NSYM == sym))
+        bad += int(len(w) - ok.sum())
+    return bad
+
+
+def reader_analyse(name: str) -> dict:
+    """The consumer daemon's batch path: ``read_analyse`` (C: read, analytics, latency in
+    one pass, nothing copied out) or, pure Python, ``poll_batch`` + the numpy analytics.
+    Every call's records stay in the analytics windows (a window longer than a call reads
+    per symbol), where each slot is checked; records read = the analytics' count."""
+    r, sub, start = attach_oldest(name)
+    # a call takes at most `window` records, so each stays in its symbol's window until
+    # checked; small on a small ring (a call there takes a few records: a cheap check)
+    window = max(16, min(2048, 2 * r.geometry.ring_capacity))
+    a = Analytics(NSYM, window, use_c=sub.read_analyse is not None)
+    lat = LatencyHistogram()
+    torn = 0
+    progress = Progress()
+    last_close = np.full(NSYM, -1.0)
+    while True:
+        if progress.due():
+            progress.report(_counts(a.records, torn, sub, start))
+        if sub.read_analyse is not None:
+            got, ignored, lat_n, lat_sum = sub.read_analyse(
+                window, time.monotonic_ns(), 0, a.c_state(), lat.c_state(), lat.recent_n)
+            a.applied_in_place(got, ignored, 0)
+            lat.observed_in_place(lat_n, lat_sum)
+            assert lat_n == got and ignored == 0
+        else:
+            b = sub.poll_batch(window)
+            got = len(b)
+            a.update(b)
+            a.flush()
+        if got == 0:
+            if done(r, sub.position):
+                break
+            continue
+        torn += _torn_in_window(a)
+        closes = a._last[:NSYM]
+        seen = a._count[:NSYM] > 0
+        torn += int((seen & (closes < last_close)).sum())  # a symbol's records in order
+        last_close = np.where(seen, closes, last_close)
+    assert lat.total == (a.records if sub.read_analyse is not None else 0)
+    return _counts(a.records, torn, sub, start)
+
+
 def reader_latest(name: str) -> dict:
     r = SegmentReader.attach(name)
     print("ready", flush=True)
@@ -202,5 +258,5 @@ if __name__ == "__main__":
         writer(seg, *map(int, sys.argv[3:4]))
     else:
         fn = {"single": reader_single, "next": reader_next, "batch": reader_batch,
-              "latest": reader_latest}[role]
+              "latest": reader_latest, "analyse": reader_analyse}[role]
         print(json.dumps({**fn(seg), "final": True}), flush=True)

@@ -243,6 +243,25 @@ class Analytics:
             self._staged = 0
             self._apply(self._stage[:k], self._staged_last)
 
+    def c_state(self) -> tuple[Any, ...] | None:
+        """The state the C batch path updates in place (``Cursor.read_analyse``), staged
+        records applied first; None without the C path. Report what it did with
+        :meth:`applied_in_place`."""
+        if self._c_update is None:
+            return None
+        self._flush()
+        return (self.symbol_capacity, self.window, self._raw, self._count, self._last,
+                self._prev, self._first, self._last_volume, self._total_volume,
+                self._last_event, self._last_publish)
+
+    def applied_in_place(self, n: int, ignored: int, t_ns: int) -> None:
+        """Account for ``n`` records (``ignored`` of them skipped) received by ``t_ns`` that
+        the C batch path applied to :meth:`c_state`."""
+        if n:
+            self.ignored += ignored
+            self._applied += n - ignored
+            self._sample_rate(t_ns)
+
     @property
     def implementation(self) -> str:
         """``c`` (one pass in C) or ``numpy`` (grouped array operations)."""

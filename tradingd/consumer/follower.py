@@ -53,7 +53,7 @@ from tradingd.errors import (
     TradingdError,
 )
 from tradingd.segment import layout as L
-from tradingd.segment import liveness, shm
+from tradingd.segment import liveness, shm, waiters
 from tradingd.segment.model import Record
 from tradingd.segment.reader import RingSubscription, SegmentReader
 
@@ -73,6 +73,10 @@ SMALL_POLL = 8
 Sink = Callable[[np.ndarray | list[Record], int], None]
 """Receives the records read and the sequence number of the first: a ``RECORD_DTYPE``
 array (``poll_batch``) or, for a few records, a list of tuples in Record order."""
+
+BatchReader = Callable[[RingSubscription, int], int]
+"""Reads AND processes up to ``max_records`` records of a subscription itself (the
+consumer's C path: ``Cursor.read_analyse``, no copy out to Python); returns how many."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,14 @@ class Follower:
                  data_stale_after: float = 5.0,
                  check_interval: float = DEFAULT_CHECK_INTERVAL,
                  on_attach: Callable[[SegmentReader, bool], None] | None = None,
-                 logger: logging.Logger = log, owner: int | None = shm.OWNER_SELF) -> None:
+                 logger: logging.Logger = log, owner: int | None = shm.OWNER_SELF,
+                 batch_reader: BatchReader | None = None, join_gate: bool = False) -> None:
         self.name = name
+        self._batch_reader = batch_reader
+        self._join_gate = join_gate
+        #: our slot in the producer's flow-control gate (None: not gated)
+        self.gate_slot: int | None = None
+        self.gate_drops = 0  # times the producer dropped us from its gate
         self._owner = owner  # uid the segment file must belong to (segment.owner)
         self.path = f"/dev/shm/{name}"
         self._sink = sink
@@ -221,6 +231,13 @@ class Follower:
         available = sub.available
         if available <= 0:
             return 0
+        if available > SMALL_POLL and self._batch_reader is not None \
+                and sub.read_analyse is not None:
+            n = self._batch_reader(sub, max_records)
+            if n:
+                self.consumed += n
+                self.last_data_ns = self._clock.monotonic_ns()
+            return n
         if available <= SMALL_POLL:
             few: list[Record] = []
             for _ in range(available):
@@ -275,6 +292,8 @@ class Follower:
         with self.lock:
             self.reader = reader
             self.subscription = reader.subscribe("oldest")
+            self.gate_slot = (reader.join_gate(self.subscription)
+                              if self._join_gate and reader.gate_on else None)
             self.attach_cursor = reader.cursor
             self.skipped += self.subscription.position
             self.generation = reader.generation
@@ -293,12 +312,35 @@ class Follower:
             " (new generation: producer restarted)" if changed else "",
             header["producer_pid"], header["symbol_count"], geo.ring_capacity,
             L.STATE_NAMES.get(header["state"], "?"), self.attach_cursor)
+        if self._join_gate and reader.gate_on:
+            if self.gate_slot is not None:
+                self._log.info("joined the producer's flow-control gate (slot %d): the replay "
+                               "waits for this consumer, nothing is lost", self.gate_slot)
+            else:
+                self._log.warning("the producer runs flow control but this consumer could "
+                                  "not join its gate (all slots taken, or no C fast path): "
+                                  "reading without it, records may be lost")
         if self._on_attach is not None:
             self._on_attach(reader, new_generation)
+
+    def _check_gate(self) -> None:
+        """Notice that the producer dropped us from its gate (we stalled): log, read on."""
+        reader, sub, slot = self.reader, self.subscription, self.gate_slot
+        if reader is None or sub is None or slot is None:
+            return
+        if reader.gate_slot_state(slot) != waiters.GATE_DROPPED:
+            return
+        self.gate_drops += 1
+        self._log.warning("the producer dropped this consumer from its flow-control gate "
+                          "(it made no progress for longer than replay.flow_control_timeout);"
+                          " reading on without flow control: records may now be lost")
+        reader.leave_gate(sub, slot)
+        self.gate_slot = None
 
     def _check_segment(self, now: int) -> None:
         reader = self.reader
         assert reader is not None
+        self._check_gate()
         status = reader.name_status()
         state = reader.state
         if status == "same" and state != L.STATE_STOPPED:
@@ -336,6 +378,9 @@ class Follower:
             if sub is not None:
                 self._lost_before += sub.lost
                 self._rejected_before += sub.rejected
+                if self.reader is not None and self.gate_slot is not None:
+                    self.reader.leave_gate(sub, self.gate_slot)
+            self.gate_slot = None
             reader, self.reader, self.subscription = self.reader, None, None
             self.generation = 0
             if reader is not None:
@@ -384,4 +429,4 @@ class Follower:
         return reader.state if reader is not None else L.STATE_EMPTY
 
 
-__all__ = ["DEFAULT_CHECK_INTERVAL", "SMALL_POLL", "Follower", "Health", "Sink"]
+__all__ = ["DEFAULT_CHECK_INTERVAL", "SMALL_POLL", "BatchReader", "Follower", "Health", "Sink"]

@@ -132,6 +132,26 @@ class LatencyHistogram:
         self.count += n
         self._recent_n += n
 
+    def c_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(bounds, counts, recent)`` for the C batch path (``Cursor.read_analyse``),
+        staged latencies binned first; None without the C path. Report what it added with
+        :meth:`observed_in_place`; it writes samples from :attr:`recent_n` on."""
+        if _LATENCY_OBSERVE is None:
+            return None
+        self._flush()
+        return self._bounds_np, self.counts, self._recent
+
+    @property
+    def recent_n(self) -> int:
+        """Samples ever written to the recent ring."""
+        return self._recent_n
+
+    def observed_in_place(self, n: int, sum_ns: int) -> None:
+        """Account for ``n`` latencies (summing ``sum_ns``) the C batch path binned."""
+        self.count += n
+        self.sum_ns += sum_ns
+        self._recent_n += n
+
     def _observe_runs(self, lat: np.ndarray) -> None:
         """Bin latencies that come in runs of equal values (a big batch: one consume time,
         one publish_ns per writer chunk) with three passes over them; else as observe_ns."""

@@ -223,6 +223,19 @@ SCHEMA = Map({
             "align": Str("start", choices=("none", "start")),
             "batch_size": Int(256, minimum=1, maximum=65536),
             "fast_batch_size": Int(65536, minimum=1, maximum=1 << 24),
+            "flow_control": Str("none", choices=("none", "slowest"),
+                                doc="fast replay: slowest = never lap the slowest live "
+                                    "gated consumer (backtests); none = a feed (never waits)"),
+            "flow_control_timeout": Number(2.0, minimum=0.01, maximum=3600.0,
+                                           unit="seconds",
+                                           doc="a gated consumer holding the replay without "
+                                               "progress this long is dropped from the gate"),
+            "flow_control_wait_for": Int(0, minimum=0, maximum=32,
+                                         doc="with flow control, wait for this many gated "
+                                             "consumers before the first record"),
+            "flow_control_lead": Int(131072, minimum=0, maximum=1 << 31,
+                                     doc="most records the replay runs ahead of its slowest "
+                                         "gated consumer (0: the whole ring)"),
         }),
         "metrics": _metrics(C.DEFAULT_PRODUCER_METRICS_PORT),
     }),
@@ -242,6 +255,8 @@ SCHEMA = Map({
         "report_interval": Number(10.0, minimum=0.0, exclusive_minimum=True,
                                   unit="seconds"),
         "metrics": _metrics(C.DEFAULT_CONSUMER_METRICS_PORT),
+        "flow_control": Bool(True, doc="join the producer's flow-control gate when it runs "
+                                       "one (replay.flow_control: slowest)"),
     }),
     # tradingd-bridge (docs/multi-host.md): a segment over NATS JetStream to other hosts
     "bridge": Map({
@@ -484,6 +499,10 @@ class ReplayConfig:
     align: str  # none (real history) | start (every symbol starts together)
     batch_size: int
     fast_batch_size: int = 65536  # records per publish in fast mode
+    flow_control: str = "none"  # none (a feed) | slowest (never lap a gated consumer)
+    flow_control_timeout: float = 2.0  # s without progress before a consumer is dropped
+    flow_control_wait_for: int = 0  # gated consumers to wait for before the first record
+    flow_control_lead: int = 131072  # most records ahead of the slowest gated consumer
 
 
 @dataclass(frozen=True)
@@ -525,6 +544,7 @@ class ConsumerConfig:
     analysis: AnalysisConfig
     report_interval: float
     metrics: MetricsConfig
+    flow_control: bool = True  # join the producer's flow-control gate when it runs one
 
 
 @dataclass(frozen=True)
@@ -804,6 +824,7 @@ def _build(v: dict[str, Any], source: Path) -> Config:
         attach_retry_interval=c["attach_retry_interval"],
         analysis=AnalysisConfig(**c["analysis"]),
         report_interval=c["report_interval"],
+        flow_control=c["flow_control"],
         metrics=MetricsConfig(**c["metrics"]),
     )
     g = v["gateway"]

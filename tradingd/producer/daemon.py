@@ -34,6 +34,7 @@ from tradingd.daemon.signals import StopFlag
 from tradingd.errors import DataRefused, SegmentError
 from tradingd.producer import cache as load_cache
 from tradingd.producer import datafile, loader, quality
+from tradingd.producer.flowcontrol import GateSupervisor
 from tradingd.producer.metrics import ProducerMetrics
 from tradingd.producer.replay import (
     Replayer,
@@ -373,18 +374,29 @@ class Producer:
     def _replay_settings(self) -> ReplaySettings:
         r = self.config.producer.replay
         return ReplaySettings(mode=r.mode, speed=r.speed, at_end=r.at_end,
-                              batch_size=r.batch_size, fast_batch_size=r.fast_batch_size)
+                              batch_size=r.batch_size, fast_batch_size=r.fast_batch_size,
+                              flow_control=r.flow_control)
 
     def _create_segment(self, data: MarketData) -> SegmentWriter:
         seg = self.config.segment
         gid = resolve_group(self.config)
         interval_ns = int(seg.heartbeat_interval * 1e9)
 
+        gate = self.config.producer.replay.flow_control == "slowest"
+
+        def open_gate(writer: SegmentWriter) -> None:
+            # before the ready word: a consumer that attaches sees the gate and joins it
+            if not writer.enable_gate(self.config.producer.replay.flow_control_lead):
+                log.warning("replay.flow_control: slowest needs the C fast path and the "
+                            "companion segment %s.wait; replaying WITHOUT flow control "
+                            "(slow consumers are lapped)", seg.name)
+
         def create() -> SegmentWriter:
             return SegmentWriter.create(
                 seg.name, data.symbols, symbol_capacity=seg.symbol_capacity,
                 ring_capacity=seg.ring_capacity, mode=seg.mode, group=gid,
-                heartbeat_interval_ns=interval_ns, clock=self.clock)
+                heartbeat_interval_ns=interval_ns, clock=self.clock,
+                before_ready=open_gate if gate else None)
 
         owner = resolve_owner(self.config)
         if owner != os.geteuid():
@@ -446,6 +458,46 @@ class Producer:
             return wraps
         return logged
 
+    def _gate_supervisor(self, writer: SegmentWriter) -> GateSupervisor | None:
+        """The flow-control supervisor when the gate is on (replay.flow_control: slowest)."""
+        if not writer.gated:
+            return None
+        r = self.config.producer.replay
+        geo = writer.geometry
+        log.info("flow control on: the replay never laps a gated consumer (dropped after "
+                 "%.3g s without progress, or when it exits)", r.flow_control_timeout)
+        return GateSupervisor(writer, lead=writer.gate_lead,
+                              ring_window=geo.ring_window, timeout_s=r.flow_control_timeout,
+                              on_drop=lambda reason: self.metrics.flow_control_drops.labels(
+                                  reason=reason).inc())
+
+    def _wait_for_consumers(self, writer: SegmentWriter, gate: GateSupervisor) -> bool:
+        """``replay.flow_control_wait_for``: hold the first record until that many gated
+        consumers joined, heartbeating; False if stopped meanwhile."""
+        want = self.config.producer.replay.flow_control_wait_for
+        clock, stop = self.clock, self.stop
+        hb_ns = int(self.config.segment.heartbeat_interval * 1e9)
+        next_hb = 0
+        logged = False
+        while not stop.is_set():
+            now = clock.monotonic_ns()
+            have = gate.check(now, False)
+            self.metrics.flow_control_consumers.set(have)
+            if have >= want:
+                if want:
+                    log.info("flow control: %d gated consumer(s) joined; replaying", have)
+                return True
+            if not logged:
+                log.info("%s", _gate_wait_text(have, want))
+                logged = True
+            if now >= next_hb:
+                writer.heartbeat(now)
+                next_hb = now + hb_ns
+                self.notifier.status(_gate_wait_text(have, want))
+            self.notifier.maybe_watchdog(now)
+            stop.wait(0.005)
+        return False
+
     def _main_loop(self, writer: SegmentWriter, replayer: Replayer) -> None:
         clock, stop, notifier = self.clock, self.stop, self.notifier
         hb_ns = int(self.config.segment.heartbeat_interval * 1e9)
@@ -459,13 +511,25 @@ class Producer:
         next_owner_check = now + owner_ns
         wraps_logged = 0
         finished_logged = False
-        replayer.start(now)
+        gate = self._gate_supervisor(writer)
+        held = False
+        sleeps_counted = 0
+        if gate is not None and not self._wait_for_consumers(writer, gate):
+            return
+        replayer.start(clock.monotonic_ns())
         while not stop.is_set():
             now = clock.monotonic_ns()
             if now >= next_hb:
                 writer.heartbeat(now)
                 next_hb = now + hb_ns
+            if gate is not None:
+                self.metrics.flow_control_consumers.set(gate.check(now, held))
+                sleeps = writer.gate_waits
+                if sleeps > sleeps_counted:
+                    self.metrics.flow_control_sleeps.inc(sleeps - sleeps_counted)
+                    sleeps_counted = sleeps
             step = replayer.step(now)
+            held = step.gated
             if step.published:
                 observe(step.duration_ns / 1e9)
             if now >= next_status:
@@ -482,6 +546,8 @@ class Producer:
                 log.info("%s (at_end: stop; segment state finished)", text)
                 notifier.status(text, force=True)
             notifier.maybe_watchdog(now)
+            if step.gated:
+                continue  # the gate waited already (bounded): check the consumers, go on
             if step.published and step.next_due_ns is None and not step.finished:
                 continue  # more is due now (or fast mode): no sleep
             wake = min(next_hb, next_status, now + max_sleep_ns)
@@ -489,6 +555,10 @@ class Producer:
                 sleep_until(clock, stop, step.next_due_ns)  # a record: on time
             elif wake > now:
                 stop.wait((wake - now) / 1e9)
+
+
+def _gate_wait_text(have: int, want: int) -> str:
+    return f"flow control: waiting for {want} gated consumer(s) before replaying ({have} joined)"
 
 
 def sleep_until(clock: Clock, stop: StopFlag, due_ns: int, spin_s: float = PACE_SPIN_S) -> None:

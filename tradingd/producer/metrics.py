@@ -180,6 +180,20 @@ class ProducerMetrics:
         self.batch_duration = Histogram(f"{PREFIX}_publish_batch_duration_seconds",
                                         "Time to publish one batch of records into the ring",
                                         buckets=BATCH_BUCKETS, registry=reg)
+        self.flow_control_consumers = Gauge(
+            f"{PREFIX}_flow_control_consumers",
+            "Gated consumers the replay waits for (replay.flow_control: slowest)",
+            registry=reg)
+        self.flow_control_drops = Counter(
+            f"{PREFIX}_flow_control_drops",
+            "Gated consumers dropped from the flow-control gate, per reason (exited: its "
+            "PID is gone; stalled: no progress for replay.flow_control_timeout)",
+            ["reason"], registry=reg)
+        for reason in ("exited", "stalled"):
+            self.flow_control_drops.labels(reason=reason)
+        self.flow_control_sleeps = Counter(
+            f"{PREFIX}_flow_control_sleeps",
+            "Times the gated replay slept waiting for its slowest consumer", registry=reg)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None

@@ -38,6 +38,7 @@ from tradingd.segment import layout as L
 
 MODES = ("fast", "paced")
 AT_END = ("loop", "stop")
+FLOW_CONTROL = ("none", "slowest")
 
 
 class Sink(Protocol):
@@ -141,6 +142,8 @@ class ReplaySettings:
     at_end: str = "loop"  # loop | stop
     batch_size: int = 256  # paced: most records per publish
     fast_batch_size: int = 65536  # fast: records per publish (large: the C copy dominates)
+    flow_control: str = "none"  # slowest: publish through the sink's gate (publish_gated)
+    gate_max_wait: float = 0.02  # s a gated publish may wait before returning to the loop
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -153,6 +156,9 @@ class ReplaySettings:
             raise ValueError(f"replay batch size must be >= 1, not {self.batch_size}")
         if self.fast_batch_size < 1:
             raise ValueError(f"replay fast batch size must be >= 1, not {self.fast_batch_size}")
+        if self.flow_control not in FLOW_CONTROL:
+            raise ValueError(f"replay flow_control must be one of {FLOW_CONTROL}, not "
+                             f"{self.flow_control!r}")
 
     @property
     def step_records(self) -> int:
@@ -173,6 +179,7 @@ class StepResult:
     duration_ns: int
     finished: bool
     next_due_ns: int | None
+    gated: bool = False  # fewer published than due: the flow-control gate stayed shut
 
 
 @dataclass(frozen=True)
@@ -276,6 +283,9 @@ class Replayer:
         self._records = np.ascontiguousarray(self._records)
         # the sink's C stream path (SegmentWriter): no copy, no shift in Python
         self._stream = getattr(sink, "publish_stream", None)
+        # flow control: the sink's gated stream path (never laps a gated consumer)
+        self._gated = (getattr(sink, "publish_gated", None)
+                       if settings.flow_control == "slowest" else None)
         # contiguous symbol ids (4 bytes a record): published_by_symbol's bincount reads
         # them, not the 64-byte records; a whole loop adds the per-symbol totals instead
         self._symbols = np.ascontiguousarray(self._records["symbol_id"])
@@ -348,19 +358,24 @@ class Replayer:
                 return StepResult(0, 0, False, max(self.due_ns(self.position), now + 1))
             end = min(end, due)
         t0 = self._clock.monotonic_ns()
-        self._publish(self.position, end)
+        n = self._publish(self.position, end)
         duration = self._clock.monotonic_ns() - t0
-        n = end - self.position
+        gated = self.position + n < end
+        end = self.position + n
         self.position = end
         self.published += n
         self._rate.add(now, self.published)
         if end == total:
             return StepResult(n, duration, self._end_of_data().finished, None)
-        return StepResult(n, duration, False, None)
+        return StepResult(n, duration, False, None, gated)
 
-    def _publish(self, lo: int, hi: int) -> None:
+    def _publish(self, lo: int, hi: int) -> int:
+        """Publish records [lo, hi) of the current loop; how many were (fewer: gated)."""
         offset = self.offset_ns
-        if self._stream is not None:
+        if self._gated is not None:
+            hi = lo + int(self._gated(self._records, lo, hi, offset,
+                                      self.settings.gate_max_wait))
+        elif self._stream is not None:
             self._stream(self._records, lo, hi, offset)
         else:
             chunk = self._records[lo:hi]
@@ -374,9 +389,10 @@ class Replayer:
             self._sink.publish_batch(chunk)
         if lo == 0 and hi == self.timeline.total:
             self.published_by_symbol += self._per_symbol
-        else:
+        elif hi > lo:
             self.published_by_symbol += np.bincount(self._symbols[lo:hi],
                                                     minlength=len(self.published_by_symbol))
+        return hi - lo
 
     def _end_of_data(self) -> StepResult:
         if self.settings.at_end == "loop" and self.timeline.total:

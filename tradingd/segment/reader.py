@@ -37,6 +37,7 @@ from tradingd.errors import (
 from tradingd.segment import layout as L
 from tradingd.segment import shm, waiters
 from tradingd.segment.fastpath import FAST
+from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import LatestValue, Record, SymbolInfo
 
 if TYPE_CHECKING:
@@ -211,6 +212,8 @@ class SegmentReader:
         if self._fast is not None:  # the C snapshot bound over the Python one: a call less
             self.latest_tuple = self._fast.latest  # type: ignore[method-assign]
         self._companion: waiters.Companion | None = None
+        self._companion_tried = False
+        self._gated_cursors: list[_fastpath.Cursor] = []  # detached from the gate at close
         self._sleep_mode: str | None = None  # blocking waits: see _sleep_setup
         self._closed = False
 
@@ -261,6 +264,7 @@ class SegmentReader:
         if self._fast is not None:
             self._fast.release()
             self._fast = None
+        self._release_cursors()
         if self._companion is not None:
             self._companion.close()
             self._companion = None
@@ -409,12 +413,8 @@ class SegmentReader:
         ``"slices"``: there is one but we cannot write it: sleep in short slices.
         """
         if self._sleep_mode is None:
-            comp = None
-            if self.name is not None:
-                comp = waiters.Companion.open(self.name, self.generation,
-                                              os.fstat(self._fd).st_uid)
+            comp = self._open_companion()
             if comp is not None:
-                self._companion = comp
                 if self._fast is not None:
                     self._fast.attach_sleepers(comp.mm, waiters.SLEEPERS_OFFSET)
                 self._sleep_mode = "flag"
@@ -423,6 +423,64 @@ class SegmentReader:
             else:
                 self._sleep_mode = "always"
         return self._sleep_mode
+
+    def _release_cursors(self) -> None:
+        for cursor in self._gated_cursors:  # they hold the companion's buffer
+            cursor.attach_gate(None, 0, 0)
+        self._gated_cursors.clear()
+
+    def _open_companion(self) -> waiters.Companion | None:
+        """The producer's companion, opened read-write once (None: there is none usable)."""
+        if self._companion is None and self.name is not None and not self._companion_tried:
+            self._companion_tried = True
+            self._companion = waiters.Companion.open(self.name, self.generation,
+                                                     os.fstat(self._fd).st_uid)
+        return self._companion
+
+    @property
+    def gate_on(self) -> bool:
+        """True when the producer runs the flow-control gate (``replay.flow_control``)."""
+        comp = self._open_companion()
+        return comp is not None and comp.gate_mode == 1
+
+    def join_gate(self, sub: RingSubscription) -> int | None:
+        """Join the producer's flow-control gate with ``sub``: its slot index, or None.
+
+        None when the producer runs no gate, all slots are taken, or this is the
+        pure-Python reader (the gate's position stores and wake-ups are C). The position
+        moves past the records a chunk in flight as we joined may overwrite (at most two
+        ring windows of the backlog): from here on, nothing ``sub`` has not read is lost.
+        """
+        comp = self._open_companion()
+        st = sub._st
+        if comp is None or comp.gate_mode != 1 or FAST is None or isinstance(st, _PyCursor):
+            return None
+        pid = os.getpid()
+        slot = comp.join(sub.position, pid, process_start_ticks(pid), FAST.atomic_u64)
+        if slot is None:
+            return None
+        geo = self.geometry
+        safe = self.cursor + 2 * geo.ring_window - geo.ring_capacity
+        if sub.position < safe:
+            sub.position = safe
+        st.attach_gate(comp.mm, comp.slot_offset(slot), waiters.GATE_CONTROL_OFFSET)
+        self._gated_cursors.append(st)
+        return slot
+
+    def gate_slot_state(self, slot: int) -> int:
+        """The state of gate slot ``slot`` (``waiters.GATE_DROPPED``: the producer dropped us)."""
+        comp = self._companion
+        return comp.slot(slot).state if comp is not None else waiters.GATE_FREE
+
+    def leave_gate(self, sub: RingSubscription, slot: int) -> None:
+        """Give up gate slot ``slot`` (detach, or stop: the producer no longer waits for us)."""
+        if not isinstance(sub._st, _PyCursor):
+            sub._st.attach_gate(None, 0, 0)
+            if sub._st in self._gated_cursors:
+                self._gated_cursors.remove(sub._st)
+        comp = self._companion
+        if comp is not None and FAST is not None:
+            comp.leave(slot, FAST.atomic_u64)
 
     def sleep_until_data(self, position: int, expected_wake: int, timeout_s: float) -> bool:
         """One blocking sleep: True if records beyond ``position`` are there afterwards.
@@ -496,9 +554,14 @@ class RingSubscription:
             self.spin = c_cursor.spin  # type: ignore[method-assign]
             self.next = c_cursor.next  # type: ignore[method-assign, assignment]
             self._read_into = c_cursor.read_into
+            #: the consumer's whole batch path in C (read, analytics, latency): None
+            #: without the fast path (see _fastpath.Cursor.read_analyse)
+            self.read_analyse: Callable[..., tuple[int, int, int, int]] | None = (
+                c_cursor.read_analyse)
         else:
             self._st = _PyCursor(position)
             self._read_into = None
+            self.read_analyse = None
         self._out = np.empty(0, L.RECORD_DTYPE)
         self._check = np.empty(0, np.uint32)
 
@@ -516,6 +579,8 @@ class RingSubscription:
     @position.setter
     def position(self, value: int) -> None:
         self._st.position = value
+        if not isinstance(self._st, _PyCursor):
+            self._st.publish_gate()  # gated: the producer must not wait for the old one
 
     @property
     def lost(self) -> int:
@@ -652,6 +717,8 @@ class RingSubscription:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            if not isinstance(self._st, _PyCursor):
+                self._st.publish_gate()  # gated: caught up, say so before sleeping
             if reader.sleep_until_data(self.position, wake, left):
                 return True
 

@@ -28,11 +28,11 @@ import numpy as np
 from tradingd.clock import SYSTEM_CLOCK, Clock
 from tradingd.errors import SegmentError, SegmentPermission, TradingdError
 from tradingd.segment import layout as L
-from tradingd.segment import shm
+from tradingd.segment import shm, waiters
 from tradingd.segment.fastpath import FAST
 from tradingd.segment.liveness import process_start_ticks
 from tradingd.segment.model import SymbolInfo
-from tradingd.segment.waiters import SLEEPERS_OFFSET, Companion
+from tradingd.segment.waiters import SLEEPERS_OFFSET, Companion, GateSlot
 
 if TYPE_CHECKING:
     from tradingd.segment import _fastpath
@@ -170,6 +170,7 @@ class SegmentWriter:
         self.generation = 0
         self._fast: _fastpath.Segment | None = None
         self._companion: Companion | None = None
+        self._gated = False
         self._closed = False
 
     def _initialise(self, symbols: Sequence[SymbolInfo], heartbeat_interval_ns: int) -> None:
@@ -367,6 +368,66 @@ class SegmentWriter:
             chunk = chunk.copy()
             chunk["event_ns"] += event_shift_ns
         return self.publish_batch(chunk)
+
+    # ------------------------------------------------------------------ flow control
+    def enable_gate(self, lead: int = 0) -> bool:
+        """Turn the flow-control gate on (waiters.py): :meth:`publish_gated` then never
+        overwrites a record a live gated consumer has not read. False when it cannot be
+        (no companion, or the pure-Python writer): the caller logs it and publishes freely.
+        """
+        comp, fast = self._companion, self._fast
+        if comp is None or fast is None:
+            return False
+        fast.attach_gate(comp.mm, waiters.GATE_CONTROL_OFFSET, waiters.GATE_SLOTS_OFFSET,
+                         waiters.GATE_SLOTS, lead)
+        comp.set_gate_mode(1)
+        self._gated = True
+        return True
+
+    @property
+    def gated(self) -> bool:
+        """True once :meth:`enable_gate` succeeded."""
+        return self._gated
+
+    def publish_gated(self, records: np.ndarray, start: int, stop: int, event_shift_ns: int,
+                      max_wait_s: float) -> int:
+        """:meth:`publish_stream` honouring the gate; returns how many records it published.
+
+        Fewer than ``stop - start`` when the slowest gated consumer kept the gate shut for
+        ``max_wait_s`` (the caller heartbeats, checks liveness, and calls again).
+        """
+        if not self._gated or self._fast is None:
+            self.publish_stream(records, start, stop, event_shift_ns)
+            return stop - start
+        if records.dtype != L.RECORD_DTYPE or not records.flags.c_contiguous:
+            raise TypeError("publish_gated needs a C-contiguous RECORD_DTYPE array")
+        return self._fast.publish_gated(records, start, stop, event_shift_ns, max_wait_s)
+
+    def gate_slots(self) -> list[GateSlot]:
+        """The gate's slots in use (empty without a gate)."""
+        return self._companion.slots() if self._gated and self._companion is not None else []
+
+    def gate_cas(self, slot: int, expected: int, new: int) -> bool:
+        """Change a gate slot's state atomically (drop a stalled consumer, free a dead one)."""
+        if not self._gated or self._fast is None:
+            return False
+        return bool(self._fast.gate_cas(slot, expected, new))
+
+    @property
+    def gate_waits(self) -> int:
+        """Times the gated publish slept waiting for the slowest consumer."""
+        return self._fast.gate_waits if self._fast is not None else 0
+
+    @property
+    def gate_lead(self) -> int:
+        """The most records the gated publish runs ahead of the slowest gated consumer
+        (``enable_gate``'s lead, capped by the ring); 0 without a gate."""
+        return self._fast.gate_lead if self._fast is not None and self._gated else 0
+
+    @property
+    def gate_timeouts(self) -> int:
+        """Of those, sleeps no consumer ended (their 2 ms limit did)."""
+        return self._fast.gate_timeouts if self._fast is not None else 0
 
     @property
     def sleepers_flag(self) -> bool:
