@@ -61,7 +61,7 @@ from tradingd.daemon.notify import Notifier
 from tradingd.errors import SegmentError, SegmentOwned
 from tradingd.exec import journal as J
 from tradingd.exec.engine import Engine, RiskLimits
-from tradingd.exec.execfast import publish_reports, take_and_frame
+from tradingd.exec.execfast import publish_reports, take_accept, take_and_frame
 from tradingd.exec.protocol import (
     Bar,
     DisconnectReason,
@@ -91,6 +91,7 @@ LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
 _LATENCY_BUCKETS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
 _new = tuple.__new__
+_EXEC_NEW = ExecType.NEW
 #: how often the spin loop does housekeeping (market state, heartbeats, watchdog)
 HOUSEKEEPING_INTERVAL_NS = 100_000
 #: how often the objects alive so far are frozen out of the cyclic GC (see housekeeping)
@@ -129,6 +130,7 @@ class ClientLink:
     problem: str = ""
     name_b: bytes = b""
     room: int = 0  # reports known to fit in the report ring (0: look at the credit)
+    accept_ctx: tuple[object, ...] | None = None  # engine.accept_context (None: rebuild)
 
     def __post_init__(self) -> None:
         self.name_b = self.name.encode("ascii")
@@ -146,6 +148,8 @@ class OrderBatch(NamedTuple):
     refs: list[float]
     frames: bytes  # the journal frames of the OrderIn entries, joined
     fields: list[OrderFields]  # the records decoded (as journal.apply decodes them)
+    journaled: bool = False  # frames already copied into the journal (take_accept)
+    published: int = 0  # leading NEW reports already published (take_accept)
 
 
 def default_journal_path(env: dict[str, str] | None = None) -> str:
@@ -199,6 +203,7 @@ class ExecService:
         self.rounds = 0
         self.replayed = 0
         self.journal_errors = 0
+        self.prediction_errors = 0  # NEW reports of take_accept the engine did not make
         self._rr = 0
         self._hb_ns = int(config.segment.heartbeat_interval * 1e9)
         self._next_hb = 0
@@ -287,10 +292,14 @@ class ExecService:
             return
         frames = [J.encode(e) for e in entries]
         count = len(entries)
+        if entries:  # the engine's symbols or limits may change: predictions rebuilt
+            for lk in self.links.values():
+                lk.accept_ctx = None
         if batches:
             for b in batches:
-                frames.append(b.frames)
-                count += len(b.raws)
+                if not b.journaled:  # (take_accept copied the others there already)
+                    frames.append(b.frames)
+                    count += len(b.raws)
         self.journal.append(frames, count)
         now = self._clock.monotonic_ns()
         with self.lock:
@@ -336,7 +345,7 @@ class ExecService:
                     reps.append(r)
                 else:  # (on_order reports only to its own client; kept general)
                     others.append((client, r))
-        self._route_many(link, reps)  # first: the client waits for these
+        self._route_many(link, reps, b.published)  # first: the client waits for these
         for client, r in others:
             self._route(client, r, now, False)
         if send_ns:  # the latency histogram, once per batch
@@ -348,11 +357,24 @@ class ExecService:
                 total += ns
             self.latency_sum += total / 1e9
 
-    def _route_many(self, link: ClientLink, reps: list[Report]) -> None:
-        """``_route`` of each report (latency already observed), with one credit check."""
+    def _route_many(self, link: ClientLink, reps: list[Report], done: int = 0) -> None:
+        """``_route`` of each report (latency already observed), with one credit check.
+
+        ``done``: the leading reports take_accept already published (its predictions of
+        NEW reports): each is checked against the engine's (exec type and number; the
+        tests check every byte), counted as delivered, not published again.
+        """
         if not reps:
             return
         link.retained.extend(reps)
+        if done:
+            self._check_predicted(link, reps, done)
+            link.delivered += done
+            link.room = 0
+            self._published.add(link)
+            if done == len(reps):
+                return
+            reps = reps[done:]
         w = link.reports
         if link.disconnected or w is None:
             link.dropped += len(reps)
@@ -379,6 +401,20 @@ class ExecService:
         if len(link.backlog) > self.x.report_backlog and not link.pending_disconnect:
             link.pending_disconnect = True
             self._disconnect_due = True
+
+    def _check_predicted(self, link: ClientLink, reps: list[Report], done: int) -> None:
+        """The engine's reports for the records whose NEW take_accept published: the same?
+
+        A difference is a bug of the C prediction (the client already has its report):
+        counted in ``prediction_errors`` and logged; the engine's state is what counts.
+        """
+        seq = reps[0].report_seq
+        for i in range(done):
+            r = reps[i]
+            if r.exec_type != _EXEC_NEW or r.report_seq != seq + i:
+                self.prediction_errors += 1
+                log.error("client %s: the C accept path published NEW as report %d, the "
+                          "engine made %s (a bug: please report it)", link.name, seq + i, r)
 
     def _route(self, client: str, r: Report, now: int, response: bool) -> None:
         link = self._link(client)
@@ -661,19 +697,44 @@ class ExecService:
             budget = self.x.poll_budget
             k = len(links)
             self._rr = rr = (self._rr + 1) % k
+            # the accept path in one C call (journal copy, then the NEWs published) while
+            # nothing else of this round is journaled before the orders, and as long as
+            # every earlier batch of the round went there too (the journal's order)
+            fast = n == 0
+            journal = self.journal
             for i in range(k):
                 link = links[(rr + i) % k]
                 r = link.orders
                 if r is None or link.disconnected:
                     continue
-                got = take_and_frame(r, budget, link.name_b, clock, self._ref_price)
-                if got is None:
-                    continue
-                raws, frames, refs, arrival, fields = got
+                tail = journal.tail() if fast else None
+                if tail is not None:
+                    ctx = link.accept_ctx
+                    if ctx is None:
+                        ctx = link.accept_ctx = self.engine.accept_context(link.name)
+                    w = link.reports if not link.backlog else None
+                    got7 = take_accept(r, budget, link.name_b, clock, self._ref_price,
+                                       tail[0], tail[1], w, ctx)
+                    if got7 is None:
+                        continue
+                    raws, frames, refs, arrival, fields, journaled, published = got7
+                    if journaled:
+                        journal.advance(journaled, len(raws))
+                    else:
+                        fast = False
+                    batch = _new(OrderBatch, (link, r.generation, r.position - len(raws),
+                                              arrival, raws, refs, frames, fields,
+                                              journaled != 0, published))
+                else:
+                    got = take_and_frame(r, budget, link.name_b, clock, self._ref_price)
+                    if got is None:
+                        continue
+                    raws, frames, refs, arrival, fields = got
+                    batch = _new(OrderBatch, (link, r.generation, r.position - len(raws),
+                                              arrival, raws, refs, frames, fields, False, 0))
                 if batches is None:
                     batches = []
-                batches.append(_new(OrderBatch, (link, r.generation, r.position - len(raws),
-                                                 arrival, raws, refs, frames, fields)))
+                batches.append(batch)
                 link.orders_read += len(raws)
                 n += len(raws)
         if n:
