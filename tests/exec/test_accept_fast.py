@@ -12,6 +12,8 @@ replays to those reports bit for bit; and the C path did predict (it is exercise
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +74,7 @@ def _run(tmp: Path, seg: str, script: Script, limits: Limits, pure: bool,
     """An exec in this process fed ``script``; its journal, the reports each client read
     (from the rings' bytes) and how many NEW reports take_accept published itself."""
     predicted = 0
-    real_take_accept = S.take_accept
+    real_take_accept = execfast.take_accept
 
     def counting(*args: object) -> object:
         nonlocal predicted
@@ -252,3 +254,36 @@ def test_the_predicted_status_is_the_transition_tables() -> None:
     assert ctx is not None
     assert ctx[7] == int(TRANSITIONS[(OrdStatus.PENDING_NEW, Event.ACCEPT)])
     assert Engine().accept_context("nobody") is None
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_wait_ready_returns_at_a_record_or_at_the_deadline(name: str, impl: str) -> None:
+    """exec's idle spin: False at the deadline with nothing published; True at once for a
+    record already there; True soon after another thread publishes one (in C the GIL is
+    released meanwhile, so that thread can run at all)."""
+    if impl == "c" and execfast.FAST is None:
+        pytest.skip("tradingd.exec._execfast not built")
+    wait = execfast.wait_ready if impl == "c" else execfast.wait_ready_py
+    writers = [ChannelWriter.create(orders_name(name, c), KIND_ORDERS, client=c, capacity=16)
+               for c in CLIENTS]
+    readers = [ChannelReader(orders_name(name, c), kind=KIND_ORDERS) for c in CLIENTS]
+    try:
+        t0 = time.monotonic_ns()
+        assert wait(readers, t0 + 20_000_000) is False
+        assert time.monotonic_ns() - t0 >= 20_000_000
+        assert wait([], time.monotonic_ns() + 1_000_000) is False
+        writers[1].publish(1, 1, 1, 1, 2, 1, 1, 1.0, 0, b"AAPL")
+        assert wait(readers, time.monotonic_ns() + 60 * 10**9) is True
+        assert readers[1].poll_raw() is not None  # taken: the next position waits again
+        assert wait(readers, time.monotonic_ns() + 1_000_000) is False
+        later = threading.Timer(0.05, writers[0].publish, (1, 2, 2, 1, 2, 1, 1, 1.0, 0, b"X"))
+        later.start()
+        t0 = time.monotonic_ns()
+        assert wait(readers, t0 + 60 * 10**9) is True
+        later.join()
+        assert readers[0].ready()
+    finally:
+        for rd in readers:
+            rd.close()
+        for wr in writers:
+            wr.close()

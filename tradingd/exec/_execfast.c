@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include <math.h>
+#include <time.h>
 #include <string.h>
 
 #include "tradingd_orders.h"
@@ -682,6 +683,79 @@ fail:
     return result;
 }
 
+/* ---------------------------------------------------------------- the idle spin
+ * wait_ready(rings, ring_offset, deadline_ns) -> bool
+ * rings: a list of (buffer, capacity, position), the order rings exec reads. Spins, with
+ * the GIL released (the metrics thread runs meanwhile), until the record at `position` of
+ * one of them is published (True) or CLOCK_MONOTONIC reaches deadline_ns (False). A lone
+ * order is seen within a few loads of its stamp, not after the rest of an idle Python
+ * round; exec's loop calls this only when a round found nothing and nothing else is due
+ * before the deadline. */
+#define WAIT_MAX_RINGS 64
+static PyObject *wait_ready(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "wait_ready(rings: list, ring_offset, deadline_ns)");
+        return NULL;
+    }
+    Py_ssize_t ring_offset;
+    unsigned long long deadline;
+    if (arg_ssize(args[1], &ring_offset) || arg_u64(args[2], &deadline)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(args[0]);
+    if (n > WAIT_MAX_RINGS) n = WAIT_MAX_RINGS; /* (the others: the next round looks) */
+    Py_buffer views[WAIT_MAX_RINGS];
+    const uint32_t *stamps[WAIT_MAX_RINGS];
+    uint32_t want[WAIT_MAX_RINGS];
+    Py_ssize_t got = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(args[0], i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a ring is (buffer, capacity, position)");
+            goto done;
+        }
+        Py_ssize_t capacity;
+        unsigned long long position;
+        if (arg_ssize(PyTuple_GET_ITEM(t, 1), &capacity) ||
+            arg_u64(PyTuple_GET_ITEM(t, 2), &position))
+            goto done;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(t, 0), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        got++;
+        if (ring_span(&views[got - 1], ring_offset, capacity, sizeof(tradingd_order)) < 0)
+            goto done;
+        stamps[i] = &((const tradingd_order *)((const char *)views[i].buf + ring_offset +
+                      (position & ((uint64_t)capacity - 1)) * sizeof(tradingd_order)))->seq_lo;
+        want[i] = (uint32_t)position;
+    }
+    int ready = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        for (int spin = 0; spin < 64 && !ready; spin++) {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (LOAD_ACQ(stamps[i]) == want[i]) {
+                    ready = 1;
+                    break;
+                }
+            }
+#if defined(__x86_64__) || defined(__i386__)
+            if (!ready) __builtin_ia32_pause();
+#endif
+        }
+        if (ready) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec >=
+            deadline)
+            break;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ready);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"take_orders", take_orders, METH_VARARGS,
      "take_orders(buffer, ring_offset, capacity, position, max) -> list[bytes]\n"
@@ -703,6 +777,10 @@ static PyMethodDef methods[] = {
      "published) | None\n"
      "take_and_frame; then the frames copied into the journal mapping at journal_end "
      "(if they fit) and the NEW reports of the leading plain accepts published."},
+    {"wait_ready", (PyCFunction)(void (*)(void))wait_ready, METH_FASTCALL,
+     "wait_ready(rings, ring_offset, deadline_ns) -> bool\n"
+     "Spin (GIL released) until one of the order rings [(buffer, capacity, position)] has "
+     "its next record published (True) or CLOCK_MONOTONIC reaches deadline_ns (False)."},
     {"publish_reports", publish_reports, METH_VARARGS,
      "publish_reports(buffer, ring_offset, capacity, cursor_offset, reports) -> int\n"
      "Publish report tuples into a report ring; returns the new cursor."},

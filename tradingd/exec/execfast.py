@@ -20,6 +20,8 @@ versions, as it does for the segment's fast path.
   stays the one place that decides; the pure-Python version predicts nothing (journals
   nothing, publishes nothing): exec then appends and publishes as it always did, which is
   the reference the tests hold the C path to, byte for byte;
+* :func:`wait_ready`: spin until one of the order rings has its next record (GIL released
+  in C), or a deadline: how exec's spin loop waits when a round found nothing;
 * :func:`publish_reports`: report tuples into a report ring (``ChannelWriter.publish``
   of each: mark, body, stamp, cursor).
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -145,6 +148,16 @@ def take_accept_py(r: ChannelReader, max: int, client: bytes, clock: Callable[[]
     return None if got is None else (*got, 0, 0)
 
 
+def wait_ready_py(readers: Sequence[ChannelReader], deadline_ns: int) -> bool:
+    """Pure-Python :func:`wait_ready`: ``ready()`` of each until one is, or the deadline."""
+    while True:
+        for r in readers:
+            if r.ready():
+                return True
+        if time.monotonic_ns() >= deadline_ns:
+            return False
+
+
 def publish_reports_py(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
     """Pure-Python :func:`publish_reports`: ``ChannelWriter.publish`` of each."""
     for rep in reports:
@@ -205,6 +218,17 @@ def take_accept(r: ChannelReader, max: int, client: bytes, clock: Callable[[], i
     return out
 
 
+def wait_ready(readers: Sequence[ChannelReader], deadline_ns: int) -> bool:
+    """Spin until the record at the position of one of ``readers`` is published (True) or
+    CLOCK_MONOTONIC (``time.monotonic_ns``) reaches ``deadline_ns`` (False); in C the GIL
+    is released meanwhile."""
+    if FAST is None:
+        return wait_ready_py(readers, deadline_ns)
+    ready: bool = FAST.wait_ready([(r.mapping, r.capacity, r.position) for r in readers],
+                                  _RING_OFFSET, deadline_ns)
+    return ready
+
+
 def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
     """Publish ``reports`` into report ring ``w`` (the caller checked its credit)."""
     if FAST is None:
@@ -215,4 +239,4 @@ def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> 
 
 __all__ = ["FAST", "IMPLEMENTATION", "encode_orders", "encode_orders_py", "publish_reports",
            "publish_reports_py", "refs_py", "take_accept", "take_accept_py", "take_and_frame",
-           "take_and_frame_py", "take_orders", "take_orders_py"]
+           "take_and_frame_py", "take_orders", "take_orders_py", "wait_ready", "wait_ready_py"]
