@@ -242,9 +242,33 @@ static int arg_u64(PyObject *v, unsigned long long *out) {
     return (*out == (unsigned long long)-1 && PyErr_Occurred()) ? -1 : 0;
 }
 
+static PyObject *take_frame_core(PyObject *const *args, Py_ssize_t nargs, int decode);
+
 /* METH_FASTCALL: this runs once per ring per round, idle rounds included */
 static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
+    return take_frame_core(args, nargs, 1);
+}
+
+/* the fields of every record of raws (decode_order of each) */
+static PyObject *decode_all(PyTypeObject *cls, PyObject *raws) {
+    Py_ssize_t n = PyList_GET_SIZE(raws);
+    PyObject *fields = PyList_New(n);
+    if (fields == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = decode_order(cls, PyBytes_AS_STRING(PyList_GET_ITEM(raws, i)));
+        if (f == NULL) {
+            Py_DECREF(fields);
+            return NULL;
+        }
+        PyList_SET_ITEM(fields, i, f);
+    }
+    return fields;
+}
+
+/* take_and_frame's work; decode 0: the fields are left out (None), for take_accept to
+ * decode after it published (they are not on the latency-critical path) */
+static PyObject *take_frame_core(PyObject *const *args, Py_ssize_t nargs, int decode) {
     if (nargs != 10) {
         PyErr_Format(PyExc_TypeError, "take_and_frame() takes 10 arguments (%zd given)",
                      nargs);
@@ -296,13 +320,16 @@ static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_
     Py_DECREF(now);
     if (arrival == (unsigned long long)-1 && PyErr_Occurred()) goto done;
     refs = PyList_New(n);
-    fields = PyList_New(n);
-    if (refs == NULL || fields == NULL) goto done;
+    if (refs == NULL) goto done;
+    if (decode) {
+        fields = decode_all((PyTypeObject *)fields_type, raws);
+        if (fields == NULL) goto done;
+    } else {
+        fields = Py_None;
+        Py_INCREF(fields);
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *b = PyBytes_AS_STRING(PyList_GET_ITEM(raws, i));
-        PyObject *f = decode_order((PyTypeObject *)fields_type, b);
-        if (f == NULL) goto done;
-        PyList_SET_ITEM(fields, i, f);
         uint32_t msg, type;
         memcpy(&msg, b + offsetof(tradingd_order, msg_type) - 4, 4);
         memcpy(&type, b + offsetof(tradingd_order, ord_type) - 4, 4);
@@ -580,7 +607,8 @@ static PyObject *take_accept(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_Format(PyExc_TypeError, "take_accept() takes 16 arguments (%zd given)", nargs);
         return NULL;
     }
-    PyObject *got = take_and_frame(self, args, 10);
+    (void)self;
+    PyObject *got = take_frame_core(args, 10, 0);
     if (got == NULL || got == Py_None) return got;
     PyObject *jobj = args[10], *wobj = args[12], *ctx = args[15];
     PyObject *frames = PyTuple_GET_ITEM(got, 1), *raws = PyTuple_GET_ITEM(got, 0);
@@ -661,10 +689,18 @@ static PyObject *take_accept(PyObject *self, PyObject *const *args, Py_ssize_t n
     }
     result = PyTuple_New(7);
     if (result == NULL) goto fail;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 4; k++) {
         PyObject *v = PyTuple_GET_ITEM(got, k);
         Py_INCREF(v);
         PyTuple_SET_ITEM(result, k, v);
+    }
+    {   /* the fields: after the reports, off the latency-critical path */
+        PyObject *fields = decode_all((PyTypeObject *)args[9], raws);
+        if (fields == NULL) {
+            Py_CLEAR(result);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(result, 4, fields);
     }
     PyObject *jn = PyLong_FromSsize_t(journaled), *pn = PyLong_FromSsize_t(published);
     if (jn == NULL || pn == NULL) {
