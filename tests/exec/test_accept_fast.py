@@ -1,8 +1,7 @@
 """exec's accept path in C (``execfast.take_accept``) against the pure-Python reference.
 
 take_accept copies a batch's journal frames into the journal's mapping and publishes the
-NEW reports of the batch's leading plain accepts (and a CANCELED for a cancel of an open
-order, after which it stops) before Python has applied anything; the
+NEW reports of the batch's leading plain accepts before Python has applied anything; the
 engine applies every record afterwards and stays the one that decides. The pure-Python
 path predicts nothing (exec appends and publishes as it always did). Here whole execs run
 the same scripts both ways (hypothesis: duplicates inside a batch, every reject reason,
@@ -32,7 +31,7 @@ from tradingd.exec import journal as J
 from tradingd.exec import service as S
 from tradingd.exec.engine import Engine
 from tradingd.exec.fsm import TRANSITIONS, Event
-from tradingd.exec.protocol import Bar, OrdStatus, Report
+from tradingd.exec.protocol import OrdStatus, Report
 from tradingd.segment.channel import (
     KIND_ORDERS,
     KIND_REPORTS,
@@ -47,7 +46,6 @@ needs_c = pytest.mark.skipif(execfast.FAST is None, reason="tradingd.exec._execf
 CLIENTS = ("a", "b")
 Order = tuple[object, ...]
 Script = list[tuple[int, list[Order]]]  # rounds: (client index, records published before it)
-BAR = 2  # a "client index" that means: bars (fills) journaled and applied in that round
 Limits = tuple[int, int, float]
 
 
@@ -116,18 +114,11 @@ def _run(tmp: Path, seg: str, script: Script, limits: Limits, pure: bool,
             for c in CLIENTS:  # the attach restatements
                 while (t := readers[c].poll()) is not None:
                     got[c].append(Report._make(t))
-            bars = 0
             for who, records in script:
+                c = CLIENTS[who]
+                for rec in records:
+                    writers[c].publish(*rec)
                 svc._clock.advance(1e-6)  # type: ignore[attr-defined]
-                if who == BAR:  # a bar of each symbol: fills (partial: 5 of each) first
-                    now = svc._clock.monotonic_ns()
-                    for sym in ("AAPL", "MSFT"):
-                        bars += 1
-                        svc._pending.append(J.BarIn(Bar(bars, sym, bars, now, 10.0, 300.0,
-                                                        0.005, 10.0, 50.0), now, 1))
-                else:
-                    for rec in records:
-                        writers[CLIENTS[who]].publish(*rec)
                 svc.round()
                 for c2 in CLIENTS:
                     while (t := readers[c2].poll()) is not None:
@@ -215,9 +206,8 @@ def orders(draw: st.DrawFn, seq: list[int]) -> Order:
 @st.composite
 def scripts(draw: st.DrawFn) -> Script:
     seq = [0]
-    return [(draw(st.sampled_from([0, 0, 1, 1, BAR])),
-             draw(st.lists(orders(seq), min_size=0, max_size=16)))
-            for _ in range(draw(st.integers(1, 14)))]
+    return [(draw(st.integers(0, 1)), draw(st.lists(orders(seq), min_size=0, max_size=16)))
+            for _ in range(draw(st.integers(1, 12)))]
 
 
 LIMITS = st.tuples(st.sampled_from([0, 40]), st.sampled_from([0, 3, 20]),
@@ -238,8 +228,7 @@ def test_c_accept_path_reports_and_journals_as_python(
 def test_c_accept_path_predicts_the_plain_accepts(
         tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lone orders and batches (a duplicate id inside one, a limit reached in one, market
-    orders priced and not, cancels): the C path published the accepts' NEWs and the open
-    orders' CANCELEDs itself, the rest not."""
+    orders priced and not): the C path published the accepts' NEWs itself, the rest not."""
     script: Script = []
     seq = 0
 
@@ -253,30 +242,17 @@ def test_c_accept_path_predicts_the_plain_accepts(
     script += [(1, [new(1), new(2), new(2), new(3)])]  # 2 predicted, then a duplicate
     script += [(0, [new(10, typ=1), new(11, typ=1, sym=b"MSFT"), new(12)])]  # no ref: 1
     script += [(1, [new(20, qty=30, px=20.0), new(21, qty=30, px=20.0)])]  # 2nd: notional
-
-    def cancel(oid: int) -> Order:
-        nonlocal seq
-        seq += 1
-        return (2, seq, oid, 0, 0, 0, 0, 0.0, seq, b"")
-
-    script += [(0, [cancel(1)])]  # an open order: its CANCELED predicted
-    script += [(0, [cancel(1)]), (1, [cancel(99)])]  # too late, unknown: not
-    script += [(0, [cancel(2), new(30)])]  # the cancel; what follows it is Python's
-    script += [(0, [new(31), cancel(31)])]  # the NEW; a cancel of an order of the batch not
-    script += [(BAR, []), (1, [cancel(20)])]  # partly filled (5 of 30), canceled: predicted
     predicted = _compare(tmp_path, name, script, (40, 20, 1000.0), monkeypatch)
-    assert predicted == 5 + 2 + 1 + 1 + 1 + 0 + 1 + 1 + 1
+    assert predicted == 5 + 2 + 1 + 1
 
 
 def test_the_predicted_status_is_the_transition_tables() -> None:
-    """The C path publishes NEW and CANCELED with the statuses the caller gives it: fsm's
-    ACCEPT target and CANCEL moves."""
+    """The C path publishes NEW with the status the caller gives it: fsm's ACCEPT target."""
     eng = Engine()
     eng.client("x")
     ctx = eng.accept_context("x")
     assert ctx is not None
     assert ctx[7] == int(TRANSITIONS[(OrdStatus.PENDING_NEW, Event.ACCEPT)])
-    assert ctx[11] == {s: t for (s, e), t in TRANSITIONS.items() if e is Event.CANCEL}
     assert Engine().accept_context("nobody") is None
 
 

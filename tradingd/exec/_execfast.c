@@ -507,85 +507,7 @@ typedef struct {
     double notional; /* open notional of (client, symbol) after the accepts so far */
 } sym_notional;
 
-static PyObject *str_status, *str_cum_qty, *str_notional, *str_send_ns, *str_side,
-    *str_symbol_b, *str_client_seq;
-
-/* an attribute of an Order as a C value (-1: error) */
-static int attr_ll(PyObject *o, PyObject *name, long long *out) {
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (v == NULL) return -1;
-    *out = PyLong_AsLongLong(v);
-    Py_DECREF(v);
-    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-/* a cancel of an open order (engine._cancel -> _cancel_order): its CANCELED report.
- * 2: predicted (the batch's prediction ends after it: it changes the open orders and
- * notional the records after it would be checked against); 0: not; -1: error */
-static int predict_cancel(const tradingd_order *o, PyObject *ctx, uint64_t report_seq,
-                          uint64_t arrival, tradingd_report *rep) {
-    PyObject *orders = PyTuple_GET_ITEM(ctx, 9), *open_set = PyTuple_GET_ITEM(ctx, 10);
-    PyObject *on_cancel = PyTuple_GET_ITEM(ctx, 11);
-    PyObject *oid_obj = PyLong_FromUnsignedLongLong(o->client_order_id);
-    if (oid_obj == NULL) return -1;
-    PyObject *order = PyDict_GetItemWithError(orders, oid_obj); /* borrowed */
-    Py_DECREF(oid_obj);
-    if (order == NULL) return PyErr_Occurred() ? -1 : 0; /* unknown: a cancel reject */
-    Py_INCREF(order);
-    int rc = -1;
-    PyObject *status = PyObject_GetAttr(order, str_status), *sym = NULL, *notional = NULL;
-    if (status == NULL) goto out;
-    int is_open = PySet_Contains(open_set, status);
-    if (is_open <= 0) {
-        rc = is_open < 0 ? -1 : 0; /* too late to cancel: a cancel reject */
-        goto out;
-    }
-    PyObject *to = PyDict_GetItemWithError(on_cancel, status); /* borrowed */
-    if (to == NULL) {
-        rc = PyErr_Occurred() ? -1 : 0; /* no such transition: the engine counts it */
-        goto out;
-    }
-    unsigned long new_status = PyLong_AsUnsignedLong(to);
-    long long cum, send_ns, side, client_seq;
-    if ((new_status == (unsigned long)-1 && PyErr_Occurred()) ||
-        attr_ll(order, str_cum_qty, &cum) || attr_ll(order, str_send_ns, &send_ns) ||
-        attr_ll(order, str_side, &side) || attr_ll(order, str_client_seq, &client_seq))
-        goto out;
-    notional = PyObject_GetAttr(order, str_notional);
-    sym = PyObject_GetAttr(order, str_symbol_b);
-    if (notional == NULL || sym == NULL) goto out;
-    double total = PyFloat_AsDouble(notional);
-    if (total == -1.0 && PyErr_Occurred()) goto out;
-    if (!PyBytes_Check(sym)) {
-        PyErr_SetString(PyExc_TypeError, "Order.symbol_b must be bytes");
-        goto out;
-    }
-    memset(rep, 0, sizeof *rep);
-    rep->exec_type = TRADINGD_EXEC_TYPE_CANCELED;
-    rep->report_seq = report_seq;
-    rep->client_order_id = o->client_order_id;
-    rep->ord_status = (uint32_t)new_status;
-    rep->cum_qty = cum;
-    rep->avg_px = cum ? total / (double)cum : 0.0; /* Order.avg_px */
-    rep->market_seq = -1;
-    rep->transact_ns = arrival;
-    rep->order_send_ns = (uint64_t)send_ns;
-    rep->side = (uint32_t)side;
-    rep->report_kind = TRADINGD_REPORT_KIND_EXECUTION;
-    Py_ssize_t n = PyBytes_GET_SIZE(sym);
-    memcpy(rep->symbol, PyBytes_AS_STRING(sym), n < 16 ? (size_t)n : 16);
-    rep->client_seq = (uint64_t)client_seq;
-    rc = 2;
-out:
-    Py_XDECREF(status);
-    Py_XDECREF(notional);
-    Py_XDECREF(sym);
-    Py_DECREF(order);
-    return rc;
-}
-
-/* 1: a NEW is predicted (report filled in); 2: a CANCELED (then stop); 0: not (Python
- * decides); -1: error */
+/* 1: a NEW is predicted (report filled in); 0: not (Python decides); -1: error */
 static int predict_accept(const tradingd_order *o, double ref, PyObject *ctx,
                           const uint64_t *ids, Py_ssize_t accepted, sym_notional *syms,
                           int *nsyms, uint64_t report_seq, uint64_t arrival,
@@ -597,12 +519,10 @@ static int predict_accept(const tradingd_order *o, double ref, PyObject *ctx,
     double max_notional = PyFloat_AsDouble(PyTuple_GET_ITEM(ctx, 6));
     unsigned long new_status = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(ctx, 7));
     if (PyErr_Occurred()) return -1;
+    if (o->msg_type != TRADINGD_MSG_NEW_ORDER) return 0;
     uint64_t oid = o->client_order_id;
     for (Py_ssize_t k = 0; k < accepted; k++)
-        if (ids[k] == oid) return 0; /* a duplicate (or a cancel of one) within the batch */
-    if (o->msg_type == TRADINGD_MSG_CANCEL)
-        return predict_cancel(o, ctx, report_seq, arrival, rep);
-    if (o->msg_type != TRADINGD_MSG_NEW_ORDER) return 0;
+        if (ids[k] == oid) return 0; /* a duplicate within the batch */
     PyObject *oid_obj = PyLong_FromUnsignedLongLong(oid);
     if (oid_obj == NULL) return -1;
     int dup = PySet_Contains(seen, oid_obj);
@@ -709,16 +629,13 @@ static PyObject *take_accept(PyObject *self, PyObject *const *args, Py_ssize_t n
         }
     }
     if (journaled && wobj != Py_None && ctx != Py_None) {
-        if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 12 ||
+        if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 9 ||
             !PyAnySet_Check(PyTuple_GET_ITEM(ctx, 0)) ||
             !PyAnySet_Check(PyTuple_GET_ITEM(ctx, 1)) ||
-            !PyDict_Check(PyTuple_GET_ITEM(ctx, 2)) || !PyDict_Check(PyTuple_GET_ITEM(ctx, 3)) ||
-            !PyDict_Check(PyTuple_GET_ITEM(ctx, 9)) ||
-            !PyAnySet_Check(PyTuple_GET_ITEM(ctx, 10)) ||
-            !PyDict_Check(PyTuple_GET_ITEM(ctx, 11))) {
+            !PyDict_Check(PyTuple_GET_ITEM(ctx, 2)) || !PyDict_Check(PyTuple_GET_ITEM(ctx, 3))) {
             PyErr_SetString(PyExc_TypeError, "ctx must be (symbols set, seen_ids set, open "
                             "dict, open_notional dict, max_qty, max_open, max_notional, "
-                            "status, book, orders dict, OPEN set, CANCEL transitions dict)");
+                            "status, book)");
             goto fail;
         }
         Py_ssize_t ring_offset, wcap;
@@ -768,7 +685,6 @@ static PyObject *take_accept(PyObject *self, PyObject *const *args, Py_ssize_t n
             STORE_REL(&rec->seq_lo, (uint32_t)s);
             s++;
             STORE_REL(&wh->ring_cursor, s);
-            if (ok == 2) break; /* after a cancel: Python's, as the engine's state moved */
         }
     }
     result = PyTuple_New(7);
@@ -915,19 +831,8 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__execfast(void) {
     crc_init();
-    if (str_report_seq == NULL) {
-        str_report_seq = PyUnicode_InternFromString("report_seq");
-        str_status = PyUnicode_InternFromString("status");
-        str_cum_qty = PyUnicode_InternFromString("cum_qty");
-        str_notional = PyUnicode_InternFromString("notional");
-        str_send_ns = PyUnicode_InternFromString("send_ns");
-        str_side = PyUnicode_InternFromString("side");
-        str_symbol_b = PyUnicode_InternFromString("symbol_b");
-        str_client_seq = PyUnicode_InternFromString("client_seq");
-        if (!str_report_seq || !str_status || !str_cum_qty || !str_notional || !str_send_ns ||
-            !str_side || !str_symbol_b || !str_client_seq)
-            return NULL;
-    }
+    if (str_report_seq == NULL && (str_report_seq = PyUnicode_InternFromString("report_seq")) == NULL)
+        return NULL;
     if (zero_float == NULL && (zero_float = PyFloat_FromDouble(0.0)) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -65,7 +65,6 @@ _NEXT: dict[Event, dict[OrdStatus, OrdStatus]] = {e: {} for e in Event}
 for (_status, _event), _to in TRANSITIONS.items():
     _NEXT[_event][_status] = _to
 _ON_ACCEPT = _NEXT[Event.ACCEPT]
-_ON_CANCEL = _NEXT[Event.CANCEL]
 _PENDING_NEW = OrdStatus.PENDING_NEW
 _LIMIT, _MARKET, _NEW_ORDER, _CANCEL = (int(OrdType.LIMIT), int(OrdType.MARKET),
                                          int(MsgType.NEW_ORDER), int(MsgType.CANCEL))
@@ -298,9 +297,8 @@ class Engine:
 
     def accept_context(self, client: str) -> tuple[object, ...] | None:
         """What :func:`tradingd.exec.execfast.take_accept` reads to predict that
-        :meth:`on_order` accepts a new order of ``client`` or cancels an open one (the
-        same objects the checks of :meth:`_validate` and :meth:`_cancel` read, and the
-        moves ACCEPT and CANCEL of the transition table);
+        :meth:`on_order` accepts a new order of ``client`` (the same objects the checks of
+        :meth:`_validate` read, and the status after ACCEPT from the transition table);
         None until the client has a book. Valid until :meth:`on_symbols` or
         :meth:`configure` replace what it holds."""
         book = self.clients.get(client)
@@ -309,7 +307,7 @@ class Engine:
         lim = self.limits
         return (self.symbols, book.seen_ids, book.open, book.open_notional,
                 int(lim.max_order_qty), int(lim.max_open_orders), float(lim.max_notional),
-                int(_ON_ACCEPT[_PENDING_NEW]), book, book.orders, OPEN, _ON_CANCEL)
+                int(_ON_ACCEPT[_PENDING_NEW]), book)
 
     def open_orders(self) -> list[Order]:
         return [o for c in self.clients.values() for o in c.open.values()]

@@ -92,7 +92,7 @@ LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
 _LATENCY_BUCKETS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
 _new = tuple.__new__
-_PREDICTED = (ExecType.NEW, ExecType.CANCELED)  # what take_accept may publish itself
+_EXEC_NEW = ExecType.NEW
 #: how often the spin loop does housekeeping (market state, heartbeats, watchdog)
 HOUSEKEEPING_INTERVAL_NS = 100_000
 #: how often the objects alive so far are frozen out of the cyclic GC (see housekeeping)
@@ -415,9 +415,9 @@ class ExecService:
         seq = reps[0].report_seq
         for i in range(done):
             r = reps[i]
-            if r.exec_type not in _PREDICTED or r.report_seq != seq + i:
+            if r.exec_type != _EXEC_NEW or r.report_seq != seq + i:
                 self.prediction_errors += 1
-                log.error("client %s: the C accept path published report %d itself, the "
+                log.error("client %s: the C accept path published NEW as report %d, the "
                           "engine made %s (a bug: please report it)", link.name, seq + i, r)
 
     def _route(self, client: str, r: Report, now: int, response: bool) -> None:
