@@ -5,7 +5,7 @@ NEW reports of the batch's leading plain accepts before Python has applied anyth
 engine applies every record afterwards and stays the one that decides. The pure-Python
 path predicts nothing (exec appends and publishes as it always did). Here whole execs run
 the same scripts both ways (hypothesis: duplicates inside a batch, every reject reason,
-garbage, cancels, risk limits on and off, market orders with and without a reference
+garbage, cancels, fills, risk limits on and off, market orders with and without a reference
 price, two clients): the same report bytes in the rings, the same journal, and the journal
 replays to those reports bit for bit; and the C path did predict (it is exercised).
 """
@@ -31,7 +31,7 @@ from tradingd.exec import journal as J
 from tradingd.exec import service as S
 from tradingd.exec.engine import Engine
 from tradingd.exec.fsm import TRANSITIONS, Event
-from tradingd.exec.protocol import OrdStatus, Report
+from tradingd.exec.protocol import Bar, OrdStatus, Report
 from tradingd.segment.channel import (
     KIND_ORDERS,
     KIND_REPORTS,
@@ -46,6 +46,7 @@ needs_c = pytest.mark.skipif(execfast.FAST is None, reason="tradingd.exec._execf
 CLIENTS = ("a", "b")
 Order = tuple[object, ...]
 Script = list[tuple[int, list[Order]]]  # rounds: (client index, records published before it)
+BAR = 2  # a "client index" that means: bars (fills) journaled and applied in that round
 Limits = tuple[int, int, float]
 
 
@@ -114,11 +115,18 @@ def _run(tmp: Path, seg: str, script: Script, limits: Limits, pure: bool,
             for c in CLIENTS:  # the attach restatements
                 while (t := readers[c].poll()) is not None:
                     got[c].append(Report._make(t))
+            bars = 0
             for who, records in script:
-                c = CLIENTS[who]
-                for rec in records:
-                    writers[c].publish(*rec)
                 svc._clock.advance(1e-6)  # type: ignore[attr-defined]
+                if who == BAR:  # a bar of each symbol: fills (partial: 5 of each) first
+                    now = svc._clock.monotonic_ns()
+                    for sym in ("AAPL", "MSFT"):
+                        bars += 1
+                        svc._pending.append(J.BarIn(Bar(bars, sym, bars, now, 10.0, 300.0,
+                                                        0.005, 10.0, 50.0), now, 1))
+                else:
+                    for rec in records:
+                        writers[CLIENTS[who]].publish(*rec)
                 svc.round()
                 for c2 in CLIENTS:
                     while (t := readers[c2].poll()) is not None:
@@ -206,8 +214,9 @@ def orders(draw: st.DrawFn, seq: list[int]) -> Order:
 @st.composite
 def scripts(draw: st.DrawFn) -> Script:
     seq = [0]
-    return [(draw(st.integers(0, 1)), draw(st.lists(orders(seq), min_size=0, max_size=16)))
-            for _ in range(draw(st.integers(1, 12)))]
+    return [(draw(st.sampled_from([0, 0, 1, 1, BAR])),
+             draw(st.lists(orders(seq), min_size=0, max_size=16)))
+            for _ in range(draw(st.integers(1, 14)))]
 
 
 LIMITS = st.tuples(st.sampled_from([0, 40]), st.sampled_from([0, 3, 20]),
@@ -242,8 +251,9 @@ def test_c_accept_path_predicts_the_plain_accepts(
     script += [(1, [new(1), new(2), new(2), new(3)])]  # 2 predicted, then a duplicate
     script += [(0, [new(10, typ=1), new(11, typ=1, sym=b"MSFT"), new(12)])]  # no ref: 1
     script += [(1, [new(20, qty=30, px=20.0), new(21, qty=30, px=20.0)])]  # 2nd: notional
+    script += [(BAR, []), (1, [new(22, qty=20, px=20.0)])]  # fits after 5 of order 20 filled
     predicted = _compare(tmp_path, name, script, (40, 20, 1000.0), monkeypatch)
-    assert predicted == 5 + 2 + 1 + 1
+    assert predicted == 5 + 2 + 1 + 1 + 1
 
 
 def test_the_predicted_status_is_the_transition_tables() -> None:
