@@ -21,6 +21,20 @@ market, discovery, disconnects and housekeeping run only when due, so an idle ro
 clock read and one stamp read per ring. Every ``GC_FREEZE_INTERVAL_NS`` the objects alive
 so far are frozen out of the cyclic GC (see :meth:`ExecService.housekeeping`).
 
+The latency-critical path (order taken -> NEW visible to the client) is one C call when
+the round journals nothing before the orders (no bar, attach or disconnect in it):
+:func:`tradingd.exec.execfast.take_accept` takes the batch, copies its frames into the
+journal's mapping (the journal append still precedes every effect), and publishes the NEW
+reports of the batch's leading plain accepts (the checks of ``engine._validate`` against
+the engine's own sets and dicts; the status after ACCEPT from the transition table). The
+engine then applies every record as before and stays the one that decides: the service
+checks each published report against the engine's (exec type and number), the tests check
+every byte against the pure-Python path (which predicts nothing). A cancel, a reject or
+anything unusual ends the prediction for the rest of its batch: those reports are the
+engine's, published after it applied them. A spin loop that found nothing waits for the
+next order record in C (:func:`tradingd.exec.execfast.wait_ready`, GIL released) until
+the market read, discovery or housekeeping is due.
+
 Slow clients: exec never waits for a report ring. A report that does not fit (the client
 has not read enough) is kept in that client's backlog, delivered as the client reads; the
 client is counted as slow. A backlog beyond ``exec.report_backlog`` disconnects the client:
