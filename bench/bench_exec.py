@@ -10,7 +10,8 @@ private segment that this process creates (one symbol, no bars: orders rest), th
 * round trip, C client (``tools/c/tradingd_order_client.c``, compiled here with gcc -O2);
 * orders/s exec sustains from 1 and from 4 client processes, each submitting as fast as its
   ring's credit allows and reading its reports as it goes (no risk limits: every order rests);
-* exec's own CPU cost per order: ``ExecService.round`` fed in this process, no IPC;
+* exec's own CPU cost per order: ``ExecService.step`` fed in this process, no IPC, in
+  batches of 64 and one order per round (a lone order's whole round);
 * the peer, same run: the same 128-byte order -> 128-byte ack round trip over a Unix stream
   socket between two Python processes (blocking recv), with the same pinning.
 
@@ -156,7 +157,7 @@ def throughput(segment: str, clients: int, n: int) -> float:
     return clients * n / ((end - start) / 1e9)
 
 
-def in_process(n: int, tmp: Path) -> tuple[float, float, float]:
+def in_process(n: int, tmp: Path) -> tuple[float, float, float, float]:
     """orders/s through ExecService.round in this process: exec's own per-order CPU cost.
 
     A ring writer and reader in the same process feed it batches of 64 (the poll budget):
@@ -212,11 +213,23 @@ def in_process(n: int, tmp: Path) -> tuple[float, float, float]:
         rate = j / (time.perf_counter() - t0)
         cpu_us = (time.process_time() - c0) / j * 1e6
         exec_us = exec_cpu / j * 1e6
+        # lone orders: one per round, as a round trip sends them (all of the round: take,
+        # journal, NEW published, engine apply, bookkeeping); CPU time of 2000 such steps
+        lone = 2000
+        l0 = time.process_time()
+        for _ in range(lone):
+            j += 1
+            w.publish(1, j, j, 1, 2, 1, 1, 0.01, 0, b"AAPL")
+            svc.step()
+        lone_us = (time.process_time() - l0) / lone * 1e6
+        while r.poll() is not None:
+            pass
+        w.set_consumed(r.position)
         r.close()
     finally:
         w.close()
         svc.close()
-    return rate, cpu_us, exec_us
+    return rate, cpu_us, exec_us, lone_us
 
 
 def unix_socket_round_trips(n: int) -> list[float]:
@@ -267,7 +280,8 @@ def main() -> int:
     pin(0)
     # first, while no exec process spins on the other CPU; best of the repeats
     inproc = [in_process(k, tmp) for _ in range(reps)]
-    rate_ip, cpu_us, exec_us = max(inproc, key=lambda t: t[0])
+    rate_ip, cpu_us, exec_us, _lone = max(inproc, key=lambda t: t[0])
+    lone_us = min(t[3] for t in inproc)
     writer = SegmentWriter.create(segment, [SymbolInfo("AAPL", "stock")], ring_capacity=1024)
     ex = start_exec(tmp, segment)
     try:
@@ -303,8 +317,11 @@ def main() -> int:
             print(f"  {label:44s} {rates[c] / 1e3:17.1f}   >= 200")
         print(f"  {'exec loop in-process, batches of 64':44s} {rate_ip / 1e3:17.1f}   (one CPU,"
               f" its writer and reader included)")
-        print(f"  exec CPU per order: {exec_us:.2f} us (its loop alone); {cpu_us:.2f} us with "
-              f"the in-process ring writer and report reader")
+        print(f"  exec CPU per order, batches of 64: {exec_us:.2f} us (its loop alone; "
+              f"{cpu_us:.2f} us with "
+              f"the in-process ring writer and report reader)")
+        print(f"  exec CPU per lone order (a round with one order: all of it, its writer "
+              f"included): {lone_us:.2f} us")
         journal = (tmp / "exec.journal").stat().st_size
         print(f"  journal written: {journal / 1e6:.1f} MB")
     finally:

@@ -256,6 +256,7 @@ def _run_exec(tmp: Path, seg: str, pure: bool, monkeypatch: pytest.MonkeyPatch,
         if pure:
             m.setattr(S, "take_and_frame", execfast.take_and_frame_py)
             m.setattr(S, "publish_reports", execfast.publish_reports_py)
+            m.setattr(S, "take_accept", execfast.take_accept_py)
         journal = tmp / f"{'py' if pure else 'c'}.journal"
         cfg = parse_config(yaml.safe_dump({"exec": {
             "journal": str(journal), "report_ring_capacity": report_ring,

@@ -23,6 +23,8 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <math.h>
+#include <time.h>
 #include <string.h>
 
 #include "tradingd_orders.h"
@@ -240,9 +242,33 @@ static int arg_u64(PyObject *v, unsigned long long *out) {
     return (*out == (unsigned long long)-1 && PyErr_Occurred()) ? -1 : 0;
 }
 
+static PyObject *take_frame_core(PyObject *const *args, Py_ssize_t nargs, int decode);
+
 /* METH_FASTCALL: this runs once per ring per round, idle rounds included */
 static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
+    return take_frame_core(args, nargs, 1);
+}
+
+/* the fields of every record of raws (decode_order of each) */
+static PyObject *decode_all(PyTypeObject *cls, PyObject *raws) {
+    Py_ssize_t n = PyList_GET_SIZE(raws);
+    PyObject *fields = PyList_New(n);
+    if (fields == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = decode_order(cls, PyBytes_AS_STRING(PyList_GET_ITEM(raws, i)));
+        if (f == NULL) {
+            Py_DECREF(fields);
+            return NULL;
+        }
+        PyList_SET_ITEM(fields, i, f);
+    }
+    return fields;
+}
+
+/* take_and_frame's work; decode 0: the fields are left out (None), for take_accept to
+ * decode after it published (they are not on the latency-critical path) */
+static PyObject *take_frame_core(PyObject *const *args, Py_ssize_t nargs, int decode) {
     if (nargs != 10) {
         PyErr_Format(PyExc_TypeError, "take_and_frame() takes 10 arguments (%zd given)",
                      nargs);
@@ -294,13 +320,16 @@ static PyObject *take_and_frame(PyObject *self, PyObject *const *args, Py_ssize_
     Py_DECREF(now);
     if (arrival == (unsigned long long)-1 && PyErr_Occurred()) goto done;
     refs = PyList_New(n);
-    fields = PyList_New(n);
-    if (refs == NULL || fields == NULL) goto done;
+    if (refs == NULL) goto done;
+    if (decode) {
+        fields = decode_all((PyTypeObject *)fields_type, raws);
+        if (fields == NULL) goto done;
+    } else {
+        fields = Py_None;
+        Py_INCREF(fields);
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *b = PyBytes_AS_STRING(PyList_GET_ITEM(raws, i));
-        PyObject *f = decode_order((PyTypeObject *)fields_type, b);
-        if (f == NULL) goto done;
-        PyList_SET_ITEM(fields, i, f);
         uint32_t msg, type;
         memcpy(&msg, b + offsetof(tradingd_order, msg_type) - 4, 4);
         memcpy(&type, b + offsetof(tradingd_order, ord_type) - 4, 4);
@@ -445,6 +474,324 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- the accept path
+ * take_accept: take_and_frame, then (when exec allows it) the round's latency-critical
+ * path in the same call: the frames copied into the journal's mapping (the journal append
+ * precedes every effect), then, for the leading run of records that are plain accepts,
+ * the NEW report published into the client's report ring right away. Python applies every
+ * record afterwards through engine.on_order, which stays the one place that decides; this
+ * is its prediction for the one common case, checked by the tests (the same report bytes
+ * and journal as the pure-Python path, which never predicts) and, for every record, by
+ * the service (exec type and report number). The target status of an accept comes from
+ * the caller (fsm.TRANSITIONS: the one transition table); the value sets (sides, types,
+ * times in force) from tools/c/tradingd_orders.h, generated from the same enums.
+ *
+ * The checks are engine._validate's, in its order, for a new order; the first record that
+ * is anything else (a cancel, a reject of any kind, garbage, no credit) ends the
+ * prediction for the rest of the batch: those reports are Python's to publish, in order.
+ */
+static PyObject *str_report_seq;
+
+static int is_side(uint32_t v) { return v == TRADINGD_SIDE_BUY || v == TRADINGD_SIDE_SELL; }
+static int is_type(uint32_t v) {
+    return v == TRADINGD_ORD_TYPE_MARKET || v == TRADINGD_ORD_TYPE_LIMIT;
+}
+static int is_tif(uint32_t v) {
+    return v == TRADINGD_TIF_DAY || v == TRADINGD_TIF_GTC || v == TRADINGD_TIF_IOC;
+}
+
+#define ACCEPT_MAX_SYMBOLS 8
+#define ACCEPT_MAX_BATCH 1024 /* predictions per call at most (the rest: Python's) */
+typedef struct {
+    char raw[16];
+    double notional; /* open notional of (client, symbol) after the accepts so far */
+} sym_notional;
+
+/* 1: a NEW is predicted (report filled in); 0: not (Python decides); -1: error */
+static int predict_accept(const tradingd_order *o, double ref, PyObject *ctx,
+                          const uint64_t *ids, Py_ssize_t accepted, sym_notional *syms,
+                          int *nsyms, uint64_t report_seq, uint64_t arrival,
+                          tradingd_report *rep) {
+    PyObject *symbols = PyTuple_GET_ITEM(ctx, 0), *seen = PyTuple_GET_ITEM(ctx, 1);
+    PyObject *open = PyTuple_GET_ITEM(ctx, 2), *open_notional = PyTuple_GET_ITEM(ctx, 3);
+    long long max_qty = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 4));
+    long long max_open = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 5));
+    double max_notional = PyFloat_AsDouble(PyTuple_GET_ITEM(ctx, 6));
+    unsigned long new_status = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(ctx, 7));
+    if (PyErr_Occurred()) return -1;
+    if (o->msg_type != TRADINGD_MSG_NEW_ORDER) return 0;
+    uint64_t oid = o->client_order_id;
+    for (Py_ssize_t k = 0; k < accepted; k++)
+        if (ids[k] == oid) return 0; /* a duplicate within the batch */
+    PyObject *oid_obj = PyLong_FromUnsignedLongLong(oid);
+    if (oid_obj == NULL) return -1;
+    int dup = PySet_Contains(seen, oid_obj);
+    Py_DECREF(oid_obj);
+    if (dup != 0) return dup < 0 ? -1 : 0;
+    if (!is_side(o->side) || !is_type(o->ord_type) || !is_tif(o->time_in_force)) return 0;
+    size_t len = sizeof o->symbol;
+    while (len && o->symbol[len - 1] == '\0') len--;
+    if (len == 0) return 0;
+    for (size_t k = 0; k < len; k++)
+        if ((unsigned char)o->symbol[k] < 0x21 || (unsigned char)o->symbol[k] > 0x7E) return 0;
+    PyObject *sym = PyUnicode_DecodeASCII(o->symbol, (Py_ssize_t)len, NULL);
+    if (sym == NULL) return -1;
+    int rc = 0, known = PySet_Contains(symbols, sym);
+    if (known <= 0) {
+        rc = known < 0 ? -1 : 0;
+        goto out;
+    }
+    int64_t qty = o->quantity;
+    if (qty <= 0) goto out;
+    int is_limit = o->ord_type == TRADINGD_ORD_TYPE_LIMIT;
+    if (is_limit && !(isfinite(o->limit_price) && o->limit_price > 0)) goto out;
+    if (max_qty && qty > max_qty) goto out;
+    if (max_open && PyDict_Size(open) + accepted >= max_open) goto out;
+    double px = is_limit ? o->limit_price : ref;
+    /* the running open notional of this symbol (engine: on[symbol] += qty * price_ref) */
+    sym_notional *sn = NULL;
+    for (int k = 0; k < *nsyms; k++)
+        if (memcmp(syms[k].raw, o->symbol, 16) == 0) sn = &syms[k];
+    if (sn == NULL) {
+        if (*nsyms == ACCEPT_MAX_SYMBOLS) goto out; /* many symbols in one batch: Python's */
+        PyObject *cur = PyDict_GetItemWithError(open_notional, sym);
+        if (cur == NULL && PyErr_Occurred()) {
+            rc = -1;
+            goto out;
+        }
+        double v = cur == NULL ? 0.0 : PyFloat_AsDouble(cur);
+        if (v == -1.0 && PyErr_Occurred()) {
+            rc = -1;
+            goto out;
+        }
+        sn = &syms[(*nsyms)++];
+        memcpy(sn->raw, o->symbol, 16);
+        sn->notional = v;
+    }
+    if (max_notional != 0.0) {
+        if (!(isfinite(px) && px > 0)) goto out;
+        if (sn->notional + (double)qty * px > max_notional) goto out;
+    }
+    double price_ref = isfinite(px) ? px : 0.0;
+    sn->notional = sn->notional + (double)qty * price_ref;
+    memset(rep, 0, sizeof *rep);
+    rep->exec_type = TRADINGD_EXEC_TYPE_NEW;
+    rep->report_seq = report_seq;
+    rep->client_order_id = oid;
+    rep->ord_status = (uint32_t)new_status;
+    rep->leaves_qty = qty;
+    rep->market_seq = -1;
+    rep->transact_ns = arrival;
+    rep->order_send_ns = o->send_ns;
+    rep->side = o->side;
+    rep->report_kind = TRADINGD_REPORT_KIND_EXECUTION;
+    memcpy(rep->symbol, o->symbol, 16);
+    rep->client_seq = o->client_seq;
+    rc = 1;
+out:
+    Py_DECREF(sym);
+    return rc;
+}
+
+/* take_accept(buffer, ring_offset, capacity, position, max, client, generation, clock,
+ *             ref_of, fields_type, journal, journal_end, reports, report_capacity,
+ *             report_generation, ctx)
+ *   -> (raws, frames, refs, arrival_ns, fields, journaled, published) | None
+ * journal: the journal's writable mapping or None; journaled: the bytes copied there at
+ * journal_end (0: no room, Python appends them). reports: the report ring's writable
+ * mapping or None (no prediction); ctx: (engine.symbols, book.seen_ids, book.open,
+ * book.open_notional, max_order_qty, max_open_orders, max_notional, status after ACCEPT,
+ * book) or None; published: NEW reports written (report numbers book.report_seq + 1...). */
+static PyObject *take_accept(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 16) {
+        PyErr_Format(PyExc_TypeError, "take_accept() takes 16 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    (void)self;
+    PyObject *got = take_frame_core(args, 10, 0);
+    if (got == NULL || got == Py_None) return got;
+    PyObject *jobj = args[10], *wobj = args[12], *ctx = args[15];
+    PyObject *frames = PyTuple_GET_ITEM(got, 1), *raws = PyTuple_GET_ITEM(got, 0);
+    PyObject *refs = PyTuple_GET_ITEM(got, 2);
+    Py_ssize_t journaled = 0, published = 0;
+    Py_buffer jv, wv, ov;
+    int have_j = 0, have_w = 0, have_o = 0;
+    PyObject *result = NULL;
+    if (jobj != Py_None) {
+        Py_ssize_t jend;
+        if (arg_ssize(args[11], &jend)) goto fail;
+        if (PyObject_GetBuffer(jobj, &jv, PyBUF_WRITABLE) < 0) goto fail;
+        have_j = 1;
+        Py_ssize_t n = PyBytes_GET_SIZE(frames);
+        if (jend >= 0 && jend + n <= jv.len) {
+            memcpy((char *)jv.buf + jend, PyBytes_AS_STRING(frames), (size_t)n);
+            journaled = n;
+        }
+    }
+    if (journaled && wobj != Py_None && ctx != Py_None) {
+        if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 9 ||
+            !PyAnySet_Check(PyTuple_GET_ITEM(ctx, 0)) ||
+            !PyAnySet_Check(PyTuple_GET_ITEM(ctx, 1)) ||
+            !PyDict_Check(PyTuple_GET_ITEM(ctx, 2)) || !PyDict_Check(PyTuple_GET_ITEM(ctx, 3))) {
+            PyErr_SetString(PyExc_TypeError, "ctx must be (symbols set, seen_ids set, open "
+                            "dict, open_notional dict, max_qty, max_open, max_notional, "
+                            "status, book)");
+            goto fail;
+        }
+        Py_ssize_t ring_offset, wcap;
+        unsigned long long wgen;
+        if (arg_ssize(args[1], &ring_offset) || arg_ssize(args[13], &wcap) ||
+            arg_u64(args[14], &wgen))
+            goto fail;
+        PyObject *seq_obj = PyObject_GetAttr(PyTuple_GET_ITEM(ctx, 8), str_report_seq);
+        if (seq_obj == NULL) goto fail;
+        unsigned long long report_seq = PyLong_AsUnsignedLongLong(seq_obj);
+        Py_DECREF(seq_obj);
+        if (report_seq == (unsigned long long)-1 && PyErr_Occurred()) goto fail;
+        if (PyObject_GetBuffer(wobj, &wv, PyBUF_WRITABLE) < 0) goto fail;
+        have_w = 1;
+        if (PyObject_GetBuffer(args[0], &ov, PyBUF_SIMPLE) < 0) goto fail;
+        have_o = 1;
+        if (ring_span(&wv, ring_offset, wcap, sizeof(tradingd_report)) < 0 ||
+            ov.len < (Py_ssize_t)sizeof(tradingd_channel_header))
+            goto fail;
+        const tradingd_channel_header *oh = (const tradingd_channel_header *)ov.buf;
+        tradingd_channel_header *wh = (tradingd_channel_header *)wv.buf;
+        uint64_t consumed = LOAD_ACQ(&oh->peer_generation) == wgen
+                                ? LOAD_ACQ(&oh->peer_consumed) : 0;
+        uint64_t s = wh->ring_cursor; /* exec is the only writer */
+        int64_t credit = (int64_t)wcap - (int64_t)(s - consumed);
+        unsigned long long arrival = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(got, 3));
+        Py_ssize_t n = PyList_GET_SIZE(raws);
+        uint64_t ids[ACCEPT_MAX_BATCH];
+        sym_notional syms[ACCEPT_MAX_SYMBOLS];
+        int nsyms = 0;
+        char *ring = (char *)wv.buf + ring_offset;
+        uint64_t mask = (uint64_t)wcap - 1;
+        for (Py_ssize_t i = 0; i < n && i < ACCEPT_MAX_BATCH && published < credit; i++) {
+            tradingd_order o;
+            memcpy((char *)&o + 4, PyBytes_AS_STRING(PyList_GET_ITEM(raws, i)), ORDER_BODY);
+            double ref = PyFloat_AS_DOUBLE(PyList_GET_ITEM(refs, i));
+            tradingd_report body;
+            int ok = predict_accept(&o, ref, ctx, ids, published, syms, &nsyms,
+                                    report_seq + (uint64_t)published + 1, arrival, &body);
+            if (ok < 0) goto fail;
+            if (!ok) break;
+            ids[published++] = o.client_order_id;
+            tradingd_report *rec = (tradingd_report *)(ring + (s & mask) * sizeof body);
+            STORE_RLX(&rec->seq_lo, ~(uint32_t)s);
+            __atomic_thread_fence(__ATOMIC_RELEASE);
+            memcpy((char *)rec + 4, (const char *)&body + 4, sizeof body - 4);
+            STORE_REL(&rec->seq_lo, (uint32_t)s);
+            s++;
+            STORE_REL(&wh->ring_cursor, s);
+        }
+    }
+    result = PyTuple_New(7);
+    if (result == NULL) goto fail;
+    for (int k = 0; k < 4; k++) {
+        PyObject *v = PyTuple_GET_ITEM(got, k);
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(result, k, v);
+    }
+    {   /* the fields: after the reports, off the latency-critical path */
+        PyObject *fields = decode_all((PyTypeObject *)args[9], raws);
+        if (fields == NULL) {
+            Py_CLEAR(result);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(result, 4, fields);
+    }
+    PyObject *jn = PyLong_FromSsize_t(journaled), *pn = PyLong_FromSsize_t(published);
+    if (jn == NULL || pn == NULL) {
+        Py_XDECREF(jn);
+        Py_XDECREF(pn);
+        Py_CLEAR(result);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(result, 5, jn);
+    PyTuple_SET_ITEM(result, 6, pn);
+fail:
+    if (have_j) PyBuffer_Release(&jv);
+    if (have_w) PyBuffer_Release(&wv);
+    if (have_o) PyBuffer_Release(&ov);
+    Py_DECREF(got);
+    return result;
+}
+
+/* ---------------------------------------------------------------- the idle spin
+ * wait_ready(rings, ring_offset, deadline_ns) -> bool
+ * rings: a list of (buffer, capacity, position), the order rings exec reads. Spins, with
+ * the GIL released (the metrics thread runs meanwhile), until the record at `position` of
+ * one of them is published (True) or CLOCK_MONOTONIC reaches deadline_ns (False). A lone
+ * order is seen within a few loads of its stamp, not after the rest of an idle Python
+ * round; exec's loop calls this only when a round found nothing and nothing else is due
+ * before the deadline. */
+#define WAIT_MAX_RINGS 64
+static PyObject *wait_ready(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "wait_ready(rings: list, ring_offset, deadline_ns)");
+        return NULL;
+    }
+    Py_ssize_t ring_offset;
+    unsigned long long deadline;
+    if (arg_ssize(args[1], &ring_offset) || arg_u64(args[2], &deadline)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(args[0]);
+    if (n > WAIT_MAX_RINGS) n = WAIT_MAX_RINGS; /* (the others: the next round looks) */
+    Py_buffer views[WAIT_MAX_RINGS];
+    const uint32_t *stamps[WAIT_MAX_RINGS];
+    uint32_t want[WAIT_MAX_RINGS];
+    Py_ssize_t got = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(args[0], i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a ring is (buffer, capacity, position)");
+            goto done;
+        }
+        Py_ssize_t capacity;
+        unsigned long long position;
+        if (arg_ssize(PyTuple_GET_ITEM(t, 1), &capacity) ||
+            arg_u64(PyTuple_GET_ITEM(t, 2), &position))
+            goto done;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(t, 0), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        got++;
+        if (ring_span(&views[got - 1], ring_offset, capacity, sizeof(tradingd_order)) < 0)
+            goto done;
+        stamps[i] = &((const tradingd_order *)((const char *)views[i].buf + ring_offset +
+                      (position & ((uint64_t)capacity - 1)) * sizeof(tradingd_order)))->seq_lo;
+        want[i] = (uint32_t)position;
+    }
+    int ready = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        for (int spin = 0; spin < 64 && !ready; spin++) {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (LOAD_ACQ(stamps[i]) == want[i]) {
+                    ready = 1;
+                    break;
+                }
+            }
+#if defined(__x86_64__) || defined(__i386__)
+            if (!ready) __builtin_ia32_pause();
+#endif
+        }
+        if (ready) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec >=
+            deadline)
+            break;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ready);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"take_orders", take_orders, METH_VARARGS,
      "take_orders(buffer, ring_offset, capacity, position, max) -> list[bytes]\n"
@@ -459,6 +806,17 @@ static PyMethodDef methods[] = {
      "take_orders; then, if any, the arrival time clock(), each record decoded as a "
      "fields_type, its reference price (ref_of(symbol) for a market new order, else 0.0) "
      "and encode_orders, in one call."},
+    {"take_accept", (PyCFunction)(void (*)(void))take_accept, METH_FASTCALL,
+     "take_accept(buffer, ring_offset, capacity, position, max, client, generation, clock, "
+     "ref_of, fields_type, journal, journal_end, reports, report_capacity, "
+     "report_generation, ctx) -> (raws, frames, refs, arrival_ns, fields, journaled, "
+     "published) | None\n"
+     "take_and_frame; then the frames copied into the journal mapping at journal_end "
+     "(if they fit) and the NEW reports of the leading plain accepts published."},
+    {"wait_ready", (PyCFunction)(void (*)(void))wait_ready, METH_FASTCALL,
+     "wait_ready(rings, ring_offset, deadline_ns) -> bool\n"
+     "Spin (GIL released) until one of the order rings [(buffer, capacity, position)] has "
+     "its next record published (True) or CLOCK_MONOTONIC reaches deadline_ns (False)."},
     {"publish_reports", publish_reports, METH_VARARGS,
      "publish_reports(buffer, ring_offset, capacity, cursor_offset, reports) -> int\n"
      "Publish report tuples into a report ring; returns the new cursor."},
@@ -473,6 +831,8 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__execfast(void) {
     crc_init();
+    if (str_report_seq == NULL && (str_report_seq = PyUnicode_InternFromString("report_seq")) == NULL)
+        return NULL;
     if (zero_float == NULL && (zero_float = PyFloat_FromDouble(0.0)) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

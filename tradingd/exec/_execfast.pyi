@@ -21,5 +21,14 @@ def take_and_frame(buffer: ReadableBuffer, ring_offset: int, capacity: int, posi
                    max: int, client: bytes, generation: int, clock: Callable[[], int],
                    ref_of: Callable[[bytes], float], fields_type: type[_T], /
                    ) -> tuple[list[bytes], bytes, list[float], int, list[_T]] | None: ...
+def take_accept(buffer: ReadableBuffer, ring_offset: int, capacity: int, position: int,
+                max: int, client: bytes, generation: int, clock: Callable[[], int],
+                ref_of: Callable[[bytes], float], fields_type: type[_T],
+                journal: WriteableBuffer | None, journal_end: int,
+                reports: WriteableBuffer | None, report_capacity: int,
+                report_generation: int, ctx: tuple[Any, ...] | None, /
+                ) -> tuple[list[bytes], bytes, list[float], int, list[_T], int, int] | None: ...
+def wait_ready(rings: list[tuple[ReadableBuffer, int, int]], ring_offset: int,
+               deadline_ns: int, /) -> bool: ...
 def publish_reports(buffer: WriteableBuffer, ring_offset: int, capacity: int,
                     cursor_offset: int, reports: Sequence[tuple[Any, ...]], /) -> int: ...

@@ -99,7 +99,7 @@ def generate_doc() -> str:
         "## The journal, and what exec does per round",
         "",
         *_paragraphs(journal_doc(), ("File format:", "Appending is")),
-        *_paragraphs(service_doc(), ("The order path per round",)),
+        *_paragraphs(service_doc(), ("The order path per round", "The latency-critical path")),
         "## Codes",
         "",
     ]

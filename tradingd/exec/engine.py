@@ -295,6 +295,20 @@ class Engine:
             book = self.clients[name] = ClientBook(name)
         return book
 
+    def accept_context(self, client: str) -> tuple[object, ...] | None:
+        """What :func:`tradingd.exec.execfast.take_accept` reads to predict that
+        :meth:`on_order` accepts a new order of ``client`` (the same objects the checks of
+        :meth:`_validate` read, and the status after ACCEPT from the transition table);
+        None until the client has a book. Valid until :meth:`on_symbols` or
+        :meth:`configure` replace what it holds."""
+        book = self.clients.get(client)
+        if book is None:
+            return None
+        lim = self.limits
+        return (self.symbols, book.seen_ids, book.open, book.open_notional,
+                int(lim.max_order_qty), int(lim.max_open_orders), float(lim.max_notional),
+                int(_ON_ACCEPT[_PENDING_NEW]), book)
+
     def open_orders(self) -> list[Order]:
         return [o for c in self.clients.values() for o in c.open.values()]
 

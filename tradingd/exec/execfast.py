@@ -13,6 +13,15 @@ versions, as it does for the segment's fast path.
   joined (``journal.encode`` of each, byte for byte);
 * :func:`take_and_frame`: what exec calls once per ring per round: take, read the arrival
   time, decode, price the market orders, frame (None, allocating nothing, when idle);
+* :func:`take_accept`: :func:`take_and_frame`, then, in the same C call, the frames copied
+  into the journal's mapping and the NEW reports of the batch's leading plain accepts
+  published (exec's latency-critical path: order taken -> NEW visible to the client,
+  before any Python bookkeeping). The engine still applies every record afterwards and
+  stays the one place that decides; the pure-Python version predicts nothing (journals
+  nothing, publishes nothing): exec then appends and publishes as it always did, which is
+  the reference the tests hold the C path to, byte for byte;
+* :func:`wait_ready`: spin until one of the order rings has its next record (GIL released
+  in C), or a deadline: how exec's spin loop waits when a round found nothing;
 * :func:`publish_reports`: report tuples into a report ring (``ChannelWriter.publish``
   of each: mark, body, stamp, cursor).
 
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -121,6 +131,33 @@ def take_and_frame_py(r: ChannelReader, max: int, client: bytes, clock: Callable
             arrival, fields)
 
 
+Accepted = tuple[list[bytes], bytes, list[float], int, list[OrderFields], int, int]
+#: what :func:`take_accept` needs to predict an accept: ``(engine.symbols, book.seen_ids,
+#: book.open, book.open_notional, max_order_qty, max_open_orders, max_notional, the status
+#: after ACCEPT (fsm), book)``
+AcceptContext = tuple[object, ...]
+
+
+def take_accept_py(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
+                   ref_of: Callable[[bytes], float], journal: object | None,
+                   journal_end: int, w: ChannelWriter | None,
+                   ctx: AcceptContext | None) -> Accepted | None:
+    """Pure-Python :func:`take_accept`: :func:`take_and_frame_py`; nothing journaled
+    (0 bytes), nothing published (0 reports): exec's general path does both."""
+    got = take_and_frame_py(r, max, client, clock, ref_of)
+    return None if got is None else (*got, 0, 0)
+
+
+def wait_ready_py(readers: Sequence[ChannelReader], deadline_ns: int) -> bool:
+    """Pure-Python :func:`wait_ready`: ``ready()`` of each until one is, or the deadline."""
+    while True:
+        for r in readers:
+            if r.ready():
+                return True
+        if time.monotonic_ns() >= deadline_ns:
+            return False
+
+
 def publish_reports_py(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
     """Pure-Python :func:`publish_reports`: ``ChannelWriter.publish`` of each."""
     for rep in reports:
@@ -162,6 +199,36 @@ def take_and_frame(r: ChannelReader, max: int, client: bytes, clock: Callable[[]
     return out
 
 
+def take_accept(r: ChannelReader, max: int, client: bytes, clock: Callable[[], int],
+                ref_of: Callable[[bytes], float], journal: object | None, journal_end: int,
+                w: ChannelWriter | None, ctx: AcceptContext | None) -> Accepted | None:
+    """:func:`take_and_frame`, plus ``(journaled, published)``: the frames' bytes copied
+    into ``journal`` (the journal's writable mapping, or None) at ``journal_end`` (0 if they
+    do not fit: the caller appends them), and, only if they were, the NEW reports of the
+    leading records that ``engine.on_order`` will accept, published into ``w`` (None: no
+    prediction) within its credit, numbered from ``book.report_seq + 1``."""
+    if FAST is None:
+        return take_accept_py(r, max, client, clock, ref_of, journal, journal_end, w, ctx)
+    out: Accepted | None = FAST.take_accept(
+        r.mapping, _RING_OFFSET, r.capacity, r.position, max, client, r.generation, clock,
+        ref_of, OrderFields, journal, journal_end, None if w is None else w.mapping,
+        0 if w is None else w.capacity, 0 if w is None else w.generation, ctx)
+    if out is not None:
+        r.position += len(out[0])
+    return out
+
+
+def wait_ready(readers: Sequence[ChannelReader], deadline_ns: int) -> bool:
+    """Spin until the record at the position of one of ``readers`` is published (True) or
+    CLOCK_MONOTONIC (``time.monotonic_ns``) reaches ``deadline_ns`` (False); in C the GIL
+    is released meanwhile."""
+    if FAST is None:
+        return wait_ready_py(readers, deadline_ns)
+    ready: bool = FAST.wait_ready([(r.mapping, r.capacity, r.position) for r in readers],
+                                  _RING_OFFSET, deadline_ns)
+    return ready
+
+
 def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> None:
     """Publish ``reports`` into report ring ``w`` (the caller checked its credit)."""
     if FAST is None:
@@ -171,5 +238,5 @@ def publish_reports(w: ChannelWriter, reports: Sequence[tuple[object, ...]]) -> 
 
 
 __all__ = ["FAST", "IMPLEMENTATION", "encode_orders", "encode_orders_py", "publish_reports",
-           "publish_reports_py", "refs_py", "take_and_frame", "take_and_frame_py",
-           "take_orders", "take_orders_py"]
+           "publish_reports_py", "refs_py", "take_accept", "take_accept_py", "take_and_frame",
+           "take_and_frame_py", "take_orders", "take_orders_py", "wait_ready", "wait_ready_py"]

@@ -316,6 +316,21 @@ class Journal:
         self.bytes_written += n
         self.entries_written += len(frames) if entries is None else entries
 
+    def tail(self) -> tuple[mmap.mmap, int] | None:
+        """``(mapping, end)``: where the next frames go, for a C caller that copies them
+        there itself (:func:`tradingd.exec.execfast.take_accept`) and then calls
+        :meth:`advance`; None when appends must go through :meth:`append` (not mapped
+        yet, or fsync mode: its msync must precede the frames' effect)."""
+        if self._mm is None or self._fsync:
+            return None
+        return self._mm, self._end
+
+    def advance(self, n: int, entries: int) -> None:
+        """``n`` bytes of ``entries`` frames were copied at the :meth:`tail` end."""
+        self._end += n
+        self.bytes_written += n
+        self.entries_written += entries
+
     def close(self) -> None:
         """Unmap and cut the reserved zero tail off: the file ends with its last frame."""
         if self._fd >= 0:

@@ -21,6 +21,20 @@ market, discovery, disconnects and housekeeping run only when due, so an idle ro
 clock read and one stamp read per ring. Every ``GC_FREEZE_INTERVAL_NS`` the objects alive
 so far are frozen out of the cyclic GC (see :meth:`ExecService.housekeeping`).
 
+The latency-critical path (order taken -> NEW visible to the client) is one C call when
+the round journals nothing before the orders (no bar, attach or disconnect in it):
+:func:`tradingd.exec.execfast.take_accept` takes the batch, copies its frames into the
+journal's mapping (the journal append still precedes every effect), and publishes the NEW
+reports of the batch's leading plain accepts (the checks of ``engine._validate`` against
+the engine's own sets and dicts; the status after ACCEPT from the transition table). The
+engine then applies every record as before and stays the one that decides: the service
+checks each published report against the engine's (exec type and number), the tests check
+every byte against the pure-Python path (which predicts nothing). A cancel, a reject or
+anything unusual ends the prediction for the rest of its batch: those reports are the
+engine's, published after it applied them. A spin loop that found nothing waits for the
+next order record in C (:func:`tradingd.exec.execfast.wait_ready`, GIL released) until
+the market read, discovery or housekeeping is due.
+
 Slow clients: exec never waits for a report ring. A report that does not fit (the client
 has not read enough) is kept in that client's backlog, delivered as the client reads; the
 client is counted as slow. A backlog beyond ``exec.report_backlog`` disconnects the client:
@@ -59,9 +73,10 @@ from tradingd.daemon.config import Config, ExecConfig, resolve_owner
 from tradingd.daemon.logs import OnceLogger
 from tradingd.daemon.notify import Notifier
 from tradingd.errors import SegmentError, SegmentOwned
+from tradingd.exec import execfast
 from tradingd.exec import journal as J
 from tradingd.exec.engine import Engine, RiskLimits
-from tradingd.exec.execfast import publish_reports, take_and_frame
+from tradingd.exec.execfast import publish_reports, take_accept, take_and_frame, wait_ready
 from tradingd.exec.protocol import (
     Bar,
     DisconnectReason,
@@ -91,6 +106,7 @@ LATENCY_BUCKETS = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1
 _PEEK = struct.Struct("<I20xI32x16s")  # msg_type, ord_type, symbol of a raw order body
 _LATENCY_BUCKETS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
 _new = tuple.__new__
+_EXEC_NEW = ExecType.NEW
 #: how often the spin loop does housekeeping (market state, heartbeats, watchdog)
 HOUSEKEEPING_INTERVAL_NS = 100_000
 #: how often the objects alive so far are frozen out of the cyclic GC (see housekeeping)
@@ -99,6 +115,9 @@ _SESSION_LOOPED, _SESSION_FINISHED, _SESSION_BACKWARDS, _SESSION_NEW_MARKET = 1,
 STATUS_INTERVAL_NS = 1_000_000_000
 #: how often a round reads the market segment (and does the follower's housekeeping)
 MARKET_INTERVAL_NS = 200_000
+#: the longest the spin loop waits in one :func:`~tradingd.exec.execfast.wait_ready` call
+#: (then it looks at ``stop`` and at what is due again)
+SPIN_WAIT_MAX_NS = 50_000
 
 
 class ExecLocked(SegmentOwned):
@@ -129,6 +148,7 @@ class ClientLink:
     problem: str = ""
     name_b: bytes = b""
     room: int = 0  # reports known to fit in the report ring (0: look at the credit)
+    accept_ctx: tuple[object, ...] | None = None  # engine.accept_context (None: rebuild)
 
     def __post_init__(self) -> None:
         self.name_b = self.name.encode("ascii")
@@ -146,6 +166,8 @@ class OrderBatch(NamedTuple):
     refs: list[float]
     frames: bytes  # the journal frames of the OrderIn entries, joined
     fields: list[OrderFields]  # the records decoded (as journal.apply decodes them)
+    journaled: bool = False  # frames already copied into the journal (take_accept)
+    published: int = 0  # leading NEW reports already published (take_accept)
 
 
 def default_journal_path(env: dict[str, str] | None = None) -> str:
@@ -199,6 +221,7 @@ class ExecService:
         self.rounds = 0
         self.replayed = 0
         self.journal_errors = 0
+        self.prediction_errors = 0  # NEW reports of take_accept the engine did not make
         self._rr = 0
         self._hb_ns = int(config.segment.heartbeat_interval * 1e9)
         self._next_hb = 0
@@ -287,10 +310,14 @@ class ExecService:
             return
         frames = [J.encode(e) for e in entries]
         count = len(entries)
+        if entries:  # the engine's symbols or limits may change: predictions rebuilt
+            for lk in self.links.values():
+                lk.accept_ctx = None
         if batches:
             for b in batches:
-                frames.append(b.frames)
-                count += len(b.raws)
+                if not b.journaled:  # (take_accept copied the others there already)
+                    frames.append(b.frames)
+                    count += len(b.raws)
         self.journal.append(frames, count)
         now = self._clock.monotonic_ns()
         with self.lock:
@@ -336,7 +363,7 @@ class ExecService:
                     reps.append(r)
                 else:  # (on_order reports only to its own client; kept general)
                     others.append((client, r))
-        self._route_many(link, reps)  # first: the client waits for these
+        self._route_many(link, reps, b.published)  # first: the client waits for these
         for client, r in others:
             self._route(client, r, now, False)
         if send_ns:  # the latency histogram, once per batch
@@ -348,11 +375,24 @@ class ExecService:
                 total += ns
             self.latency_sum += total / 1e9
 
-    def _route_many(self, link: ClientLink, reps: list[Report]) -> None:
-        """``_route`` of each report (latency already observed), with one credit check."""
+    def _route_many(self, link: ClientLink, reps: list[Report], done: int = 0) -> None:
+        """``_route`` of each report (latency already observed), with one credit check.
+
+        ``done``: the leading reports take_accept already published (its predictions of
+        NEW reports): each is checked against the engine's (exec type and number; the
+        tests check every byte), counted as delivered, not published again.
+        """
         if not reps:
             return
         link.retained.extend(reps)
+        if done:
+            self._check_predicted(link, reps, done)
+            link.delivered += done
+            link.room = 0
+            self._published.add(link)
+            if done == len(reps):
+                return
+            reps = reps[done:]
         w = link.reports
         if link.disconnected or w is None:
             link.dropped += len(reps)
@@ -379,6 +419,20 @@ class ExecService:
         if len(link.backlog) > self.x.report_backlog and not link.pending_disconnect:
             link.pending_disconnect = True
             self._disconnect_due = True
+
+    def _check_predicted(self, link: ClientLink, reps: list[Report], done: int) -> None:
+        """The engine's reports for the records whose NEW take_accept published: the same?
+
+        A difference is a bug of the C prediction (the client already has its report):
+        counted in ``prediction_errors`` and logged; the engine's state is what counts.
+        """
+        seq = reps[0].report_seq
+        for i in range(done):
+            r = reps[i]
+            if r.exec_type != _EXEC_NEW or r.report_seq != seq + i:
+                self.prediction_errors += 1
+                log.error("client %s: the C accept path published NEW as report %d, the "
+                          "engine made %s (a bug: please report it)", link.name, seq + i, r)
 
     def _route(self, client: str, r: Report, now: int, response: bool) -> None:
         link = self._link(client)
@@ -661,19 +715,44 @@ class ExecService:
             budget = self.x.poll_budget
             k = len(links)
             self._rr = rr = (self._rr + 1) % k
+            # the accept path in one C call (journal copy, then the NEWs published) while
+            # nothing else of this round is journaled before the orders, and as long as
+            # every earlier batch of the round went there too (the journal's order)
+            fast = n == 0
+            journal = self.journal
             for i in range(k):
                 link = links[(rr + i) % k]
                 r = link.orders
                 if r is None or link.disconnected:
                     continue
-                got = take_and_frame(r, budget, link.name_b, clock, self._ref_price)
-                if got is None:
-                    continue
-                raws, frames, refs, arrival, fields = got
+                tail = journal.tail() if fast else None
+                if tail is not None:
+                    ctx = link.accept_ctx
+                    if ctx is None:
+                        ctx = link.accept_ctx = self.engine.accept_context(link.name)
+                    w = link.reports if not link.backlog else None
+                    got7 = take_accept(r, budget, link.name_b, clock, self._ref_price,
+                                       tail[0], tail[1], w, ctx)
+                    if got7 is None:
+                        continue
+                    raws, frames, refs, arrival, fields, journaled, published = got7
+                    if journaled:
+                        journal.advance(journaled, len(raws))
+                    else:
+                        fast = False
+                    batch = _new(OrderBatch, (link, r.generation, r.position - len(raws),
+                                              arrival, raws, refs, frames, fields,
+                                              journaled != 0, published))
+                else:
+                    got = take_and_frame(r, budget, link.name_b, clock, self._ref_price)
+                    if got is None:
+                        continue
+                    raws, frames, refs, arrival, fields = got
+                    batch = _new(OrderBatch, (link, r.generation, r.position - len(raws),
+                                              arrival, raws, refs, frames, fields, False, 0))
                 if batches is None:
                     batches = []
-                batches.append(_new(OrderBatch, (link, r.generation, r.position - len(raws),
-                                                 arrival, raws, refs, frames, fields)))
+                batches.append(batch)
                 link.orders_read += len(raws)
                 n += len(raws)
         if n:
@@ -744,10 +823,37 @@ class ExecService:
             self.housekeeping(now)
         return n
 
+    def wait_orders(self) -> bool:
+        """After a round that found nothing (spin strategy): wait for the next order record
+        in :func:`~tradingd.exec.execfast.wait_ready` (C: a few loads per ring and spin,
+        the GIL released) until the first of the market read, discovery and housekeeping
+        is due (at most ``SPIN_WAIT_MAX_NS``). A lone order is then taken within about a
+        hundred nanoseconds of its publication, not after the rest of an idle Python
+        round. Returns at once (False) when a round has work of its own: inputs pending, a
+        disconnect due, reports kept for a slow client."""
+        if self._pending or self._disconnect_due:
+            return False
+        readers = []
+        for link in self._active:
+            if link.backlog:
+                return False
+            r = link.orders
+            if r is not None and not link.disconnected:
+                readers.append(r)
+        now = self._clock.monotonic_ns()
+        deadline = min(self._next_discovery, self._next_market, self._next_house,
+                       now + SPIN_WAIT_MAX_NS)
+        if deadline <= now:
+            return False
+        return wait_ready(readers, deadline)
+
     def run(self) -> None:
         """Poll until ``stop`` is set."""
         stop, step = self._stop, self.step
         spin = self.x.wait.strategy == "spin"
+        # the C wait reads CLOCK_MONOTONIC: only with the system clock (tests may pass
+        # another); without C, an idle round is itself the spin
+        spin_wait = spin and execfast.FAST is not None and self._clock is SYSTEM_CLOCK
         interval = self.x.wait.poll_interval
         idle = 0
         while not stop.is_set():
@@ -755,7 +861,9 @@ class ExecService:
                 idle = 0
                 continue
             idle += 1
-            if not spin and idle > 100:
+            if spin_wait:
+                self.wait_orders()
+            elif not spin and idle > 100:
                 stop.wait(interval)
 
     def close(self) -> None:
