@@ -46,6 +46,7 @@ class ExecCollector:
             journal_bytes = s.journal.bytes_written
             journal_entries = s.journal.entries_written
             attached = s.follower.attached
+            mispredicted = s.prediction_errors
         m = CounterMetricFamily(PREFIX + "orders", "Order ring records taken, by type "
                                 "(market, limit, cancel, bad)", labels=["type"])
         for k in ("market", "limit", "cancel", "bad"):
@@ -66,6 +67,9 @@ class ExecCollector:
         yield CounterMetricFamily(PREFIX + "illegal_transitions", "Order state transitions "
                                   "refused by the transition table (a bug if not 0)",
                                   value=illegal)
+        yield CounterMetricFamily(PREFIX + "accept_prediction_errors", "NEW reports the C "
+                                  "accept path published that the engine did not make (a "
+                                  "bug if not 0)", value=mispredicted)
         g = GaugeMetricFamily(PREFIX + "open_orders", "Orders resting (new or partially "
                               "filled), by client", labels=["client"])
         per: dict[str, int] = {}

@@ -424,15 +424,20 @@ class ExecService:
         """The engine's reports for the records whose NEW take_accept published: the same?
 
         A difference is a bug of the C prediction (the client already has its report):
-        counted in ``prediction_errors`` and logged; the engine's state is what counts.
+        counted in ``prediction_errors`` (metric ``tradingd_exec_accept_prediction_errors_total``,
+        alert ``TradingdExecAcceptPredictionErrors``) and logged, the first and then every
+        1,000th (a systematic bug would otherwise log every order); the engine's state is
+        what counts.
         """
         seq = reps[0].report_seq
         for i in range(done):
             r = reps[i]
             if r.exec_type != _EXEC_NEW or r.report_seq != seq + i:
                 self.prediction_errors += 1
-                log.error("client %s: the C accept path published NEW as report %d, the "
-                          "engine made %s (a bug: please report it)", link.name, seq + i, r)
+                if self.prediction_errors % 1000 == 1:
+                    log.error("client %s: the C accept path published NEW as report %d, the "
+                              "engine made %s (a bug: please report it; %d so far)",
+                              link.name, seq + i, r, self.prediction_errors)
 
     def _route(self, client: str, r: Report, now: int, response: bool) -> None:
         link = self._link(client)

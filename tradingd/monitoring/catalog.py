@@ -123,7 +123,7 @@ def _exec_registry() -> CollectorRegistry:
         lock=threading.Lock(), engine=engine, ring_rows=lambda: [row],
         latency_counts=[1] + [0] * len(LATENCY_BUCKETS), latency_sum=1e-6,
         journal=SimpleNamespace(bytes_written=1, entries_written=1),
-        follower=SimpleNamespace(attached=True))
+        follower=SimpleNamespace(attached=True), prediction_errors=0)
     return exec_registry(service, process=False)  # type: ignore[arg-type]
 
 

@@ -213,6 +213,16 @@ def exec_group() -> Group:
               "transitions its transition table does not allow: a bug in exec. Orders "
               "involved may be in a wrong state.",
               "tradingdexecillegaltransitions"),
+        Alert("TradingdExecAcceptPredictionErrors",
+              "tradingd_exec_accept_prediction_errors_total > 0",
+              "critical", "tradingd-exec {{ $labels.instance }} published NEW reports its "
+              "engine did not make",
+              "The C accept path of tradingd-exec at {{ $labels.instance }} acknowledged "
+              "{{ $value }} orders that the order engine then decided otherwise (rejected, or "
+              "numbered differently): a bug in exec. The clients involved hold a NEW report "
+              "for an order exec's state does not have; the log names them. Run exec with "
+              "TRADINGD_PURE_PYTHON=1 (no prediction) until fixed.",
+              "tradingdexecacceptpredictionerrors"),
         Alert("TradingdExecRejectsHigh",
               "tradingd:exec_rejects:ratio_rate5m > 0.2 and tradingd:exec_rejects:rate5m > 0.1",
               "warning", "tradingd-exec {{ $labels.instance }} rejects many orders",
