@@ -1833,6 +1833,11 @@ done:
 /* Records a consumer reads from the ring per step of read_analyse: copied (16 KiB, in L1)
  * and checked, then analysed from there. */
 #define ANALYSE_CHUNK 256
+/* Records ahead whose ring line a reader prefetches while it copies a chunk: as for the
+ * writer (WRITE_PREFETCH), the hardware prefetcher stops at each 4 KiB page. Measured on
+ * a 2^20 ring, 4 symbols, quiet 2-vCPU VM: a consumer's CPU per record 9.0-10.0 ->
+ * 8.2-9.2 ns. */
+#define READ_PREFETCH 16
 
 /* read_analyse(max_records, now_ns, latency_from, analytics, latency, recent_n)
  *   -> (records read, ignored, latency samples, latency sum ns)
@@ -1892,10 +1897,11 @@ static PyObject *Cursor_read_analyse(Cursor *self, PyObject *const *args, Py_ssi
             uint64_t n = c1 - p < (uint64_t)maxr ? c1 - p : (uint64_t)maxr;
             for (uint64_t off = 0; off < n; off += ANALYSE_CHUNK) {
                 uint64_t k = n - off < ANALYSE_CHUNK ? n - off : ANALYSE_CHUNK;
-                uint64_t q = p + off, i0 = q & seg->mask, cap = seg->mask + 1;
-                uint64_t head = k < cap - i0 ? k : cap - i0;
-                memcpy(local, &seg->ring[i0], head * sizeof *local);
-                if (head < k) memcpy(local + head, &seg->ring[0], (k - head) * sizeof *local);
+                uint64_t q = p + off, i0 = q & seg->mask;
+                for (uint64_t j = 0; j < k; j++) { /* (i0 + j) & mask: the wrap included */
+                    __builtin_prefetch(&seg->ring[(i0 + j + READ_PREFETCH) & seg->mask], 0, 3);
+                    local[j] = seg->ring[(i0 + j) & seg->mask];
+                }
                 __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the copies before the re-read */
                 uint64_t c2 = LOAD_RLX(&h->ring_cursor), start = 0;
                 uint64_t oldest2 = oldest_intact(seg, c2);
