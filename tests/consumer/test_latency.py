@@ -61,6 +61,26 @@ def test_recent_percentiles_and_marks() -> None:
     assert LatencyHistogram().percentiles_ns() is None
 
 
+@pytest.mark.parametrize("first", [1, 3, 4, 5, 9])
+def test_the_recent_ring_keeps_the_newest_samples_whatever_the_batch_sizes(first: int) -> None:
+    # a batch at least the ring's size puts sample j at j % size, as single samples do:
+    # the next samples then replace the oldest (a batch of 5 into 4 places kept the oldest
+    # of it where the next write went, and dropped a newer one)
+    stream = np.arange(1, first + 4, dtype=np.int64)
+    batched, single = LatencyHistogram(recent=4), LatencyHistogram(recent=4)
+    batched.observe_ns(stream[:first])
+    for v in stream[first:]:
+        batched.observe_ns(np.array([v], np.int64))
+    single.observe_list_ns(stream.tolist())
+    want = sorted(stream[-4:].tolist())
+    assert sorted(batched.recent().tolist()) == want
+    assert sorted(single.recent().tolist()) == want
+    mark = batched.mark()
+    batched.observe_ns(np.array([100, 200], np.int64))
+    assert batched.percentiles_since(mark) == pytest.approx(
+        tuple(np.percentile([100, 200], (50, 99))))
+
+
 def test_format_ns() -> None:
     assert [format_ns(x) for x in (850, 12_300, 4_560_000, 1.2e9)] == [
         "850 ns", "12.3 us", "4.56 ms", "1.2 s"]

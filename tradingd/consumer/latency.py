@@ -190,7 +190,12 @@ class LatencyHistogram:
     def _push_many(self, lat: np.ndarray) -> None:
         cap = len(self._recent)
         if len(lat) >= cap:
-            self._recent[:] = lat[-cap:]
+            # sample j of the stream lives at j % cap, as one at a time (and the C path)
+            # put it: the newest cap samples, the oldest of them where the ring says
+            tail = lat[-cap:]
+            s = (self._recent_n + len(lat)) % cap
+            self._recent[s:] = tail[:cap - s]
+            self._recent[:s] = tail[cap - s:]
             self._recent_n += len(lat)
             return
         i = self._recent_n % cap
