@@ -32,7 +32,6 @@ Nothing here decides anything about an order: state and rules stay in
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -41,6 +40,7 @@ from tradingd.exec import journal as J
 from tradingd.exec.protocol import OrderFields
 from tradingd.segment import layout as L
 from tradingd.segment.channel import ChannelReader, ChannelWriter
+from tradingd.segment.fastpath import optional_extension
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,8 @@ _ONE = (1).to_bytes(4, "little")  # msg_type new order / ord_type market
 
 
 def _load() -> ModuleType | None:
-    if os.environ.get("TRADINGD_PURE_PYTHON") == "1":
-        return None
-    try:
-        from tradingd.exec import _execfast
-    except ImportError:
+    _execfast = optional_extension("tradingd.exec._execfast")
+    if _execfast is None:
         return None
     if f"{L.CHANNEL_FINGERPRINT:016x}" != _execfast.CHANNEL_FINGERPRINT_HEX:
         log.warning("exec C fast path built for channel layout %s, not %016x: rebuild it "

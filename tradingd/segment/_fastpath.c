@@ -421,6 +421,58 @@ static inline void latest_from_chunk(Segment *self, const tradingd_record *src, 
     }
 }
 
+/* The arguments publish_stream and publish_gated share (args[0..3]: buffer, start, stop,
+ * event_shift_ns) checked: an open, writable segment; records [start, stop) of a whole
+ * RECORD buffer, every symbol id inside the table. On success *in holds the buffer (the
+ * caller releases it) and *src, *n, *shift the records to publish; -1 with an exception
+ * (and nothing held) otherwise. */
+static int stream_records(Segment *self, PyObject *const *args, Py_buffer *in,
+                          const tradingd_record **src, uint64_t *n, long long *shift) {
+    if (check_open(self) < 0) return -1;
+    if (!self->writable) {
+        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
+        return -1;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    *shift = PyLong_AsLongLong(args[3]);
+    if (PyErr_Occurred()) return -1;
+    if (PyObject_GetBuffer(args[0], in, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    Py_ssize_t total = in->len / (Py_ssize_t)sizeof(tradingd_record);
+    if (in->len % (Py_ssize_t)sizeof(tradingd_record)) {
+        PyErr_SetString(PyExc_ValueError, "buffer is not a whole number of records");
+        goto fail;
+    }
+    if (start < 0 || stop < start || stop > total) {
+        PyErr_Format(PyExc_IndexError, "records [%zd, %zd) outside a stream of %zd", start,
+                     stop, total);
+        goto fail;
+    }
+    *src = (const tradingd_record *)in->buf + start;
+    *n = (uint64_t)(stop - start);
+    for (uint64_t i = 0; i < *n; i++) {
+        if ((*src)[i].symbol_id >= self->symcap) {
+            PyErr_Format(PyExc_IndexError, "record %llu: symbol id %u outside the symbol table",
+                         (unsigned long long)(i + (uint64_t)start), (*src)[i].symbol_id);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    PyBuffer_Release(in);
+    return -1;
+}
+
+/* One chunk of a stream published at ring position s: the records, the latest slots, the
+ * cursor, a wake if one is due. */
+static inline void publish_chunk(Segment *self, const tradingd_record *src, uint64_t k,
+                                 uint64_t s, int64_t shift) {
+    uint64_t now = mono_ns();
+    write_chunk(self, src, k, s, shift, now);
+    latest_from_chunk(self, src, k, s, shift, now);
+    STORE_REL(&self->hdr->ring_cursor, s + k);
+    maybe_wake(self);
+}
+
 /* publish_stream(buffer, start, stop, event_shift_ns) -> first seq: records [start, stop)
  * of a prebuilt RECORD array (the replay's merged stream: seq_lo and publish_ns are
  * ignored), event_ns shifted by event_shift_ns (a replay loop's offset), in chunks of
@@ -433,50 +485,19 @@ static PyObject *Segment_publish_stream(Segment *self, PyObject *const *args,
         PyErr_SetString(PyExc_TypeError, "publish_stream(buffer, start, stop, event_shift_ns)");
         return NULL;
     }
-    if (check_open(self) < 0) return NULL;
-    if (!self->writable) {
-        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
-        return NULL;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
-    long long shift = PyLong_AsLongLong(args[3]);
-    if (PyErr_Occurred()) return NULL;
     Py_buffer in;
-    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t total = in.len / (Py_ssize_t)sizeof(tradingd_record);
-    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
-        PyErr_SetString(PyExc_ValueError, "buffer is not a whole number of records");
-        goto done;
-    }
-    if (start < 0 || stop < start || stop > total) {
-        PyErr_Format(PyExc_IndexError, "records [%zd, %zd) outside a stream of %zd", start,
-                     stop, total);
-        goto done;
-    }
-    const tradingd_record *src = (const tradingd_record *)in.buf + start;
-    uint64_t n = (uint64_t)(stop - start);
-    for (uint64_t i = 0; i < n; i++) {
-        if (src[i].symbol_id >= self->symcap) {
-            PyErr_Format(PyExc_IndexError, "record %llu: symbol id %u outside the symbol table",
-                         (unsigned long long)(i + (uint64_t)start), src[i].symbol_id);
-            goto done;
-        }
-    }
+    const tradingd_record *src;
+    uint64_t n;
+    long long shift;
+    if (stream_records(self, args, &in, &src, &n, &shift) < 0) return NULL;
     tradingd_header *h = self->hdr;
     uint64_t first = LOAD_RLX(&h->ring_cursor), window = h->ring_window;
     for (uint64_t pos = 0; pos < n; pos += window) {
         uint64_t k = n - pos < window ? n - pos : window;
-        uint64_t s = LOAD_RLX(&h->ring_cursor), now = mono_ns();
-        write_chunk(self, src + pos, k, s, (int64_t)shift, now);
-        latest_from_chunk(self, src + pos, k, s, (int64_t)shift, now);
-        STORE_REL(&h->ring_cursor, s + k);
-        maybe_wake(self);
+        publish_chunk(self, src + pos, k, LOAD_RLX(&h->ring_cursor), (int64_t)shift);
     }
-    result = PyLong_FromUnsignedLongLong(first);
-done:
     PyBuffer_Release(&in);
-    return result;
+    return PyLong_FromUnsignedLongLong(first);
 }
 
 
@@ -646,39 +667,15 @@ static PyObject *Segment_publish_gated(Segment *self, PyObject *const *args,
                         "publish_gated(buffer, start, stop, event_shift_ns, max_wait_s)");
         return NULL;
     }
-    if (check_open(self) < 0) return NULL;
-    if (!self->writable) {
-        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
-        return NULL;
-    }
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
-    long long shift = PyLong_AsLongLong(args[3]);
     double max_wait = PyFloat_AsDouble(args[4]);
     if (PyErr_Occurred()) return NULL;
     if (!(max_wait > 0)) max_wait = 0;
     if (max_wait > 86400.0) max_wait = 86400.0;
     Py_buffer in;
-    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t total = in.len / (Py_ssize_t)sizeof(tradingd_record);
-    if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
-        PyErr_SetString(PyExc_ValueError, "buffer is not a whole number of records");
-        goto done;
-    }
-    if (start < 0 || stop < start || stop > total) {
-        PyErr_Format(PyExc_IndexError, "records [%zd, %zd) outside a stream of %zd", start,
-                     stop, total);
-        goto done;
-    }
-    const tradingd_record *src = (const tradingd_record *)in.buf + start;
-    uint64_t n = (uint64_t)(stop - start);
-    for (uint64_t i = 0; i < n; i++) {
-        if (src[i].symbol_id >= self->symcap) {
-            PyErr_Format(PyExc_IndexError, "record %llu: symbol id %u outside the symbol table",
-                         (unsigned long long)(i + (uint64_t)start), src[i].symbol_id);
-            goto done;
-        }
-    }
+    const tradingd_record *src;
+    uint64_t n;
+    long long shift;
+    if (stream_records(self, args, &in, &src, &n, &shift) < 0) return NULL;
     tradingd_header *h = self->hdr;
     uint64_t window = h->ring_window, deadline = 0, pos = 0;
     while (pos < n) {
@@ -691,17 +688,11 @@ static PyObject *Segment_publish_gated(Segment *self, PyObject *const *args,
                 if (!gate_wait(self, need, s, deadline)) break;
             }
         }
-        uint64_t now = mono_ns();
-        write_chunk(self, src + pos, k, s, (int64_t)shift, now);
-        latest_from_chunk(self, src + pos, k, s, (int64_t)shift, now);
-        STORE_REL(&h->ring_cursor, s + k);
-        maybe_wake(self);
+        publish_chunk(self, src + pos, k, s, (int64_t)shift);
         pos += k;
     }
-    result = PyLong_FromUnsignedLongLong(pos);
-done:
     PyBuffer_Release(&in);
-    return result;
+    return PyLong_FromUnsignedLongLong(pos);
 }
 
 static PyObject *Segment_get_gate_waits(Segment *self, void *Py_UNUSED(closure)) {

@@ -15,9 +15,7 @@ is not built, when ``TRADINGD_PURE_PYTHON=1``, or for a plan that reads one colu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,22 +44,13 @@ from tradingd.producer.loader.timestamps import (
     _LayoutTimestamps,
     to_utc,
 )
+from tradingd.segment.fastpath import optional_extension
 
 if TYPE_CHECKING:
     from tradingd.producer.loader._csvfast import Parser
 
 
-def _load() -> ModuleType | None:
-    if os.environ.get("TRADINGD_PURE_PYTHON") == "1":
-        return None
-    try:
-        from tradingd.producer.loader import _csvfast
-    except ImportError:
-        return None
-    return _csvfast
-
-
-CSVFAST = _load()
+CSVFAST = optional_extension("tradingd.producer.loader._csvfast")
 
 # column kinds of _csvfast.Parser
 _SKIP, _FLOAT, _STAMP, _TIME, _OFFSETS, _FORMATTED, _FORMATTED_SUFFIX = range(7)
