@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from daemons import DaemonProcess
 from support import new_segment_name, remove_segment_files
 
 from tradingd.segment import fastpath, reader, writer
@@ -32,6 +33,22 @@ def workdir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="tdw-"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def start(workdir: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start daemons; each is SIGKILLed by PID afterwards, a stopped one too (segments:
+    see segment_name)."""
+    started: list[DaemonProcess] = []
+
+    def _start(kind: str, config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+        d = DaemonProcess(kind, config, workdir, env=env)
+        started.append(d)
+        return d
+
+    yield _start
+    for d in reversed(started):
+        d.cleanup()
 
 
 @pytest.fixture(params=["c", "python"])

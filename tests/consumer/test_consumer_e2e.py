@@ -23,7 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,19 +51,6 @@ BUNDLED = {  # symbol -> CSV file under market_data/
 
 
 # ------------------------------------------------------------------ processes
-@pytest.fixture
-def start(workdir: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    """Start daemons; each is killed by PID afterwards (segments: see segment_name)."""
-    started: list[DaemonProcess] = []
-
-    def _start(kind: str, config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
-        d = DaemonProcess(kind, config, workdir, env=env)
-        started.append(d)
-        return d
-
-    yield _start
-    for d in reversed(started):
-        d.cleanup()
 
 
 def write_config(workdir: Path, segment: str, *, replay: dict | None = None,

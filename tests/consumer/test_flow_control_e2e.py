@@ -19,7 +19,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,20 +37,6 @@ N = 2_000_000  # records each consumer must receive
 RING = 4096
 
 
-@pytest.fixture
-def start(workdir: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
-
-    def _start(kind: str, config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
-        d = DaemonProcess(kind, config, workdir, env=env)
-        started.append(d)
-        return d
-
-    yield _start
-    for d in reversed(started):
-        if d.alive():
-            os.kill(d.pid, signal.SIGCONT)  # a stopped one must see its SIGKILL too
-        d.cleanup()
 
 
 def config(workdir: Path, segment: str, flow_control: str, wait_for: int,
