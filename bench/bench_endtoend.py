@@ -18,8 +18,10 @@ so its BEST of ``--c-runs`` runs is the reference for the ratios):
    latency histogram): published, consumed per consumer, lost; 1/2/4 consumers as a feed
    (no flow control) and gated (``replay.flow_control: slowest``), each beside the single
    consumer's rate and the C ring, with the CPU time per record of the producer and of a
-   consumer (getrusage in each process) and what two cores allow from them; 4/64/4096
-   symbols, ring sizes 2^16 .. 2^22;
+   consumer (getrusage in each process) and what two cores allow from them (a process's
+   work split between the cores, and whole processes per core: the kernel's way, checked by
+   a pinned row), with the consumer-to-producer cost ratio 80 % of one would need;
+   4/64/4096 symbols, ring sizes 2^16 .. 2^22;
 5. the latency figures the blocking-wait change must not cost, with the sleepers flag
    (waiters.py) off (the old behaviour: a FUTEX_WAKE after every publish) and on: publish
    cost with nobody sleeping, block ping-pong vs os.pipe, spin ping-pong, idle CPU.
@@ -221,10 +223,17 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _pin(cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
 def _producer_child(name: str, tl: Timeline, symbols: list[SymbolInfo], ring: int,
-                    ready: Any, stop: Any, go: Any, gated: int, out: Any) -> None:
+                    ready: Any, stop: Any, go: Any, gated: int, out: Any,
+                    cpu: int | None = None) -> None:
     """Replays flat out; with ``gated`` > 0 through the flow-control gate, after that many
     consumers joined. Reports published records and CPU seconds between go and stop."""
+    _pin(cpu)
     with SegmentWriter.create(name, symbols, symbol_capacity=max(64, len(symbols)),
                               ring_capacity=ring,
                               before_ready=(lambda w: w.enable_gate(GATE_LEAD)) if gated else None
@@ -253,7 +262,9 @@ def _producer_child(name: str, tl: Timeline, symbols: list[SymbolInfo], ring: in
     os._exit(0)
 
 
-def _consumer_child(name: str, capacity: int, seconds: float, go: Any, out: Any) -> None:
+def _consumer_child(name: str, capacity: int, seconds: float, go: Any, out: Any,
+                    cpu: int | None = None) -> None:
+    _pin(cpu)
     try:
         _consume(name, capacity, seconds, go, out)
     except BaseException as exc:  # report, never hang the parent
@@ -319,22 +330,38 @@ class E2E:
             return float("nan")
         return min(1e9 / p, 1e9 / c, 2e9 / (p + k * c))
 
+    def placed(self, k: int) -> float:
+        """What two cores allow each of k consumers when no process runs on both cores at
+        once in a time slice: the best split of the k + 1 processes into two groups, each
+        group time-sharing one core (j consumers beside the producer, k - j on the other).
+        The kernel keeps a busy process where it is (measured: 3 processes on 2 cores,
+        unpinned, run as the best split pinned), so this, not ``bound``, is what a run
+        reaches; ``bound`` needs one process's work split between the cores."""
+        p, c = self.producer_ns, self.consumer_ns
+        if not (p > 0 and c > 0):
+            return float("nan")
+        return max(1e9 / max(p + j * c, (k - j) * c) for j in range(k + 1))
+
 
 def end_to_end(tl: Timeline, symbols: list[SymbolInfo], ring: int, consumers: int,
-               seconds: float, gated: bool = False) -> E2E:
-    """A producer process flat out, ``consumers`` consumer processes: their figures."""
+               seconds: float, gated: bool = False, pin: bool = False) -> E2E:
+    """A producer process flat out, ``consumers`` consumer processes: their figures.
+    ``pin``: the producer on CPU 0, every consumer on CPU 1 (the split ``E2E.placed``
+    finds best when a consumer costs less than half the producer)."""
     name = bc._name()
     ready, stop, go = CTX.Event(), CTX.Event(), CTX.Event()
     pout, out = CTX.Queue(), CTX.Queue()
     prod = CTX.Process(target=_producer_child, args=(name, tl, symbols, ring, ready, stop, go,
-                                                     consumers if gated else 0, pout))
+                                                     consumers if gated else 0, pout,
+                                                     0 if pin else None))
     prod.start()
     procs = []
     try:
         if not ready.wait(30):
             raise RuntimeError("producer did not start")
         capacity = max(64, len(symbols))
-        procs = [CTX.Process(target=_consumer_child, args=(name, capacity, seconds, go, out))
+        procs = [CTX.Process(target=_consumer_child,
+                             args=(name, capacity, seconds, go, out, 1 if pin else None))
                  for _ in range(consumers)]
         for p in procs:
             p.start()
@@ -441,11 +468,11 @@ def main() -> None:
     print("   feed = no flow control (the producer never waits: a slow consumer is lapped);\n"
           "   gated = replay.flow_control: slowest (the producer never laps a consumer)")
     print("   config                          published  consumed (each)        lost"
-          "        vs 1 / C ring;  CPU ns/rec prod cons -> 2 cores allow")
+          "        vs 1 / C ring;  CPU ns/rec prod cons -> 2 cores allow: split / placed")
 
     def row(label: str, tl: Timeline, syms: list[SymbolInfo], ring: int, k: int,
-            gated: bool = False, single: float | None = None) -> E2E:
-        res = end_to_end(tl, syms, ring, k, secs, gated)
+            gated: bool = False, single: float | None = None, pin: bool = False) -> E2E:
+        res = end_to_end(tl, syms, ring, k, secs, gated, pin)
         rs = res.consumers
         pub = statistics.mean(r["published"] for r in rs)
         cons = " ".join(_m(r["consumed"]).strip() for r in rs)
@@ -456,27 +483,46 @@ def main() -> None:
         sleeps = f"  (gate sleeps {res.sleeps}, {res.timeouts} timed out)" if gated else ""
         print(f"   {label:30s} {_m(pub)}/s  {cons:22s} {lost:11s} {rel} "
               f"{res.worst / c_ref:4.2f}x C;  {res.producer_ns:5.1f} {res.consumer_ns:5.1f} -> "
-              f"{_m(res.bound(k)).strip()}{sleeps}")
+              f"{_m(res.bound(k)).strip()} / {_m(res.placed(k)).strip()}{sleeps}")
         return res
+
+    def verdict(k: int, res: E2E, single: E2E) -> None:
+        """The k-consumer row against the single consumer and what two cores allow."""
+        one = single.worst
+        need = 1.25 / k  # k * C <= P / 0.8: k consumers on one core, the producer alone
+        print(f"      {k} consumers: each {res.worst / one * 100:.0f} % of one; two cores "
+              f"allow {res.placed(k) / one * 100:.0f} % (whole processes per core; "
+              f"{res.bound(k) / one * 100:.0f} % if a consumer's work were split between "
+              f"the cores): the run reaches {res.worst / res.placed(k) * 100:.0f} % of that."
+              f"\n      80 % of one needs a consumer <= {need:.3g}x the producer's CPU per "
+              f"record; measured {res.consumer_ns / res.producer_ns:.2f}x")
 
     bundled_syms = infos(bundled)
     for gated in (False, True):
         tag = "gated" if gated else "feed "
         one = row(f"{tag} 1 consumer, 4 sym, 2^20", tl4, bundled_syms, 1 << 20, 1, gated)
         again = row(f"{tag} 1 consumer (again)", tl4, bundled_syms, 1 << 20, 1, gated)
-        single = max(one.worst, again.worst)
-        for k in (2, 4):
-            row(f"{tag} {k} consumers, 4 sym, 2^20", tl4, bundled_syms, 1 << 20, k, gated,
-                single)
+        best = one if one.worst >= again.worst else again
+        multi = {k: row(f"{tag} {k} consumers, 4 sym, 2^20", tl4, bundled_syms, 1 << 20, k,
+                       gated, best.worst) for k in (2, 4)}
+        if gated:
+            if (os.cpu_count() or 1) >= 2:
+                row("gated 2 consumers, pinned", tl4, bundled_syms, 1 << 20, 2, True,
+                    best.worst, pin=True)
+            for k, res in multi.items():
+                verdict(k, res, best)
     for label, tl, syms in (("64 sym", build_timeline(synthetic_bars(64, 4096)), 64),
                             ("4096 sym", tl4096, 4096)):
         row(f"feed  1 consumer, {label}, 2^20", tl, infos(many[:syms]) if syms == 4096 else
             [SymbolInfo(f"S{i}") for i in range(syms)], 1 << 20, 1)
     for ring in rings:
         row(f"feed  1 consumer, 4 sym, 2^{ring.bit_length() - 1}", tl4, bundled_syms, ring, 1)
-    print("   (2 cores allow: min(1/P, 1/C, 2/(P + k C)) from the CPU ns per record measured in"
-          " that run,\n    P the producer's, C a consumer's; a consumer's CPU includes its "
-          "reads, analytics, latency, waits)")
+    print("   (2 cores allow, from the CPU ns per record measured in that run, P the producer's,"
+          " C a consumer's:\n    split = min(1/P, 1/C, 2/(P + k C)), a process's work split"
+          " between the cores; placed = the best\n    max over j of 1/max(P + j C, (k - j) C),"
+          " each process on one core, j consumers beside the\n    producer; pinned: the "
+          "producer on CPU 0, the consumers on CPU 1. A consumer's CPU includes its\n    reads,"
+          " analytics, latency, waits)")
 
     print("\n5. latency figures, sleepers flag off (old: FUTEX_WAKE every publish) / on")
     n_pp = 2000 if args.quick else 5000

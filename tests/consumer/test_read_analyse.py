@@ -127,3 +127,34 @@ def test_bad_state_is_a_clear_error(segment_name: str) -> None:
         with pytest.raises(ValueError, match="buf"):
             sub.read_analyse(10, 0, 0, tuple(state), None, 0)
         assert sub.position == 0  # nothing consumed by a refused call
+
+
+@pytest.mark.parametrize("torn", [[], [0], [5, 255, 256, 700], list(range(300, 560))])
+def test_records_with_a_wrong_stamp_are_rejected_as_poll_batch_rejects_them(
+        segment_name: str, torn: list[int]) -> None:
+    """A stamp that is not its position's (a record being rewritten) is dropped and counted,
+    alone, at a chunk's edges (read_analyse bins latencies per 256 records) and as a run
+    across chunks, before and after latency_from; the figures equal the Python protocol's."""
+    recs = make_records(1000, 4, seed=11)
+    with SegmentWriter.create(segment_name, [SymbolInfo(f"S{i}") for i in range(4)],
+                              ring_capacity=1024, ring_window=16) as w, \
+            SegmentReader.attach(segment_name) as r:
+        w.publish_batch(recs)
+        for i in torn:  # as the writer leaves a record while it rewrites it: the stamp off
+            w._ring["seq_lo"][i] = i + 1
+        sub_c, sub_py = r.subscribe("oldest"), r.subscribe("oldest")
+        sub_py._read_into = None
+        a_c, a_py = Analytics(4, 16, use_c=True), Analytics(4, 16, use_c=False)
+        l_c, l_py = LatencyHistogram(recent=100), LatencyHistogram(recent=100)
+        now, latency_from = time.monotonic_ns(), 400
+        got, ignored, lat_n, lat_sum = sub_c.read_analyse(
+            10_000, now, latency_from, a_c.c_state(), l_c.c_state(), l_c.recent_n)
+        a_c.applied_in_place(got, ignored, 0)
+        l_c.observed_in_place(lat_n, lat_sum)
+        assert got == _reference_step(sub_py, a_py, l_py, 10_000, now, latency_from)
+        assert got == 1000 - len(torn) and sub_c.rejected == len(torn)
+        assert (sub_c.position, sub_c.lost, sub_c.rejected) == (
+            sub_py.position, sub_py.lost, sub_py.rejected)
+        assert_same(a_c, a_py)
+        assert (l_c.count, l_c.sum_ns) == (l_py.count, l_py.sum_ns)
+        assert l_c.count == 600 - sum(1 for i in torn if i >= latency_from)

@@ -1594,7 +1594,34 @@ static int an_setup(AnState *st, PyObject *const *args) {
     return 0;
 }
 
+/* Where an_apply_core's records come from when they are the ring itself (read_analyse):
+ * each record is read, then checked, then applied, so nothing a writer may be rewriting
+ * reaches the analytics, and nothing is copied first (copying each chunk out, then
+ * checking and analysing the copy, cost ~1 ns a record: measured, 2^20 ring, one
+ * consumer behind a producer flat out, 9.6-10.3 -> 8.4-9.1 ns a record). */
+typedef struct {
+    const Segment *seg;
+    uint64_t pos;      /* sequence number of the first record */
+    uint64_t lat_from; /* kept records at or past this position have their publish_ns ... */
+    uint64_t *pubs;    /* ... stored here, in order (room for n) */
+    uint64_t npubs, lost, rejected;
+} RingCheck;
+
+/* Records ahead whose ring line a reader prefetches: as for the writer (WRITE_PREFETCH),
+ * the hardware prefetcher stops at each 4 KiB page. Measured on a 2^20 ring, 4 symbols,
+ * 2-vCPU VM, a consumer's CPU per record: none 9.0-10.0 ns; 8 ahead 9.4-10.1, 16 ahead
+ * 9.0-9.5, 32 ahead 8.6-8.9, 64 ahead 8.7-9.2 (the checked pass, same runs). */
+#define READ_PREFETCH 32
+
 /* Apply n records, in sequence order; returns how many were ignored (symbol id too big).
+ * chk NULL: r is an array nobody writes meanwhile. Else r is the ring at chk->pos (no
+ * wrap within the n records): each record's fields are loaded, then (acquire fence) the
+ * ring cursor; a record the writer may have begun to rewrite by then (below
+ * oldest_intact) is counted lost, one whose stamp is not its position's rejected, and
+ * neither is applied. The writer stores the cursor that makes a position lapped before
+ * its first store to that slot's next record, so a body load that saw such a store is
+ * followed by a cursor load that sees the lap. (read_into checks a chunk at once, after
+ * copying it; the result is the same when nothing is rewritten meanwhile.)
  *
  * The state of the symbol of the previous record is kept in registers while records of
  * the same symbol follow (64 % of the bundled stream): otherwise each record would wait
@@ -1602,7 +1629,8 @@ static int an_setup(AnState *st, PyObject *const *args) {
  * forwarded (~5 cycles each, a chain through memory), which cost 4 ns a record; a run
  * in registers costs the adds' latency only. The same sums in the same order as one
  * record at a time: the results are identical. */
-static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssize_t n) {
+static inline __attribute__((always_inline)) unsigned long long
+an_apply_core(AnState *st, const tradingd_record *r, Py_ssize_t n, RingCheck *chk) {
     Py_ssize_t cap = st->cap, stride = st->stride;
     uint32_t window = (uint32_t)st->window;
     double *buf = st->buf, *last = st->last, *prev = st->prev;
@@ -1616,9 +1644,53 @@ static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssi
     int64_t c_count = 0;
     uint32_t c_at = 0;
     double c_tvol = 0, c_last = 0, c_prev = 0, *c_row = NULL;
-    const tradingd_record *c_rec = NULL; /* the last record of the held symbol */
+    double c_vol = 0; /* the last record of the held symbol: volume, event, publish time */
+    int64_t c_event = 0;
+    uint64_t c_pub = 0;
+    /* the check's state in locals: the fence below makes the compiler reload anything
+     * it reaches through memory */
+    const tradingd_record *ring = chk ? chk->seg->ring : NULL;
+    const uint64_t *cursor = chk ? &chk->seg->hdr->ring_cursor : NULL;
+    const uint64_t mask = chk ? chk->seg->mask : 0, lag = chk ? chk->seg->lag : 0;
+    const uint64_t pos0 = chk ? chk->pos : 0, lat_from = chk ? chk->lat_from : 0;
+    uint64_t *pubs = chk ? chk->pubs : NULL;
+    uint64_t npubs = 0, lost = 0, rejected = 0;
     for (Py_ssize_t i = 0; i < n; i++, r++) {
-        uint32_t sym = r->symbol_id;
+        uint32_t sym;
+        double high, low, close, volume;
+        int64_t event;
+        uint64_t pub;
+        if (chk) {
+            uint64_t pos = pos0 + (uint64_t)i;
+            __builtin_prefetch(&ring[(pos + READ_PREFETCH) & mask], 0, 3);
+            uint32_t stamp = LOAD_ACQ(&r->seq_lo);
+            sym = LOAD_RLX(&r->symbol_id);
+            event = LOAD_RLX(&r->event_ns);
+            pub = LOAD_RLX(&r->publish_ns);
+            high = load_f64(&r->high);
+            low = load_f64(&r->low);
+            close = load_f64(&r->close);
+            volume = load_f64(&r->volume);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the record before the cursor */
+            uint64_t c = LOAD_RLX(cursor);
+            if (__builtin_expect(c > lag && pos < c - lag, 0)) { /* below oldest_intact */
+                lost++;
+                continue;
+            }
+            if (__builtin_expect(stamp != (uint32_t)pos, 0)) {
+                rejected++;
+                continue;
+            }
+            if (pos >= lat_from) pubs[npubs++] = pub;
+        } else {
+            sym = r->symbol_id;
+            event = r->event_ns;
+            pub = r->publish_ns;
+            high = r->high;
+            low = r->low;
+            close = r->close;
+            volume = r->volume;
+        }
         if (sym != cur) {
             if ((Py_ssize_t)sym >= cap) {
                 ignored++;
@@ -1630,9 +1702,9 @@ static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssi
                 tvol[cur] = c_tvol;
                 last[cur] = c_last;
                 prev[cur] = c_prev;
-                lvol[cur] = c_rec->volume;
-                levent[cur] = c_rec->event_ns;
-                lpub[cur] = c_rec->publish_ns;
+                lvol[cur] = c_vol;
+                levent[cur] = c_event;
+                lpub[cur] = c_pub;
             }
             cur = sym;
             c_count = count[sym];
@@ -1648,17 +1720,19 @@ static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssi
             c_row = &buf[(Py_ssize_t)sym * stride * 4];
         }
         double *slot = &c_row[(Py_ssize_t)c_at * 4];
-        slot[0] = r->high;
-        slot[1] = r->low;
-        slot[2] = r->close;
-        slot[3] = r->volume;
+        slot[0] = high;
+        slot[1] = low;
+        slot[2] = close;
+        slot[3] = volume;
         c_at = c_at + 1 == window ? 0 : c_at + 1;
-        if (c_count == 0) first[sym] = r->close;
+        if (c_count == 0) first[sym] = close;
         c_prev = c_last;
-        c_last = r->close;
-        c_tvol += r->volume;
+        c_last = close;
+        c_tvol += volume;
         c_count++;
-        c_rec = r;
+        c_vol = volume;
+        c_event = event;
+        c_pub = pub;
     }
     if (cur != UINT32_MAX) {
         count[cur] = c_count;
@@ -1666,11 +1740,25 @@ static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssi
         tvol[cur] = c_tvol;
         last[cur] = c_last;
         prev[cur] = c_prev;
-        lvol[cur] = c_rec->volume;
-        levent[cur] = c_rec->event_ns;
-        lpub[cur] = c_rec->publish_ns;
+        lvol[cur] = c_vol;
+        levent[cur] = c_event;
+        lpub[cur] = c_pub;
+    }
+    if (chk) {
+        chk->npubs += npubs;
+        chk->lost += lost;
+        chk->rejected += rejected;
     }
     return ignored;
+}
+
+static unsigned long long an_apply(AnState *st, const tradingd_record *r, Py_ssize_t n) {
+    return an_apply_core(st, r, n, NULL);
+}
+
+static unsigned long long an_apply_ring(AnState *st, const tradingd_record *r, Py_ssize_t n,
+                                        RingCheck *chk) {
+    return an_apply_core(st, r, n, chk);
 }
 
 /* analytics_update(records, symbol_capacity, window, buf, count, last, prev, first,
@@ -1738,9 +1826,15 @@ static int lat_setup(LatState *st, PyObject *bounds, PyObject *counts, PyObject 
     return 0;
 }
 
-/* Bin n records' latencies (now - publish_ns, 0 if negative), one bin lookup per run of
- * equal publish_ns; samples from index first_kept on go to the recent ring. Sum (ns). */
-static long long lat_apply(LatState *st, const tradingd_record *r, Py_ssize_t n,
+_Static_assert(sizeof(tradingd_record) == 8 * sizeof(uint64_t), "a record is 8 words");
+#define RECORD_PUBLISH_NS(recs) \
+    ((const uint64_t *)((const char *)(recs) + offsetof(tradingd_record, publish_ns)))
+
+/* Bin n latencies (now - publish_ns, 0 if negative), one bin lookup per run of equal
+ * publish_ns; samples from index first_kept on go to the recent ring. Sum (ns). The i-th
+ * publish_ns is pubs[i * step]: records' (step 8: a record is 8 words) or a plain array's
+ * (step 1). */
+static long long lat_apply(LatState *st, const uint64_t *pubs, Py_ssize_t step, Py_ssize_t n,
                            long long now, Py_ssize_t first_kept) {
     const int64_t *bounds = st->bounds;
     int64_t *counts = st->counts, *recent = st->recent;
@@ -1749,12 +1843,12 @@ static long long lat_apply(LatState *st, const tradingd_record *r, Py_ssize_t n,
     long long sum = 0;
     for (Py_ssize_t start = 0; start < n;) {
         Py_ssize_t end = start + 1;
-        uint64_t pub = r[start].publish_ns;
+        uint64_t pub = pubs[start * step];
         /* runs are a writer chunk long (~1,000): four compares, one branch */
-        while (end + 4 <= n && ((r[end].publish_ns ^ pub) | (r[end + 1].publish_ns ^ pub) |
-                                (r[end + 2].publish_ns ^ pub) | (r[end + 3].publish_ns ^ pub)) == 0)
+        while (end + 4 <= n && ((pubs[end * step] ^ pub) | (pubs[(end + 1) * step] ^ pub) |
+                                (pubs[(end + 2) * step] ^ pub) | (pubs[(end + 3) * step] ^ pub)) == 0)
             end += 4;
-        while (end < n && r[end].publish_ns == pub) end++;
+        while (end < n && pubs[end * step] == pub) end++;
         long long v = now - (long long)pub;
         if (v < 0) v = 0;
         Py_ssize_t lo = 0, hi = nb; /* first bound >= v (searchsorted side=left) */
@@ -1812,7 +1906,7 @@ static PyObject *fp_latency_observe(PyObject *Py_UNUSED(m), PyObject *const *arg
         Py_ssize_t first_kept = n > st.cap ? n - st.cap : 0;
         /* ring position of the first kept sample; then incremented (no division a record) */
         st.at = (rn + (unsigned long long)first_kept) % (unsigned long long)st.cap;
-        result = PyLong_FromLongLong(lat_apply(&st, (const tradingd_record *)in.buf, n, now,
+        result = PyLong_FromLongLong(lat_apply(&st, RECORD_PUBLISH_NS(in.buf), 8, n, now,
                                                first_kept));
     }
 done:
@@ -1821,27 +1915,24 @@ done:
     return result;
 }
 
-/* Records a consumer reads from the ring per step of read_analyse: copied (16 KiB, in L1)
- * and checked, then analysed from there. */
+/* Records read_analyse applies per step before it bins their latencies (their publish
+ * times wait on the stack: 2 KiB). */
 #define ANALYSE_CHUNK 256
-/* Records ahead whose ring line a reader prefetches while it copies a chunk: as for the
- * writer (WRITE_PREFETCH), the hardware prefetcher stops at each 4 KiB page. Measured on
- * a 2^20 ring, 4 symbols, quiet 2-vCPU VM: a consumer's CPU per record 9.0-10.0 ->
- * 8.2-9.2 ns. */
-#define READ_PREFETCH 16
 
 /* read_analyse(max_records, now_ns, latency_from, analytics, latency, recent_n)
  *   -> (records read, ignored, latency samples, latency sum ns)
  * The consumer daemon's whole data path for a batch in one pass, with nothing copied out
- * to Python: read_into's protocol (skip what the writer may be overwriting, copy, re-read
- * the cursor, drop what it may have overwritten meanwhile, drop bad stamps) done in
- * chunks of ANALYSE_CHUNK records into a small buffer, each chunk then fed to the
- * analytics (analytics_update's state) and, for records with seq >= latency_from, the
- * latency histogram (latency_observe's state; latency None: none). analytics: the tuple
- * (symbol_capacity, window, buf, count, last, prev, first, last_volume, total_volume,
- * last_event, last_publish); latency: (bounds, counts, recent) or None. Records read,
- * lost and rejected are counted as read_into counts them (the cursor is re-read per
- * chunk, so fewer records are dropped as possibly overwritten). */
+ * to Python and nothing copied at all: records are read straight from the ring, each
+ * checked (an_apply_core: the cursor re-read after its fields, its stamp) before it is
+ * fed to the analytics (analytics_update's state); for kept records with seq >=
+ * latency_from, the publish times go to the latency histogram (latency_observe's state;
+ * latency None: none) per ANALYSE_CHUNK records. analytics: the tuple (symbol_capacity,
+ * window, buf, count, last, prev, first, last_volume, total_volume, last_event,
+ * last_publish); latency: (bounds, counts, recent) or None. Records the cursor shows
+ * lapped before the call are skipped and counted lost, as read_into counts them; during
+ * the call, a record found lapped is lost, one with a wrong stamp rejected (read_into
+ * decides per chunk copied, so the two may split a race differently, never accept a
+ * torn record). */
 static PyObject *Cursor_read_analyse(Cursor *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "read_analyse(max_records, now_ns, latency_from, "
@@ -1876,9 +1967,7 @@ static PyObject *Cursor_read_analyse(Cursor *self, PyObject *const *args, Py_ssi
                                   PyTuple_GET_ITEM(args[4], 2), rn) < 0)
         goto done;
     if (maxr > 0) {
-        tradingd_header *h = seg->hdr;
-        tradingd_record local[ANALYSE_CHUNK];
-        uint64_t c1 = LOAD_ACQ(&h->ring_cursor), p = self->position;
+        uint64_t c1 = LOAD_ACQ(&seg->hdr->ring_cursor), p = self->position;
         if (c1 > p) {
             uint64_t oldest = oldest_intact(seg, c1);
             if (p < oldest) {
@@ -1886,37 +1975,24 @@ static PyObject *Cursor_read_analyse(Cursor *self, PyObject *const *args, Py_ssi
                 p = oldest;
             }
             uint64_t n = c1 - p < (uint64_t)maxr ? c1 - p : (uint64_t)maxr;
-            for (uint64_t off = 0; off < n; off += ANALYSE_CHUNK) {
-                uint64_t k = n - off < ANALYSE_CHUNK ? n - off : ANALYSE_CHUNK;
+            uint64_t pubs[ANALYSE_CHUNK];
+            RingCheck chk = {seg, 0, lat_from, pubs, 0, 0, 0};
+            for (uint64_t off = 0; off < n;) {
                 uint64_t q = p + off, i0 = q & seg->mask;
-                for (uint64_t j = 0; j < k; j++) { /* (i0 + j) & mask: the wrap included */
-                    __builtin_prefetch(&seg->ring[(i0 + j + READ_PREFETCH) & seg->mask], 0, 3);
-                    local[j] = seg->ring[(i0 + j) & seg->mask];
+                uint64_t k = n - off < ANALYSE_CHUNK ? n - off : ANALYSE_CHUNK;
+                if (k > seg->mask + 1 - i0) k = seg->mask + 1 - i0; /* up to the ring's end */
+                chk.pos = q;
+                chk.npubs = 0;
+                ignored += an_apply_ring(an, &seg->ring[i0], (Py_ssize_t)k, &chk);
+                if (with_latency && chk.npubs) {
+                    lat_sum += lat_apply(&lat, pubs, 1, (Py_ssize_t)chk.npubs, now, 0);
+                    lat_n += chk.npubs;
                 }
-                __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the copies before the re-read */
-                uint64_t c2 = LOAD_RLX(&h->ring_cursor), start = 0;
-                uint64_t oldest2 = oldest_intact(seg, c2);
-                if (q < oldest2) {
-                    start = oldest2 - q < k ? oldest2 - q : k;
-                    self->lost += start;
-                }
-                uint64_t good = 0, lat0 = k; /* lat0: first kept record with seq >= lat_from */
-                for (uint64_t i = start; i < k; i++) {
-                    if (local[i].seq_lo != (uint32_t)(q + i)) {
-                        self->rejected += 1;
-                        continue;
-                    }
-                    if (lat0 == k && q + i >= lat_from) lat0 = good;
-                    if (good != i) local[good] = local[i];
-                    good++;
-                }
-                ignored += an_apply(an, local, (Py_ssize_t)good);
-                if (with_latency && lat0 < good) {
-                    lat_sum += lat_apply(&lat, local + lat0, (Py_ssize_t)(good - lat0), now, 0);
-                    lat_n += good - lat0;
-                }
-                kept += good;
+                off += k;
             }
+            kept = n - chk.lost - chk.rejected;
+            self->lost += chk.lost;
+            self->rejected += chk.rejected;
             self->position = p + n;
         }
     }
