@@ -142,8 +142,8 @@ class ConsumerService:
     def _read_batch(self, sub: RingSubscription, max_records: int) -> int:
         """The C batch path: read, analyse and bin latencies in one pass over the ring.
 
-        Records stay in the ring (copied 256 at a time into a buffer in L1, checked, and
-        analysed from there): no batch array, no Python per record or per field. The same
+        Records stay in the ring (each read in place and checked before it is applied):
+        no batch array, no copy, no Python per record or per field. The same
         figures as :meth:`_on_batch` of the same records (tests/consumer compare them).
         """
         analyse = sub.read_analyse

@@ -1594,6 +1594,11 @@ static int an_setup(AnState *st, PyObject *const *args) {
     return 0;
 }
 
+/* A run of records with one publish_ns (a writer chunk's): binned once. */
+typedef struct {
+    uint64_t pub, n;
+} LatRun;
+
 /* Where an_apply_core's records come from when they are the ring itself (read_analyse):
  * each record is read, then checked, then applied, so nothing a writer may be rewriting
  * reaches the analytics, and nothing is copied first (copying each chunk out, then
@@ -1602,9 +1607,9 @@ static int an_setup(AnState *st, PyObject *const *args) {
 typedef struct {
     const Segment *seg;
     uint64_t pos;      /* sequence number of the first record */
-    uint64_t lat_from; /* kept records at or past this position have their publish_ns ... */
-    uint64_t *pubs;    /* ... stored here, in order (room for n) */
-    uint64_t npubs, lost, rejected;
+    uint64_t lat_from; /* kept records at or past this position: their publish_ns ... */
+    LatRun *runs;      /* ... as runs of equal ones, in order (room for n) */
+    uint64_t nruns, lost, rejected;
 } RingCheck;
 
 /* Records ahead whose ring line a reader prefetches: as for the writer (WRITE_PREFETCH),
@@ -1653,8 +1658,8 @@ an_apply_core(AnState *st, const tradingd_record *r, Py_ssize_t n, RingCheck *ch
     const uint64_t *cursor = chk ? &chk->seg->hdr->ring_cursor : NULL;
     const uint64_t mask = chk ? chk->seg->mask : 0, lag = chk ? chk->seg->lag : 0;
     const uint64_t pos0 = chk ? chk->pos : 0, lat_from = chk ? chk->lat_from : 0;
-    uint64_t *pubs = chk ? chk->pubs : NULL;
-    uint64_t npubs = 0, lost = 0, rejected = 0;
+    LatRun *runs = chk ? chk->runs : NULL;
+    uint64_t nruns = 0, run_pub = 0, run_n = 0, lost = 0, rejected = 0;
     for (Py_ssize_t i = 0; i < n; i++, r++) {
         uint32_t sym;
         double high, low, close, volume;
@@ -1681,7 +1686,14 @@ an_apply_core(AnState *st, const tradingd_record *r, Py_ssize_t n, RingCheck *ch
                 rejected++;
                 continue;
             }
-            if (pos >= lat_from) pubs[npubs++] = pub;
+            if (pos >= lat_from) {
+                if (run_n && pub != run_pub) {
+                    runs[nruns++] = (LatRun){run_pub, run_n};
+                    run_n = 0;
+                }
+                run_pub = pub;
+                run_n++;
+            }
         } else {
             sym = r->symbol_id;
             event = r->event_ns;
@@ -1745,7 +1757,8 @@ an_apply_core(AnState *st, const tradingd_record *r, Py_ssize_t n, RingCheck *ch
         lpub[cur] = c_pub;
     }
     if (chk) {
-        chk->npubs += npubs;
+        if (run_n) runs[nruns++] = (LatRun){run_pub, run_n};
+        chk->nruns += nruns;
         chk->lost += lost;
         chk->rejected += rejected;
     }
@@ -1826,52 +1839,51 @@ static int lat_setup(LatState *st, PyObject *bounds, PyObject *counts, PyObject 
     return 0;
 }
 
-_Static_assert(sizeof(tradingd_record) == 8 * sizeof(uint64_t), "a record is 8 words");
-#define RECORD_PUBLISH_NS(recs) \
-    ((const uint64_t *)((const char *)(recs) + offsetof(tradingd_record, publish_ns)))
-
-/* Bin n latencies (now - publish_ns, 0 if negative), one bin lookup per run of equal
- * publish_ns; samples from index first_kept on go to the recent ring. Sum (ns). The i-th
- * publish_ns is pubs[i * step]: records' (step 8: a record is 8 words) or a plain array's
- * (step 1). */
-static long long lat_apply(LatState *st, const uint64_t *pubs, Py_ssize_t step, Py_ssize_t n,
-                           long long now, Py_ssize_t first_kept) {
+/* Bin a run of n latencies now - pub (0 if negative) with one bin lookup; its last
+ * `keep` samples go to the recent ring. Returns the run's sum (ns). */
+static long long lat_run(LatState *st, uint64_t pub, Py_ssize_t n, Py_ssize_t keep,
+                         long long now) {
     const int64_t *bounds = st->bounds;
-    int64_t *counts = st->counts, *recent = st->recent;
-    Py_ssize_t nb = st->nb;
+    long long v = now - (long long)pub;
+    if (v < 0) v = 0;
+    Py_ssize_t lo = 0, hi = st->nb; /* first bound >= v (searchsorted side=left) */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (bounds[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    st->counts[lo] += n;
+    /* the run's samples into the ring: contiguous fills (vectorised), wrapping once */
     unsigned long long at = st->at, cap = (unsigned long long)st->cap;
+    unsigned long long left = (unsigned long long)keep;
+    while (left) {
+        unsigned long long part = left < cap - at ? left : cap - at;
+        int64_t *dst = st->recent + at;
+        for (unsigned long long j = 0; j < part; j++) dst[j] = v;
+        at += part;
+        if (at == cap) at = 0;
+        left -= part;
+    }
+    st->at = at;
+    return v * (long long)n;
+}
+
+/* Bin n records' latencies, one lookup per run of equal publish_ns; samples from index
+ * first_kept on go to the recent ring. Sum (ns). */
+static long long lat_apply(LatState *st, const tradingd_record *r, Py_ssize_t n,
+                           long long now, Py_ssize_t first_kept) {
     long long sum = 0;
     for (Py_ssize_t start = 0; start < n;) {
         Py_ssize_t end = start + 1;
-        uint64_t pub = pubs[start * step];
+        uint64_t pub = r[start].publish_ns;
         /* runs are a writer chunk long (~1,000): four compares, one branch */
-        while (end + 4 <= n && ((pubs[end * step] ^ pub) | (pubs[(end + 1) * step] ^ pub) |
-                                (pubs[(end + 2) * step] ^ pub) | (pubs[(end + 3) * step] ^ pub)) == 0)
+        while (end + 4 <= n && ((r[end].publish_ns ^ pub) | (r[end + 1].publish_ns ^ pub) |
+                                (r[end + 2].publish_ns ^ pub) | (r[end + 3].publish_ns ^ pub)) == 0)
             end += 4;
-        while (end < n && pubs[end * step] == pub) end++;
-        long long v = now - (long long)pub;
-        if (v < 0) v = 0;
-        Py_ssize_t lo = 0, hi = nb; /* first bound >= v (searchsorted side=left) */
-        while (lo < hi) {
-            Py_ssize_t mid = (lo + hi) / 2;
-            if (bounds[mid] < v) lo = mid + 1; else hi = mid;
-        }
-        counts[lo] += end - start;
-        sum += v * (long long)(end - start);
-        /* the run's samples into the ring: contiguous fills (vectorised), wrapping once */
-        unsigned long long left = (unsigned long long)(end - (start > first_kept ? start : first_kept));
-        if (end <= first_kept) left = 0;
-        while (left) {
-            unsigned long long part = left < cap - at ? left : cap - at;
-            int64_t *dst = recent + at;
-            for (unsigned long long j = 0; j < part; j++) dst[j] = v;
-            at += part;
-            if (at == cap) at = 0;
-            left -= part;
-        }
+        while (end < n && r[end].publish_ns == pub) end++;
+        Py_ssize_t keep = end <= first_kept ? 0 : end - (start > first_kept ? start : first_kept);
+        sum += lat_run(st, pub, end - start, keep, now);
         start = end;
     }
-    st->at = at;
     return sum;
 }
 
@@ -1906,7 +1918,7 @@ static PyObject *fp_latency_observe(PyObject *Py_UNUSED(m), PyObject *const *arg
         Py_ssize_t first_kept = n > st.cap ? n - st.cap : 0;
         /* ring position of the first kept sample; then incremented (no division a record) */
         st.at = (rn + (unsigned long long)first_kept) % (unsigned long long)st.cap;
-        result = PyLong_FromLongLong(lat_apply(&st, RECORD_PUBLISH_NS(in.buf), 8, n, now,
+        result = PyLong_FromLongLong(lat_apply(&st, (const tradingd_record *)in.buf, n, now,
                                                first_kept));
     }
 done:
@@ -1915,8 +1927,8 @@ done:
     return result;
 }
 
-/* Records read_analyse applies per step before it bins their latencies (their publish
- * times wait on the stack: 2 KiB). */
+/* Records read_analyse applies per step before it bins their latencies (their runs of
+ * equal publish_ns wait on the stack: at most 256, 4 KiB). */
 #define ANALYSE_CHUNK 256
 
 /* read_analyse(max_records, now_ns, latency_from, analytics, latency, recent_n)
@@ -1925,8 +1937,8 @@ done:
  * to Python and nothing copied at all: records are read straight from the ring, each
  * checked (an_apply_core: the cursor re-read after its fields, its stamp) before it is
  * fed to the analytics (analytics_update's state); for kept records with seq >=
- * latency_from, the publish times go to the latency histogram (latency_observe's state;
- * latency None: none) per ANALYSE_CHUNK records. analytics: the tuple (symbol_capacity,
+ * latency_from, the runs of equal publish times go to the latency histogram
+ * (latency_observe's state; latency None: none) per ANALYSE_CHUNK records. analytics: the tuple (symbol_capacity,
  * window, buf, count, last, prev, first, last_volume, total_volume, last_event,
  * last_publish); latency: (bounds, counts, recent) or None. Records the cursor shows
  * lapped before the call are skipped and counted lost, as read_into counts them; during
@@ -1975,19 +1987,21 @@ static PyObject *Cursor_read_analyse(Cursor *self, PyObject *const *args, Py_ssi
                 p = oldest;
             }
             uint64_t n = c1 - p < (uint64_t)maxr ? c1 - p : (uint64_t)maxr;
-            uint64_t pubs[ANALYSE_CHUNK];
-            RingCheck chk = {seg, 0, lat_from, pubs, 0, 0, 0};
+            LatRun runs[ANALYSE_CHUNK];
+            RingCheck chk = {seg, 0, lat_from, runs, 0, 0, 0};
             for (uint64_t off = 0; off < n;) {
                 uint64_t q = p + off, i0 = q & seg->mask;
                 uint64_t k = n - off < ANALYSE_CHUNK ? n - off : ANALYSE_CHUNK;
                 if (k > seg->mask + 1 - i0) k = seg->mask + 1 - i0; /* up to the ring's end */
                 chk.pos = q;
-                chk.npubs = 0;
+                chk.nruns = 0;
                 ignored += an_apply_ring(an, &seg->ring[i0], (Py_ssize_t)k, &chk);
-                if (with_latency && chk.npubs) {
-                    lat_sum += lat_apply(&lat, pubs, 1, (Py_ssize_t)chk.npubs, now, 0);
-                    lat_n += chk.npubs;
-                }
+                if (with_latency)
+                    for (uint64_t j = 0; j < chk.nruns; j++) {
+                        lat_sum += lat_run(&lat, runs[j].pub, (Py_ssize_t)runs[j].n,
+                                           (Py_ssize_t)runs[j].n, now);
+                        lat_n += runs[j].n;
+                    }
                 off += k;
             }
             kept = n - chk.lost - chk.rejected;
