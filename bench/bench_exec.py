@@ -7,6 +7,7 @@ private segment that this process creates (one symbol, no bars: orders rest), th
 
 * round trip, Python client: ``submit`` of a resting limit order -> its NEW report, and
   ``cancel`` -> its CANCELED report, both waited for by spinning (``OrderClient`` wait spin);
+  the cancel right after the NEW, and ``GAP_US`` after it (exec idle again: the cancel alone);
 * round trip, C client (``tools/c/tradingd_order_client.c``, compiled here with gcc -O2);
 * orders/s exec sustains from 1 and from 4 client processes, each submitting as fast as its
   ring's credit allows and reading its reports as it goes (no risk limits: every order rests);
@@ -43,6 +44,9 @@ from tradingd.segment.writer import SegmentWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: How long a client waits after the NEW before it cancels, for the cancel alone (us):
+#: longer than what exec does for an order after publishing its NEW (~10 us).
+GAP_US = 200.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -71,7 +75,12 @@ def start_exec(tmp: Path, segment: str) -> subprocess.Popen[bytes]:
         tmp / "exec.log", "wb"))
 
 
-def python_round_trips(segment: str, n: int) -> tuple[list[float], list[float]]:
+def python_round_trips(segment: str, n: int, gap_us: float = 0.0
+                       ) -> tuple[list[float], list[float]]:
+    """Order -> NEW and cancel -> CANCELED round trips (us). ``gap_us``: how long the client
+    waits between the NEW and the cancel. With none, the cancel queues behind what exec
+    still does for the order after it published the NEW (C publishes it before the
+    Python apply); a gap measures the cancel alone."""
     acks, cancels = [], []
     with OrderClient("bench-py", segment=segment, wait="spin", connect_timeout=20) as c:
         for i in range(n + n // 10):  # the first tenth is a warm-up
@@ -80,6 +89,10 @@ def python_round_trips(segment: str, n: int) -> tuple[list[float], list[float]]:
             while (r := c.poll()) is None or r.client_order_id != oid:
                 pass
             t1 = time.perf_counter_ns()
+            if gap_us:
+                while time.perf_counter_ns() - t1 < gap_us * 1e3:
+                    pass
+                t1 = time.perf_counter_ns()
             c.cancel(oid)
             while (r := c.poll()) is None or r.exec_type != ExecType.CANCELED:
                 pass
@@ -288,11 +301,13 @@ def main() -> int:
         print(f"tradingd-exec benchmark: {os.cpu_count()} CPUs, exec pinned to CPU 1, clients "
               f"to CPU 0; {n} round trips, {k} orders per client; best of {reps} runs; "
               f"exec's byte work in {'C' if execfast.FAST is not None else 'pure Python'}")
-        py_ack, py_cancel, c_ack, c_cancel, sock = [], [], [], [], []
+        py_ack, py_cancel, c_ack, c_cancel, sock, gapped = [], [], [], [], [], []
         for _ in range(reps):
             acks, cancels = python_round_trips(segment, n)
             py_ack.append((pct(acks, .5), pct(acks, .99)))
             py_cancel.append((pct(cancels, .5), pct(cancels, .99)))
+            _acks, cancels = python_round_trips(segment, n // 2, gap_us=GAP_US)
+            gapped.append((pct(cancels, .5), pct(cancels, .99)))
             cres = c_round_trips(segment, n, tmp)
             if cres:
                 c_ack.append((cres["ack_p50_ns"] / 1e3, cres["ack_p99_ns"] / 1e3))
@@ -304,7 +319,8 @@ def main() -> int:
         print(f"  {'round trip, spin waits':44s} {'p50 us':>8s} {'p99 us':>8s}   target")
         rows = [("order -> NEW report, Python client", py_ack, "p50 <= 5"),
                 ("order -> NEW report, C client", c_ack, ""),
-                ("cancel -> CANCELED, Python client", py_cancel, ""),
+                ("cancel -> CANCELED, Python client", py_cancel, "(right after the NEW)"),
+                (f"the same, {GAP_US:.0f} us after the NEW", gapped, "(exec idle)"),
                 ("cancel -> CANCELED, C client", c_cancel, ""),
                 ("peer: Unix socket, 128 B -> 128 B ack", sock, "(no order logic)")]
         for label, runs, target in rows:

@@ -23,6 +23,7 @@ import os
 from typing import NoReturn
 
 from tradingd import __version__
+from tradingd.bridge.connection import quiet_nats_client_tasks
 from tradingd.bridge.feed import feed_of
 from tradingd.bridge.metrics import BridgeMetrics
 from tradingd.bridge.mirror import Mirror
@@ -64,6 +65,7 @@ async def _amain(args: argparse.Namespace) -> int:
                                    "transport": config.bridge.transport})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(quiet_nats_client_tasks)
     with StopFlag(ignore_sighup=True) as flag, Notifier() as notifier:
         loop.add_reader(flag.fileno(), stop.set)
         mcfg = config.bridge.publish.metrics if mode == "publish" else \

@@ -224,7 +224,44 @@ async def close_quietly(nc: NATS | None) -> None:
         await asyncio.wait_for(nc.close(), 2.0)
 
 
+def _nats_task(context: dict[str, Any]) -> str | None:
+    """The qualified name of the coroutine of the task in an asyncio error context, if
+    the NATS client (the ``nats`` package) made that task; else None."""
+    task = context.get("future") or context.get("task")
+    get_coro = getattr(task, "get_coro", None)
+    coro = get_coro() if callable(get_coro) else None
+    code = getattr(coro, "cr_code", None)
+    if code is None or f"{os.sep}nats{os.sep}" not in code.co_filename:
+        return None
+    return str(getattr(coro, "__qualname__", code.co_name))
+
+
+def quiet_nats_client_tasks(loop: asyncio.AbstractEventLoop,
+                            context: dict[str, Any]) -> None:
+    """The bridge's asyncio exception handler: what a dropped connection leaves behind in
+    the NATS client's own tasks, one log line each, no traceback.
+
+    When the server goes away, nats-py's read loop task can end with the socket error
+    (``ConnectionResetError``) that nobody retrieves, and the tasks of the abandoned
+    client's subscriptions are destroyed pending; asyncio would log each as an ERROR with
+    a traceback. The :class:`Connector` has seen the outage already (it reconnects and
+    says so), so these are a warning (the error) and debug (the pending tasks). Anything
+    else goes to asyncio's default handler.
+    """
+    name = _nats_task(context)
+    exc = context.get("exception")
+    if name is not None and (exc is None or isinstance(exc, (OSError, nats.errors.Error))):
+        if exc is None:
+            log.debug("NATS client task %s of a dropped connection: %s", name,
+                      context.get("message", "?"))
+        else:
+            log.warning("NATS client task %s ended after the connection dropped: %s (%s); "
+                        "the bridge reconnects by itself", name, type(exc).__name__, exc)
+        return
+    loop.default_exception_handler(context)
+
+
 Starter = Callable[[NATS], Awaitable[None]]
 
 __all__ = ["Connector", "Credentials", "close_quietly", "credentials_path", "is_auth_error",
-           "load_credentials", "tls_context"]
+           "load_credentials", "quiet_nats_client_tasks", "tls_context"]
