@@ -40,6 +40,23 @@ def _reference_step(sub_py, analytics: Analytics, latency: LatencyHistogram, max
     return len(recs)
 
 
+def _c_step(sub_c, analytics: Analytics, latency: LatencyHistogram, max_records: int,
+            now: int, latency_from: int) -> int:
+    """One ``read_analyse`` call, its counts handed to the analytics and the histogram."""
+    got, ignored, lat_n, lat_sum = sub_c.read_analyse(
+        max_records, now, latency_from, analytics.c_state(), latency.c_state(),
+        latency.recent_n)
+    analytics.applied_in_place(got, ignored, 0)
+    latency.observed_in_place(lat_n, lat_sum)
+    return int(got)
+
+
+def assert_same_latency(a: LatencyHistogram, b: LatencyHistogram) -> None:
+    assert (a.count, a.sum_ns) == (b.count, b.sum_ns)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(np.sort(a.recent()), np.sort(b.recent()))
+
+
 def assert_same(a: Analytics, b: Analytics) -> None:
     a.flush()
     b.flush()
@@ -85,18 +102,13 @@ def test_read_analyse_equals_poll_batch_plus_the_numpy_paths(
                 now += 12345
                 if take == 0:
                     continue
-                got, ignored, lat_n, lat_sum = sub_c.read_analyse(
-                    take, now, latency_from, a_c.c_state(), l_c.c_state(), l_c.recent_n)
-                a_c.applied_in_place(got, ignored, 0)
-                l_c.observed_in_place(lat_n, lat_sum)
+                got = _c_step(sub_c, a_c, l_c, take, now, latency_from)
                 want = _reference_step(sub_py, a_py, l_py, take, now, latency_from)
                 assert got == want
                 assert (sub_c.position, sub_c.lost, sub_c.rejected) == (
                     sub_py.position, sub_py.lost, sub_py.rejected)
             assert_same(a_c, a_py)
-            assert (l_c.count, l_c.sum_ns) == (l_py.count, l_py.sum_ns)
-            np.testing.assert_array_equal(l_c.counts, l_py.counts)
-            np.testing.assert_array_equal(np.sort(l_c.recent()), np.sort(l_py.recent()))
+            assert_same_latency(l_c, l_py)
     finally:
         remove_segment_files(name)
 
@@ -147,10 +159,7 @@ def test_records_with_a_wrong_stamp_are_rejected_as_poll_batch_rejects_them(
         a_c, a_py = Analytics(4, 16, use_c=True), Analytics(4, 16, use_c=False)
         l_c, l_py = LatencyHistogram(recent=100), LatencyHistogram(recent=100)
         now, latency_from = time.monotonic_ns(), 400
-        got, ignored, lat_n, lat_sum = sub_c.read_analyse(
-            10_000, now, latency_from, a_c.c_state(), l_c.c_state(), l_c.recent_n)
-        a_c.applied_in_place(got, ignored, 0)
-        l_c.observed_in_place(lat_n, lat_sum)
+        got = _c_step(sub_c, a_c, l_c, 10_000, now, latency_from)
         assert got == _reference_step(sub_py, a_py, l_py, 10_000, now, latency_from)
         assert got == 1000 - len(torn) and sub_c.rejected == len(torn)
         assert (sub_c.position, sub_c.lost, sub_c.rejected) == (

@@ -217,6 +217,16 @@ static int check_open(Segment *self) {
     return 0;
 }
 
+/* check_open, and a writer's mapping (the publish calls). */
+static int check_writable(Segment *self) {
+    if (check_open(self) < 0) return -1;
+    if (!self->writable) {
+        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
+        return -1;
+    }
+    return 0;
+}
+
 static void wake_readers(Segment *self) {
     tradingd_header *h = self->hdr;
     STORE_REL(&h->wake_seq, LOAD_RLX(&h->wake_seq) + 1);
@@ -257,11 +267,7 @@ static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_
                         "publish(symbol_id, event_ns, open, high, low, close, volume)");
         return NULL;
     }
-    if (check_open(self) < 0) return NULL;
-    if (!self->writable) {
-        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
-        return NULL;
-    }
+    if (check_writable(self) < 0) return NULL;
     unsigned long long sym = PyLong_AsUnsignedLongLong(args[0]);
     long long ev = PyLong_AsLongLong(args[1]);
     double o = PyFloat_AsDouble(args[2]), hi = PyFloat_AsDouble(args[3]);
@@ -305,11 +311,7 @@ static PyObject *Segment_publish(Segment *self, PyObject *const *args, Py_ssize_
  * records are written (mark, body, stamp), the latest slot of every symbol in it updated
  * from its last record, then the cursor stored. */
 static PyObject *Segment_publish_records(Segment *self, PyObject *arg) {
-    if (check_open(self) < 0) return NULL;
-    if (!self->writable) {
-        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
-        return NULL;
-    }
+    if (check_writable(self) < 0) return NULL;
     Py_buffer in;
     if (PyObject_GetBuffer(arg, &in, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (in.len % (Py_ssize_t)sizeof(tradingd_record)) {
@@ -428,11 +430,7 @@ static inline void latest_from_chunk(Segment *self, const tradingd_record *src, 
  * (and nothing held) otherwise. */
 static int stream_records(Segment *self, PyObject *const *args, Py_buffer *in,
                           const tradingd_record **src, uint64_t *n, long long *shift) {
-    if (check_open(self) < 0) return -1;
-    if (!self->writable) {
-        PyErr_SetString(PyExc_PermissionError, "segment mapped read-only");
-        return -1;
-    }
+    if (check_writable(self) < 0) return -1;
     Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
     *shift = PyLong_AsLongLong(args[3]);
     if (PyErr_Occurred()) return -1;
